@@ -1,0 +1,286 @@
+"""Command line (all layers): ``telcopulse emulator|produce|stream|kpi|dashboard|up|reset``.
+
+Every error a user can cause prints one line that says what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from backend.settings import Settings, SettingsError, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+KPI_QUERIES = {"signal": "kpi_signal", "precision": "kpi_precision", "status": "kpi_status"}
+
+
+class UsageError(ValueError):
+    """Bad input on the command line; the message says what to do."""
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO-8601 date or date-time; without an offset it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"not an ISO-8601 time: {text!r} (try 2026-11-28T10:00:00Z or 2026-11-28)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+
+
+def require_java() -> None:
+    if shutil.which("java") is None:
+        raise UsageError(
+            "the stream job needs Java 17 or newer: install it "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) and retry"
+        )
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_emulator(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.emulator import run_emulator
+
+    return run_emulator(settings) or 0
+
+
+def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.producer import produce
+
+    replay_date = parse_day(args.date) if args.date else None
+    stats = produce(
+        settings,
+        file=Path(args.file) if args.file else None,
+        replay_date=replay_date,
+        rate=args.rate,
+        count=args.count,
+        seed=args.seed,
+        invalid_rate=args.invalid_rate,
+    )
+    print(f"sent {stats.sent} records in {stats.seconds:.1f}s", file=sys.stderr)
+    return 0
+
+
+def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
+    require_java()
+    from backend.kinesis import ensure_stream, kinesis_client
+    from glue_job.local_entry import run_stream
+
+    client = kinesis_client(settings)
+    try:
+        ensure_stream(client, settings.stream_name, settings.shards)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the endpoint is unusable
+        raise UsageError(
+            f"cannot reach Kinesis at {settings.endpoint_url or 'AWS'} ({type(exc).__name__}); "
+            "start the emulator with `telcopulse emulator` or check TELCOPULSE_KINESIS_ENDPOINT"
+        ) from None
+    credentials = {"access_key": "local", "secret_key": "local"} if settings.mode == "local" else {}
+    return run_stream(
+        lake_root=settings.lake,
+        checkpoint=settings.checkpoint_dir,
+        stream_name=settings.stream_name,
+        endpoint_url=settings.endpoint_url,
+        region=settings.region,
+        trigger_seconds=args.trigger or settings.trigger_seconds,
+        until_idle=args.until_idle,
+        max_records_per_shard=settings.max_records_per_shard,
+        dedup_horizon_hours=settings.dedup_horizon_hours,
+        **credentials,
+    )
+
+
+def cmd_kpi(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.engine import make_engine
+    from backend.queries import BEGINNING, END_OF_TIME, Window, run_kpi
+
+    window = Window(
+        since=parse_instant(args.since) if args.since else BEGINNING,
+        until=parse_instant(args.until) if args.until else END_OF_TIME,
+    )
+    if window.since >= window.until:
+        raise UsageError("--since must be earlier than --until")
+    frame = run_kpi(make_engine(settings), KPI_QUERIES[args.kpi], window)
+    if args.kpi == "status":
+        frame = frame.rename(columns={"status_label": "status"})
+    print(format_frame(frame, args.format), end="")
+    return 0
+
+
+def format_frame(frame, fmt: str) -> str:
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        return json.dumps(json.loads(frame.to_json(orient="records")), indent=2) + "\n"
+    if frame.empty:
+        return "(no data yet: is the stream job running and the producer sending?)\n"
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.2f}") + "\n"
+
+
+def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    import subprocess
+
+    command = dashboard_command(settings)
+    return subprocess.call(command, cwd=PROJECT_ROOT)
+
+
+def dashboard_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PROJECT_ROOT / "Home.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(settings.dashboard_port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    require_java()
+    from backend.stack import run_stack
+
+    return run_stack(settings, rate=args.rate, invalid_rate=args.invalid_rate)
+
+
+def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
+    targets = [Path(settings.lake), Path(settings.checkpoint_dir)]
+    if args.stream:
+        targets.append(settings.emulator_dir)
+    if not args.yes:
+        raise UsageError(
+            "this deletes " + ", ".join(str(t) for t in targets) + ": add --yes to confirm"
+        )
+    for target in targets:
+        shutil.rmtree(target, ignore_errors=True)
+        print(f"removed {target}", file=sys.stderr)
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telcopulse",
+        description="Real-time mobile network-quality analytics (local stack by default).",
+    )
+    parser.add_argument(
+        "--home", help="data directory (env TELCOPULSE_HOME, default ./.telcopulse)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("emulator", help="run the local Kinesis emulator in the foreground")
+
+    produce = sub.add_parser("produce", help="send events to the stream (synthetic or replayed)")
+    produce.add_argument("--file", help="replay a mobile-logs .csv or a contract .jsonl file")
+    produce.add_argument("--date", help="event date for a .csv replay (YYYY-MM-DD, default today)")
+    produce.add_argument("--rate", type=_positive_float, help="events per second (default: max)")
+    produce.add_argument("--count", type=_positive_int, help="stop after N events")
+    produce.add_argument("--seed", type=int, help="random seed for synthetic events")
+    produce.add_argument(
+        "--invalid-rate",
+        type=_share,
+        default=0.0,
+        help="share of deliberately bad synthetic records, 0-1 (default 0)",
+    )
+
+    stream = sub.add_parser("stream", help="run the Spark stream job (bronze/silver/gold)")
+    stream.add_argument("--trigger", type=_positive_float, help="batch interval in seconds (2)")
+    stream.add_argument(
+        "--until-idle", action="store_true", help="process everything on the stream, then exit"
+    )
+
+    kpi = sub.add_parser("kpi", help="print a KPI from gold")
+    kpi.add_argument("kpi", choices=sorted(KPI_QUERIES))
+    kpi.add_argument("--since", help="ISO time, inclusive (one-minute buckets)")
+    kpi.add_argument("--until", help="ISO time, exclusive (one-minute buckets)")
+    kpi.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    sub.add_parser("dashboard", help="run the Streamlit dashboard")
+
+    up = sub.add_parser("up", help="run emulator, stream job, producer and dashboard together")
+    up.add_argument("--rate", type=_positive_float, default=200.0, help="events/s (200)")
+    up.add_argument(
+        "--invalid-rate", type=_share, default=0.002, help="share of bad records (0.002)"
+    )
+
+    reset = sub.add_parser("reset", help="delete the local lake and checkpoint")
+    reset.add_argument("--stream", action="store_true", help="also delete the emulator's data")
+    reset.add_argument("--yes", action="store_true", help="confirm")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _positive_float(text) if text not in {"0", "0.0"} else 0.0
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
+    return value
+
+
+COMMANDS = {
+    "emulator": cmd_emulator,
+    "produce": cmd_produce,
+    "stream": cmd_stream,
+    "kpi": cmd_kpi,
+    "dashboard": cmd_dashboard,
+    "up": cmd_up,
+    "reset": cmd_reset,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from backend.engine import QueryError
+    from glue_job.errors import JobError
+
+    try:
+        settings = load_settings(home=args.home)
+        return COMMANDS[args.command](settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except (SettingsError, UsageError, QueryError, JobError, OSError, ValueError) as exc:
+        print(f"telcopulse: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

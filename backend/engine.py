@@ -1,0 +1,168 @@
+"""Query engines (catalog + SQL layer): ``run(sql, params) -> pandas.DataFrame``.
+
+``DuckDBEngine`` serves the local lake with views over the same Parquet that
+Athena reads in AWS; the views have the catalog's table names, so one SQL text
+runs on both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pandas as pd
+
+from glue_job.tables import TABLES, Table
+
+_DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "binary": "BLOB",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "double": "DOUBLE",
+    "date": "DATE",
+    "timestamp": "TIMESTAMPTZ",
+    "array<string>": "VARCHAR[]",
+}
+
+
+class QueryError(RuntimeError):
+    """A query failed; the message is one line that names the cause."""
+
+
+class QueryEngine(Protocol):
+    name: str
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame: ...
+
+
+class DuckDBEngine:
+    """Local SQL over ``<lake>/…`` Parquet, counting only what the files hold right now."""
+
+    name = "duckdb"
+
+    def __init__(self, lake_root: str | Path) -> None:
+        self.lake_root = str(lake_root)
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+        self._live: set[str] = set()  # tables whose view reads files (not the empty stand-in)
+        self.last_seconds = 0.0
+
+    def _refresh_views(self) -> None:
+        with self._lock:
+            for table in TABLES.values():
+                if table.name in self._live:
+                    continue
+                has_files = next(Path(self.lake_root, table.path).rglob("*.parquet"), None)
+                if has_files is not None:
+                    self._con.execute(_parquet_view(table, self.lake_root))
+                    self._live.add(table.name)
+                else:
+                    self._con.execute(_empty_view(table))
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        started = time.perf_counter()
+        try:
+            self._refresh_views()
+            cursor = self._con.cursor()
+            try:
+                return cursor.execute(sql, list(params)).df()
+            finally:
+                cursor.close()
+        except duckdb.Error as exc:
+            raise QueryError(_one_line(exc)) from exc
+        finally:
+            self.last_seconds = time.perf_counter() - started
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _parquet_view(table: Table, root: str) -> str:
+    hive_types = ", ".join(
+        f"{_quote(name)}: {_quote(_DUCKDB_TYPES[kind])}" for name, kind in table.partition_types
+    )
+    return (
+        f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM read_parquet("
+        f"{_quote(table.file_glob(root))}, hive_partitioning = true, union_by_name = true, "
+        f"hive_types = {{{hive_types}}})"
+    )
+
+
+def _empty_view(table: Table) -> str:
+    columns = ", ".join(
+        f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}"
+        for name, kind in (*table.columns, *table.partition_types)
+    )
+    return f"CREATE OR REPLACE VIEW {table.name} AS SELECT {columns} WHERE false"
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300]
+
+
+class AthenaEngine:
+    """AWS SQL through pyathena: the project's workgroup (scan limit, encrypted results),
+    query result reuse, and server-side bound ``?`` parameters."""
+
+    name = "athena"
+
+    def __init__(
+        self,
+        *,
+        workgroup: str,
+        database: str,
+        region: str,
+        output: str | None = None,
+        reuse_minutes: int = 1,
+        connect=None,
+    ) -> None:
+        if connect is None:
+            from pyathena import connect
+        from pyathena.pandas.cursor import PandasCursor
+
+        self.reuse_minutes = reuse_minutes
+        self._conn = connect(
+            work_group=workgroup,
+            schema_name=database,
+            region_name=region,
+            s3_staging_dir=output,
+            cursor_class=PandasCursor,
+        )
+        self.last_seconds = 0.0
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        started = time.perf_counter()
+        try:
+            cursor = self._conn.cursor()
+            cursor.execute(
+                sql,
+                [str(p) for p in params] or None,
+                paramstyle="qmark",
+                result_reuse_enable=True,
+                result_reuse_minutes=self.reuse_minutes,
+            )
+            return cursor.as_pandas()
+        except Exception as exc:
+            raise QueryError(f"Athena: {_one_line(exc)}") from exc
+        finally:
+            self.last_seconds = time.perf_counter() - started
+
+
+def make_engine(settings) -> QueryEngine:
+    """The engine the settings ask for: DuckDB over the local lake, or Athena."""
+    if settings.mode == "aws":
+        return AthenaEngine(
+            workgroup=settings.athena_workgroup,
+            database=settings.athena_database,
+            region=settings.region,
+            output=settings.athena_output,
+        )
+    return DuckDBEngine(settings.lake)

@@ -1,0 +1,73 @@
+"""Query layer: every KPI and health query, loaded from ``backend/sql/*.sql``.
+
+Each query is written once, in SQL that both DuckDB and Athena (Trino) run, with
+``?`` placeholders for bound parameters. User input never reaches the text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from backend.engine import QueryEngine
+
+SQL_DIR = Path(__file__).with_name("sql")
+# Wide defaults so an open-ended range still binds real values.
+BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
+END_OF_TIME = datetime(2999, 12, 31, tzinfo=UTC)
+
+
+@cache
+def load_sql(name: str) -> str:
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise KeyError(f"no query named {name!r} in {SQL_DIR}")
+    return path.read_text(encoding="utf-8")
+
+
+def query_names() -> list[str]:
+    return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
+
+
+def sql_timestamp(moment: datetime) -> str:
+    """A UTC timestamp literal value that DuckDB and Athena both CAST the same way."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def sql_date(day: date) -> str:
+    return day.isoformat()
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range [since, until) over one-minute buckets."""
+
+    since: datetime = BEGINNING
+    until: datetime = END_OF_TIME
+
+    def params(self) -> list[str]:
+        return [
+            sql_timestamp(self.since),
+            sql_timestamp(self.until),
+            sql_date(self.since.astimezone(UTC).date()),
+            sql_date(self.until.astimezone(UTC).date()),
+        ]
+
+
+def committed_batch(engine: QueryEngine) -> int:
+    """Newest committed batch id, or -1 when nothing is committed yet."""
+    frame = engine.run(load_sql("committed_batch"))
+    value = frame["batch_id"].iloc[0] if len(frame) else None
+    return -1 if value is None or pd.isna(value) else int(value)
+
+
+def run_kpi(
+    engine: QueryEngine, name: str, window: Window, batch: int | None = None
+) -> pd.DataFrame:
+    """Run a KPI query over committed batches only (one snapshot per call unless given)."""
+    watermark = committed_batch(engine) if batch is None else batch
+    return engine.run(load_sql(name), [watermark, *window.params()])

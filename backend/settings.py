@@ -1,0 +1,109 @@
+"""Settings (all layers): one typed object read from ``TELCOPULSE_*`` environment variables.
+
+Explicit keyword arguments beat the environment; a missing or invalid variable
+fails early with a one-line message naming it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TELCOPULSE_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    mode: Literal["local", "aws"] = "local"
+    home: Path = Field(default=Path(".telcopulse"), description="local data directory")
+
+    # stream
+    stream_name: str = "telcopulse-events"
+    region: str = "us-east-1"
+    kinesis_endpoint: str | None = None  # local default: the emulator's URL
+    emulator_port: int = Field(default=4567, ge=1, le=65535)
+    shards: int = Field(default=2, ge=1, le=500)
+
+    # stream job
+    trigger_seconds: float = Field(default=2.0, gt=0)
+    max_records_per_shard: int = Field(default=20_000, ge=100)
+    dedup_horizon_hours: int = Field(default=24, ge=1)
+
+    # lake and query layer
+    lake_uri: str | None = None  # local default: <home>/lake
+    # aws only
+    athena_workgroup: str | None = None
+    athena_database: str | None = None
+    athena_output: str | None = None
+
+    # dashboard
+    refresh_seconds: int = Field(default=10, ge=5, le=600)
+    dashboard_port: int = Field(default=8501, ge=1, le=65535)
+    freshness_amber_seconds: int = Field(default=60, ge=1)
+    freshness_red_seconds: int = Field(default=300, ge=1)
+
+    @model_validator(mode="after")
+    def _aws_needs_its_resources(self) -> Settings:
+        if self.mode == "aws":
+            missing = [
+                name
+                for name in ("lake_uri", "athena_workgroup", "athena_database")
+                if getattr(self, name) in (None, "")
+            ]
+            if missing:
+                raise ValueError(
+                    "aws mode needs " + ", ".join(ENV_PREFIX + m.upper() for m in missing)
+                )
+        return self
+
+    @cached_property
+    def lake(self) -> str:
+        """Lake root: an S3 URI in aws mode, an absolute local path otherwise."""
+        if self.lake_uri:
+            return self.lake_uri.rstrip("/")
+        return str((self.home / "lake").resolve())
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return str((self.home / "checkpoints" / "stream").resolve())
+
+    @property
+    def emulator_dir(self) -> Path:
+        return (self.home / "kinesis").resolve()
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """Kinesis endpoint; ``None`` means the real AWS endpoint for the region."""
+        if self.kinesis_endpoint:
+            return self.kinesis_endpoint
+        if self.mode == "local":
+            return f"http://127.0.0.1:{self.emulator_port}"
+        return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment plus explicit overrides (which win)."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"])
+        name = ENV_PREFIX + field.upper() if field else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(message if not field else f"{name}: {message}")
+    return "invalid settings: " + "; ".join(parts)

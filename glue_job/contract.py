@@ -1,0 +1,257 @@
+"""Event contract (silver's gate): fields, status codes, bounds and validation.
+
+The single source of truth for what a valid TelcoPulse event is. The producer,
+the stream job and the tests all import it from here, and the Glue wheel carries it.
+Validation is plain Python so that it behaves identically on Spark 3.5 (Glue) and
+Spark 4 (local), and so every rule can be unit-tested without a JVM.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+STATUS_LABELS: dict[int, str] = {
+    0: "IN_SERVICE",
+    1: "OUT_OF_SERVICE",
+    2: "EMERGENCY_ONLY",
+    3: "POWER_OFF",
+}
+
+EVENT_ID_MAX_LEN = 128
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+# Nothing this product measures predates smartphones; earlier times are clock garbage.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+# Inclusive numeric bounds per field.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "status": (min(STATUS_LABELS), max(STATUS_LABELS)),
+    "signal_dbm": (-140.0, -30.0),
+    "precision_m": (0.0, 10_000.0),
+    "latitude": (-90.0, 90.0),
+    "longitude": (-180.0, 180.0),
+    "speed_mps": (0.0, 200.0),
+    "satellites": (0.0, 128.0),
+}
+
+# Longest accepted value per string field; longer values are quarantined, not truncated.
+MAX_LENGTH: dict[str, int] = {
+    "event_id": EVENT_ID_MAX_LEN,
+    "operator": 64,
+    "network": 64,
+    "postal_code": 16,
+    "device_id": 128,
+    "provider": 32,
+    "activity": 32,
+}
+
+# Signal-quality bands (dBm): lower bound inclusive, checked top down.
+SIGNAL_BANDS: tuple[tuple[str, float], ...] = (
+    ("excellent", -80.0),
+    ("good", -90.0),
+    ("fair", -100.0),
+    ("poor", -math.inf),
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # "string" | "number" | "int" | "timestamp"
+    required: bool = False
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("event_id", "string", required=True),
+    Field("event_time", "timestamp", required=True),
+    Field("operator", "string", required=True),
+    Field("network", "string"),
+    Field("status", "int", required=True),
+    Field("signal_dbm", "number"),
+    Field("precision_m", "number"),
+    Field("latitude", "number"),
+    Field("longitude", "number"),
+    Field("postal_code", "string"),
+    Field("device_id", "string"),
+    Field("provider", "string"),
+    Field("activity", "string"),
+    Field("speed_mps", "number"),
+    Field("satellites", "int"),
+)
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+
+ALIASES_FILE = Path(__file__).with_name("operator_aliases.csv")
+
+
+@cache
+def load_aliases(path: str | None = None) -> dict[str, str]:
+    """Alias table kept as data: normalised alias -> canonical operator name."""
+    with open(path or ALIASES_FILE, newline="", encoding="utf-8") as handle:
+        return {_alias_key(row["alias"]): row["operator"].strip() for row in csv.DictReader(handle)}
+
+
+def _alias_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def canonical_operator(name: str, aliases: dict[str, str] | None = None) -> str:
+    """One name per operator: case and surrounding/inner spacing never split an operator."""
+    key = _alias_key(name)
+    table = load_aliases() if aliases is None else aliases
+    # Unknown operators still merge across casings: the upper-cased form is deterministic.
+    return table.get(key) or " ".join(name.split()).upper()
+
+
+def status_label(code: int) -> str:
+    return STATUS_LABELS[code]
+
+
+def signal_band(dbm: float) -> str:
+    for band, floor in SIGNAL_BANDS:
+        if dbm >= floor:
+            return band
+    raise ValueError(dbm)  # pragma: no cover - the last floor is -inf
+
+
+def parse_event_time(value: str) -> datetime:
+    """ISO-8601 with an explicit offset ('Z' allowed) -> aware UTC datetime."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("event_time needs a UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def format_event_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _reject_constant(name: str) -> float:
+    # Python's json accepts NaN/Infinity literals; RFC 8259 does not. Keep them as
+    # non-finite floats so the range check names the field they were sent in.
+    return float(name.replace("-Infinity", "-inf").replace("Infinity", "inf"))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass
+class Verdict:
+    """Outcome of validating one raw record: a silver row, or the reasons it failed."""
+
+    event: dict[str, Any] | None
+    reasons: list[str]
+    event_id: str | None = None  # best effort, also for quarantined records
+
+
+def validate_payload(
+    payload: bytes | str | None,
+    ingest_time: datetime,
+    aliases: dict[str, str] | None = None,
+) -> Verdict:
+    """Validate and normalise one raw record against the contract.
+
+    Returns every failing reason code, not just the first, so quarantine tells the
+    producer's owner all that is wrong with a record in one look.
+    """
+    if payload is None or len(payload) == 0:
+        return Verdict(None, ["empty_record"])
+    if isinstance(payload, bytes):
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return Verdict(None, ["invalid_utf8"])
+    else:
+        text = payload
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        return Verdict(None, ["too_deeply_nested"])
+    except ValueError:
+        return Verdict(None, ["malformed_json"])
+    if not isinstance(doc, dict):
+        return Verdict(None, ["not_an_object"])
+    return _validate_object(doc, ingest_time, aliases)
+
+
+def _validate_object(
+    doc: dict[str, Any], ingest_time: datetime, aliases: dict[str, str] | None
+) -> Verdict:
+    reasons: list[str] = []
+    out: dict[str, Any] = {}
+
+    for spec in FIELDS:
+        value = doc.get(spec.name)
+        if isinstance(value, str) and spec.kind == "string":
+            value = value.strip() or None
+        if value is None:
+            if spec.required:
+                reasons.append(f"missing_{spec.name}")
+            out[spec.name] = None
+            continue
+        checked, reason = _check_field(spec, value, ingest_time)
+        if reason:
+            reasons.append(reason)
+        out[spec.name] = checked
+
+    event_id = out["event_id"] if isinstance(out.get("event_id"), str) else None
+    if event_id is None and isinstance(doc.get("event_id"), str):
+        event_id = doc["event_id"][:EVENT_ID_MAX_LEN]
+
+    lat, lon = out["latitude"], out["longitude"]
+    lat_given, lon_given = doc.get("latitude") is not None, doc.get("longitude") is not None
+    if lat_given != lon_given:
+        reasons.append("missing_longitude" if lat_given else "missing_latitude")
+    elif lat is not None and lon is not None and lat == 0 and lon == 0:
+        reasons.append("out_of_range_position")
+
+    if reasons:
+        return Verdict(None, reasons, event_id)
+
+    out["operator"] = canonical_operator(out["operator"], aliases)
+    out["status_label"] = STATUS_LABELS[out["status"]]
+    return Verdict(out, [], event_id)
+
+
+def _check_field(spec: Field, value: Any, ingest_time: datetime) -> tuple[Any, str | None]:
+    """Return ``(normalised value, None)``, or ``(None, reason code)`` when the value fails."""
+    name = spec.name
+    if spec.kind == "string":
+        if not isinstance(value, str):
+            return None, f"bad_type_{name}"
+        if len(value) > MAX_LENGTH.get(name, 256):
+            return None, f"too_long_{name}"
+        return value, None
+    if spec.kind == "timestamp":
+        if not isinstance(value, str):
+            return None, f"bad_type_{name}"
+        try:
+            moment = parse_event_time(value) if len(value) <= 64 else None
+        except ValueError:
+            moment = None
+        if moment is None:
+            return None, f"bad_format_{name}"
+        if moment > ingest_time + MAX_FUTURE_SKEW:
+            return None, f"future_{name}"
+        if moment < EARLIEST_EVENT_TIME:
+            return None, f"out_of_range_{name}"
+        return moment, None
+    # numeric kinds
+    if not _is_number(value):
+        return None, f"bad_type_{name}"
+    if not math.isfinite(value):
+        return None, f"out_of_range_{name}"
+    if spec.kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            return None, f"bad_type_{name}"
+        value = int(value)
+    low, high = BOUNDS.get(name, (-math.inf, math.inf))
+    if not low <= value <= high:
+        return None, f"out_of_range_{name}"
+    return (value if spec.kind == "int" else float(value)), None

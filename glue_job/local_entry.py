@@ -1,0 +1,156 @@
+"""Local stream job entry (ingest -> all layers): PySpark in local mode reading Kinesis.
+
+The only local module that touches paths, Kinesis and the SparkSession. The
+Glue entry does the same with Glue's connector and calls the same
+``BatchProcessor``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from glue_job.batch import BatchProcessor, ParquetLake
+from glue_job.errors import JobError
+from glue_job.kinesis_source import SOURCE_NAME, KinesisDataSource
+
+SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.sql.session.timeZone": "UTC",
+    # Explicit, so Spark 3.5 (Glue, default off) and 4.x (default on) agree.
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Standard Parquet timestamps (UTC-adjusted micros) rather than legacy INT96.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.streaming.metricsEnabled": "false",
+    "spark.sql.sources.partitionOverwriteMode": "static",
+    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    "spark.driver.memory": "1g",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: str):
+    """A local SparkSession with the settings every TelcoPulse Spark process shares."""
+    # Workers must run this interpreter: the system python3 lacks pyarrow.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in {**SPARK_CONF, **conf}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def check_checkpoint(lake: ParquetLake, checkpoint: str) -> None:
+    """Refuse to start batch ids over on top of a lake that already has committed batches."""
+    committed = lake.committed_batches()
+    offsets = Path(checkpoint) / "offsets"
+    if committed and not (offsets.is_dir() and any(offsets.iterdir())):
+        raise JobError(
+            f"the lake already holds {len(committed)} committed batches but the checkpoint "
+            f"{checkpoint} is missing: restore it, or run `telcopulse reset` to start over"
+        )
+
+
+def run_stream(
+    *,
+    lake_root: str,
+    checkpoint: str,
+    stream_name: str,
+    endpoint_url: str | None,
+    region: str,
+    trigger_seconds: float = 2.0,
+    until_idle: bool = False,
+    max_records_per_shard: int = 20_000,
+    dedup_horizon_hours: int = 24,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    log=None,
+) -> int:
+    """Run the stream job until stopped (or, with ``until_idle``, until the stream is drained)."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    spark = build_spark("telcopulse-stream")
+    spark.dataSource.register(KinesisDataSource)
+    lake = ParquetLake(spark, lake_root)
+    check_checkpoint(lake, checkpoint)
+    processor = BatchProcessor(
+        spark, lake, dedup_horizon=timedelta(hours=dedup_horizon_hours), log=log
+    )
+
+    reader = (
+        spark.readStream.format(SOURCE_NAME)
+        .option("streamName", stream_name)
+        .option("region", region)
+        .option("maxRecordsPerShard", str(max_records_per_shard))
+    )
+    for key, value in {
+        "endpointUrl": endpoint_url,
+        "accessKey": access_key,
+        "secretKey": secret_key,
+    }.items():
+        if value:
+            reader = reader.option(key, value)
+    writer = (
+        reader.load()
+        .writeStream.foreachBatch(processor)
+        .option("checkpointLocation", checkpoint)
+        .queryName("telcopulse")
+    )
+    if until_idle:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
+
+    query = writer.start()
+    log(
+        f"stream job running: {stream_name} -> {lake_root} "
+        f"({'until idle' if until_idle else f'every {trigger_seconds:g}s'})"
+    )
+    stop_requested = []
+
+    def request_stop(signum, _frame):
+        stop_requested.append(signum)
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while query.isActive:
+            if stop_requested:
+                _stop_between_triggers(query)
+                log("stream job stopped cleanly")
+                break
+            query.awaitTermination(0.5)
+        if query.exception() is not None:
+            raise JobError(f"stream job failed: {_first_line(str(query.exception()))}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        spark.stop()
+    return 0
+
+
+def _stop_between_triggers(query, timeout: float = 60) -> None:
+    """Stopping mid-batch is safe (writes are batch-keyed) but stopping between is cleaner."""
+    deadline = time.monotonic() + timeout
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    query.stop()
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:500]
+    return text[:500]

@@ -1,0 +1,84 @@
+"""Schemas (all layers): explicit Spark schemas derived from ``glue_job.tables``.
+
+Nothing is ever inferred, so Spark 3.5 (Glue) and Spark 4 (local) read and
+write the same shapes.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    DataType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from glue_job.tables import (
+    BRONZE,
+    EVENT_COLUMNS,
+    OPERATOR_MINUTE,
+    OPS,
+    POSTAL_STATUS_MINUTE,
+    QUARANTINE,
+    SILVER,
+    Table,
+)
+
+_TYPES: dict[str, DataType] = {
+    "string": StringType(),
+    "binary": BinaryType(),
+    "int": IntegerType(),
+    "long": LongType(),
+    "double": DoubleType(),
+    "date": DateType(),
+    "timestamp": TimestampType(),
+    "array<string>": ArrayType(StringType(), containsNull=False),
+}
+
+
+def struct(columns) -> StructType:
+    return StructType([StructField(name, _TYPES[kind], True) for name, kind in columns])
+
+
+def table_schema(table: Table) -> StructType:
+    """What a transform hands the writer: data columns plus the date partitions."""
+    dated = [(p, k) for p, k in table.partition_types if p != "batch_id"]
+    return struct((*table.columns, *dated))
+
+
+# What the Kinesis reader emits, one row per record.
+RAW_SCHEMA = struct(
+    (
+        ("data", "binary"),
+        ("stream_name", "string"),
+        ("shard_id", "string"),
+        ("sequence_number", "string"),
+        ("partition_key", "string"),
+        ("arrival_time", "timestamp"),
+    )
+)
+
+BRONZE_SCHEMA = table_schema(BRONZE)
+EVENT_SCHEMA = struct(EVENT_COLUMNS)
+SILVER_SCHEMA = table_schema(SILVER)
+QUARANTINE_SCHEMA = table_schema(QUARANTINE)
+OPERATOR_MINUTE_SCHEMA = table_schema(OPERATOR_MINUTE)
+POSTAL_STATUS_MINUTE_SCHEMA = table_schema(POSTAL_STATUS_MINUTE)
+OPS_SCHEMA = struct((("batch_id", "long"), *OPS.columns))
+
+# Output of validation: the bronze columns, the verdict and the typed event.
+VALIDATED_SCHEMA = StructType(
+    [
+        *BRONZE_SCHEMA.fields,
+        StructField("reasons", ArrayType(StringType(), containsNull=False), True),
+        StructField("event_id_hint", StringType(), True),
+        *EVENT_SCHEMA.fields,
+    ]
+)

@@ -1,0 +1,118 @@
+"""process_batch on static DataFrames: every layer, dedup, reconciliation and retries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from conftest import build_lake, event, raw_rows
+
+from backend.engine import DuckDBEngine
+from glue_job.batch import BatchProcessor, ParquetLake
+from glue_job.schemas import RAW_SCHEMA
+from glue_job.transforms import first_arrivals, to_silver, validate_records
+
+
+def table(root, name):
+    return DuckDBEngine(root).run(f"SELECT * FROM {name}")
+
+
+def test_layers_reconcile_and_dedup_first_arrival_wins(spark, tmp_path):
+    batch0 = [
+        event(event_id="a", operator="movistar", signal_dbm=-70.0),
+        event(event_id="a", operator="Orange", signal_dbm=-99.0),  # later duplicate in batch
+        event(event_id="b", operator="Movistar ", signal_dbm=-90.0, postal_code=None),
+        "not json",
+        event(event_id="c", signal_dbm=5),
+    ]
+    batch1 = [event(event_id="b", operator="Orange"), event(event_id="d", status=1)]
+    root = build_lake(spark, tmp_path / "lake", [batch0, batch1])
+
+    ops = table(root, "ops").sort_values("batch_id")
+    assert ops[
+        ["records_read", "silver_rows", "quarantine_rows", "duplicates"]
+    ].values.tolist() == [
+        [5, 2, 2, 1],
+        [2, 1, 0, 1],
+    ]
+    assert (ops.bronze_rows == ops.silver_rows + ops.quarantine_rows + ops.duplicates).all()
+
+    silver = table(root, "silver").set_index("event_id")
+    assert sorted(silver.index) == ["a", "b", "d"]
+    assert silver.loc["a", "operator"] == "Movistar"  # the first arrival, canonicalised
+    assert silver.loc["a", "signal_dbm"] == -70.0
+    assert silver.loc["b", "operator"] == "Movistar"
+    assert silver.loc["d", "status_label"] == "OUT_OF_SERVICE"
+
+    quarantine = table(root, "quarantine")
+    assert sorted(map(list, quarantine.reasons)) == [
+        ["malformed_json"],
+        ["out_of_range_signal_dbm"],
+    ]
+    assert set(quarantine.payload) >= {"not json"}
+    assert len(table(root, "bronze")) == 7
+
+
+def test_gold_partials_are_sums_of_silver(spark, tmp_path):
+    payloads = [
+        event(event_id=f"e{i}", signal_dbm=float(-60 - i), precision_m=float(i), status=i % 4)
+        for i in range(60)
+    ]
+    root = build_lake(spark, tmp_path / "lake", [payloads[:25], payloads[25:]])
+    gold = table(root, "gold_operator_minute")
+    assert gold.events.sum() == 60
+    assert gold.signal_sum.sum() == sum(-60 - i for i in range(60))
+    assert gold.signal_count.sum() == 60
+    assert gold.precision_sum.sum() == sum(range(60))
+    bands = gold[["signal_excellent", "signal_good", "signal_fair", "signal_poor"]].sum()
+    assert bands.tolist() == [21, 10, 10, 19]  # -60..-80 | -81..-90 | -91..-100 | -101..-119
+    postal = table(root, "gold_postal_status_minute")
+    assert postal.groupby("status_label").events.sum().to_dict() == {
+        "IN_SERVICE": 15,
+        "OUT_OF_SERVICE": 15,
+        "EMERGENCY_ONLY": 15,
+        "POWER_OFF": 15,
+    }
+    assert postal.latitude_sum.sum() == pytest.approx(41.39 * 60)
+    assert postal.position_count.sum() == 60
+
+
+def test_retried_batch_replaces_partial_output(spark, tmp_path):
+    lake = ParquetLake(spark, str(tmp_path / "lake"))
+    processor = BatchProcessor(spark, lake, log=lambda _m: None)
+    batch = spark.createDataFrame(raw_rows([event(event_id="x"), event(event_id="y")]), RAW_SCHEMA)
+    # A crashed first attempt: silver written, gold and _ops never were.
+    junk = spark.createDataFrame(raw_rows([event(event_id="junk")]), RAW_SCHEMA)
+
+    validated = validate_records(junk, datetime.now(UTC))
+    seen = spark.createDataFrame([], "event_key long")
+    lake.write("silver", to_silver(first_arrivals(validated), seen), 0)
+
+    processor.process_batch(batch, 0)
+    assert sorted(table(lake.root, "silver").event_id) == ["x", "y"]
+
+    # Replaying a committed batch (crash after _ops, before Spark's commit) changes nothing.
+    assert processor.process_batch(batch, 0) is None
+    restarted = BatchProcessor(spark, lake, log=lambda _m: None)
+    assert restarted.process_batch(batch, 0) is None
+    assert sorted(table(lake.root, "silver").event_id) == ["x", "y"]
+
+
+def test_restart_rebuilds_dedup_index_from_committed_silver(spark, tmp_path):
+    root = tmp_path / "lake"
+    build_lake(spark, root, [[event(event_id="p"), event(event_id="q")]])
+    lake = ParquetLake(spark, str(root))
+    restarted = BatchProcessor(spark, lake, log=lambda _m: None)
+    assert len(restarted.seen) == 2
+    again = spark.createDataFrame(raw_rows([event(event_id="p"), event(event_id="r")]), RAW_SCHEMA)
+    stats = restarted.process_batch(again, 1)
+    assert (stats["silver_rows"], stats["duplicates"]) == (1, 1)
+    assert sorted(table(root, "silver").event_id) == ["p", "q", "r"]
+
+
+def test_empty_batch_still_commits(spark, tmp_path):
+    lake = ParquetLake(spark, str(tmp_path / "lake"))
+    processor = BatchProcessor(spark, lake, log=lambda _m: None)
+    stats = processor.process_batch(spark.createDataFrame([], RAW_SCHEMA), 0)
+    assert stats["records_read"] == 0
+    assert lake.committed_batches() == [0]
