@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,6 +41,15 @@ def parse_day(text: str) -> date:
         raise UsageError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
 
 
+def stop_on_sigterm() -> None:
+    """Let `kill` stop a command the way Ctrl-C does, so it can finish cleanly."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def require_java() -> None:
     if shutil.which("java") is None:
         raise UsageError(
@@ -60,6 +70,7 @@ def cmd_emulator(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     from backend.producer import produce
 
+    stop_on_sigterm()
     replay_date = parse_day(args.date) if args.date else None
     stats = produce(
         settings,
@@ -192,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     produce = sub.add_parser("produce", help="send events to the stream (synthetic or replayed)")
     produce.add_argument("--file", help="replay a mobile-logs .csv or a contract .jsonl file")
-    produce.add_argument("--date", help="event date for a .csv replay (YYYY-MM-DD, default today)")
+    produce.add_argument(
+        "--date", help="event date for a .csv replay (YYYY-MM-DD, default yesterday UTC)"
+    )
     produce.add_argument("--rate", type=_positive_float, help="events per second (default: max)")
     produce.add_argument("--count", type=_positive_int, help="stop after N events")
     produce.add_argument("--seed", type=int, help="random seed for synthetic events")

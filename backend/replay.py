@@ -149,7 +149,7 @@ def _to_number(value: str | None) -> JsonValue:
 
 
 def _to_int(value: str | None) -> JsonValue:
-    """Integer fields arrive as "0" or "4.0"; a fractional number stays a float so the job flags it."""
+    """Integers arrive as "0" or "4.0"; a fractional number stays a float so the job flags it."""
     number = _to_number(value)
     if isinstance(number, float) and number.is_integer():
         return int(number)

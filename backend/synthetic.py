@@ -19,7 +19,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -137,29 +137,35 @@ class _Device:
     template: Template
 
 
-@dataclass
 class SyntheticGenerator:
     """Endless synthetic records (JSON bytes); iterate it or call ``next_record``.
 
-    ``invalid_rate`` is the share of deliberately bad records. ``outage_every_s`` is
-    the mean event-time gap between outage starts. ``clock`` returns an aware UTC
-    datetime; inject one (with a ``seed``) for a reproducible stream.
+    ``invalid_rate`` is the share of deliberately bad records (``invalid_count``
+    says how many were made). ``outage_every_s`` is the mean event-time gap between
+    outage starts (``outage_log`` lists them). ``clock`` returns an aware UTC
+    datetime; a ``seed`` plus an injected clock make the stream reproducible.
     """
 
-    seed: int | None = None
-    invalid_rate: float = 0.0
-    profile: Profile | None = None
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    outage_every_s: float = 180.0
-    invalid_count: int = field(default=0, init=False)
-    outage_log: list[Outage] = field(default_factory=list, init=False)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.invalid_rate <= 1.0:
-            raise ValueError(f"invalid_rate must be between 0 and 1, got {self.invalid_rate}")
-        self._rng = random.Random(self.seed)  # noqa: S311 - simulation, not security
-        if self.profile is None:
-            self.profile = load_profile()
+    def __init__(
+        self,
+        seed: int | None = None,
+        invalid_rate: float = 0.0,
+        profile: Profile | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        outage_every_s: float = 180.0,
+    ) -> None:
+        if not 0.0 <= invalid_rate <= 1.0:
+            raise ValueError(f"invalid_rate must be between 0 and 1, got {invalid_rate}")
+        if outage_every_s <= 0:
+            raise ValueError(f"outage_every_s must be positive, got {outage_every_s}")
+        self.invalid_rate = invalid_rate
+        self.outage_every_s = outage_every_s
+        self.profile = profile or load_profile()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.invalid_count = 0
+        self.outage_log: list[Outage] = []
+        self._rng = random.Random(seed)  # noqa: S311 - simulation, not security
         # One device per observed row keeps the joint operator/place/context distribution.
         self._devices = [
             _Device(f"dev-{self._rng.getrandbits(48):012x}", template)
@@ -168,7 +174,9 @@ class SyntheticGenerator:
         self._pooled_signals = tuple(
             value for values in self.profile.signal_by_operator.values() for value in values
         ) or (-90.0,)
-        self._located = [d for d in self._devices if d.template.postal_code in self.profile.centroids]
+        self._located = [
+            d for d in self._devices if d.template.postal_code in self.profile.centroids
+        ]
         self._active: dict[str, Outage] = {}
         self._last_tick: datetime | None = None
 
@@ -267,7 +275,7 @@ class SyntheticGenerator:
         elif kind == "status_as_text":
             bad["status"] = "IN_SERVICE"
         elif kind == "future_event_time":
-            bad["event_time"] = format_event_time(self.clock() + timedelta(hours=1))
+            bad["event_time"] = format_event_time(self.clock() + timedelta(days=1))
         elif kind == "null_island":
             bad["latitude"], bad["longitude"] = 0.0, 0.0
         elif kind == "latitude_only":

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from glue_job.dedup import EVENT_KEY, ROW_ID, SeenEvents, choose_silver
 from glue_job.schemas import OPS_SCHEMA
 from glue_job.tables import TABLES
 from glue_job.transforms import (
-    EVENT_KEY,
-    first_arrivals,
     to_bronze,
     to_operator_minute,
     to_postal_status_minute,
     to_quarantine,
     to_silver,
+    valid_events,
     validate_records,
 )
 
@@ -56,16 +54,21 @@ class ParquetLake:
         for status in fs.globStatus(hpath) or []:
             fs.delete(status.getPath(), True)
 
-    def write(self, table: str, df: DataFrame, batch_id: int) -> None:
+    def write(self, table: str, df: DataFrame, batch_id: int) -> int:
+        """Replace batch ``batch_id`` of ``table`` with ``df``; return the rows written."""
         self.clear_batch(table, batch_id)
         partitions = [*TABLES[table].partitions, "batch_id"]
+        # Counting while writing saves a Spark job per table.
+        written = Observation(f"{table}-{batch_id}")
         (
             df.withColumn("batch_id", F.lit(batch_id).cast("long"))
+            .observe(written, F.count(F.lit(1)).alias("rows"))
             .coalesce(1)
             .write.mode("append")
             .partitionBy(*partitions)
             .parquet(self.path(table))
         )
+        return int(written.get["rows"])
 
     def committed_batches(self) -> list[int]:
         """Ids of batches whose ``_ops`` row exists, in order."""
@@ -83,58 +86,24 @@ class ParquetLake:
         return self.spark.read.parquet(self.path(table))
 
 
-@dataclass
-class SeenEvents:
-    """Dedup index: 64-bit keys of event ids already in silver, bucketed by ingest hour.
-
-    Holding hashes (8 bytes each) rather than ids keeps a day at 10k events/s within
-    a few GB; a 64-bit collision, about one in 10^7 per day at that volume, would
-    count one event as a duplicate (it stays in bronze either way).
-    """
-
-    horizon: timedelta = timedelta(hours=24)
-    buckets: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return sum(len(keys) for keys in self.buckets.values())
-
-    def contains(self, keys: np.ndarray) -> np.ndarray:
-        found = np.zeros(len(keys), dtype=bool)
-        for bucket in self.buckets.values():
-            found |= np.isin(keys, bucket, assume_unique=False)
-        return found
-
-    def add(self, keys: np.ndarray, ingest_time: datetime) -> None:
-        hour = int(ingest_time.timestamp()) // 3600
-        current = self.buckets.get(hour)
-        merged = keys if current is None else np.concatenate([current, keys])
-        self.buckets[hour] = np.unique(merged.astype(np.int64))
-        self.expire(ingest_time)
-
-    def expire(self, now: datetime) -> None:
-        oldest = int((now - self.horizon).timestamp()) // 3600
-        for hour in [h for h in self.buckets if h < oldest]:
-            del self.buckets[hour]
-
-    @classmethod
-    def load(cls, lake: ParquetLake, committed: int | None, horizon: timedelta) -> SeenEvents:
-        """Rebuild the index from committed silver within the horizon."""
-        index = cls(horizon=horizon)
-        silver = lake.read("silver")
-        if silver is None or committed is None:
-            return index
-        since = datetime.now(UTC) - horizon
-        keys = (
-            silver.where((F.col("batch_id") <= committed) & (F.col("ingest_time") >= since))
-            .select(
-                F.xxhash64("event_id").alias(EVENT_KEY),
-                F.floor(F.unix_timestamp("ingest_time") / 3600).cast("long").alias("hour"),
-            )
-            .toPandas()
-        )
-        for hour, group in keys.groupby("hour"):
-            index.buckets[int(hour)] = np.unique(group[EVENT_KEY].to_numpy(dtype=np.int64))
+def load_seen_events(lake: ParquetLake, committed: int | None, horizon: timedelta) -> SeenEvents:
+    """Rebuild the dedup index from committed silver within the horizon."""
+    index = SeenEvents(horizon=horizon)
+    silver = lake.read("silver")
+    if silver is None or committed is None:
         return index
+    since = datetime.now(UTC) - horizon
+    keys = (
+        silver.where((F.col("batch_id") <= committed) & (F.col("ingest_time") >= since))
+        .select(
+            F.xxhash64("event_id").alias(EVENT_KEY),
+            F.floor(F.unix_timestamp("ingest_time") / 3600).cast("long").alias("hour"),
+        )
+        .toPandas()
+    )
+    for hour, group in keys.groupby("hour"):
+        index.buckets[int(hour)] = np.unique(group[EVENT_KEY].to_numpy(dtype=np.int64))
+    return index
 
 
 class BatchProcessor:
@@ -151,11 +120,12 @@ class BatchProcessor:
     ) -> None:
         self.spark = spark
         self.lake = lake
+        self.parallelism = spark.sparkContext.defaultParallelism
         self.clock = clock
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
         committed = lake.committed_batches()
         self.last_committed: int | None = committed[-1] if committed else None
-        self.seen = SeenEvents.load(lake, self.last_committed, dedup_horizon)
+        self.seen = load_seen_events(lake, self.last_committed, dedup_horizon)
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         self.process_batch(raw, batch_id)
@@ -167,6 +137,8 @@ class BatchProcessor:
         started = self.clock()
         tick = time.perf_counter()
 
+        if raw.rdd.getNumPartitions() < self.parallelism:
+            raw = raw.repartition(self.parallelism)  # validation is Python: use every core
         validated = validate_records(raw, started).persist()
         try:
             stats, new_keys = self._write_layers(validated, batch_id, started)
@@ -222,34 +194,33 @@ class BatchProcessor:
         if quarantined:
             self.lake.write("quarantine", to_quarantine(validated), batch_id)
 
-        first = first_arrivals(validated).persist()
+        valid = valid_events(validated).persist()
         try:
-            keys = first.select(EVENT_KEY).toPandas()[EVENT_KEY].to_numpy(dtype=np.int64)
-            seen = self.seen.contains(keys)
-            seen_keys = self.spark.createDataFrame(
-                pd.DataFrame({EVENT_KEY: keys[seen]}), f"{EVENT_KEY} long"
-            )
-            silver = to_silver(first, seen_keys).persist()
-            try:
-                silver_rows = int(len(keys) - seen.sum())
-                stats["silver_rows"] = silver_rows
-                stats["duplicates"] = records - quarantined - silver_rows
-                if silver_rows:
+            arrivals = valid.select(EVENT_KEY, "event_time", "arrival_time", *ROW_ID).toPandas()
+            keep = choose_silver(arrivals, self.seen)
+            silver_rows = int(keep.sum())
+            stats["silver_rows"] = silver_rows
+            stats["duplicates"] = records - quarantined - silver_rows
+            if silver_rows:
+                stats["max_event_time"] = arrivals["event_time"][keep].max().to_pydatetime()
+                dropped = self.spark.createDataFrame(
+                    arrivals.loc[~keep, ROW_ID], "shard_id string, sequence_number string"
+                )
+                silver = to_silver(valid, dropped).persist()
+                try:
                     self.lake.write("silver", silver, batch_id)
-                    operator_minute = to_operator_minute(silver).persist()
-                    postal = to_postal_status_minute(silver).persist()
-                    self.lake.write("gold_operator_minute", operator_minute, batch_id)
-                    self.lake.write("gold_postal_status_minute", postal, batch_id)
-                    stats["operator_minute_rows"] = operator_minute.count()
-                    stats["postal_status_minute_rows"] = postal.count()
-                    stats["max_event_time"] = silver.agg(F.max("event_time")).first()[0]
-                    operator_minute.unpersist()
-                    postal.unpersist()
-            finally:
-                silver.unpersist()
+                    stats["operator_minute_rows"] = self.lake.write(
+                        "gold_operator_minute", to_operator_minute(silver), batch_id
+                    )
+                    stats["postal_status_minute_rows"] = self.lake.write(
+                        "gold_postal_status_minute", to_postal_status_minute(silver), batch_id
+                    )
+                finally:
+                    silver.unpersist()
         finally:
-            first.unpersist()
-        return stats, keys[~seen]
+            valid.unpersist()
+        new_keys = arrivals[EVENT_KEY].to_numpy(dtype=np.int64)[keep]
+        return stats, new_keys
 
     def _commit(self, stats: dict, batch_id: int) -> None:
         row = {f.name: stats.get(f.name) for f in OPS_SCHEMA.fields}

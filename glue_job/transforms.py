@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from glue_job.contract import SIGNAL_BANDS, load_aliases, validate_payload
+from glue_job.dedup import EVENT_KEY
 from glue_job.schemas import (
     BRONZE_SCHEMA,
     EVENT_SCHEMA,
@@ -26,57 +27,58 @@ from glue_job.schemas import (
 )
 from glue_job.tables import BAND_COLUMNS
 
-EVENT_KEY = "event_key"
-
 
 def validate_records(raw: DataFrame, ingest_time: datetime) -> DataFrame:
-    """Raw stream rows -> one row per record with its bronze columns, reasons and typed event.
+    """Raw stream rows -> one row per record with its bronze columns, verdict and typed event.
 
     Never drops a row: a record that cannot even be inspected gets a reason too.
+    Each partition is validated on its own, so more partitions use more cores.
     """
     ingest_time = ingest_time.astimezone(UTC)
-    arrow_schema = pa.schema(
-        [pa.field(f.name, _arrow_type(f.dataType), nullable=True) for f in VALIDATED_SCHEMA.fields]
-    )
+    fields = VALIDATED_SCHEMA.fields
+    arrow_schema = pa.schema([pa.field(f.name, _arrow_type(f.dataType)) for f in fields])
 
-    def validate_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        aliases = load_aliases()
+    def validate_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            columns = batch.to_pydict()
-            yield pa.RecordBatch.from_pylist(
-                [_validate_row(columns, i, ingest_time, aliases) for i in range(batch.num_rows)],
-                schema=arrow_schema,
-            )
+            if batch.num_rows:
+                yield validate_arrow(batch, ingest_time, arrow_schema)
 
-    return raw.mapInArrow(validate_batches, VALIDATED_SCHEMA)
+    return raw.mapInArrow(validate_partition, VALIDATED_SCHEMA)
 
 
-def _validate_row(columns: dict, i: int, ingest_time: datetime, aliases: dict) -> dict:
-    data: bytes | None = columns["data"][i]
-    payload, payload_b64 = _decode(data)
-    try:
-        verdict = validate_payload(data, ingest_time, aliases)
-    except Exception as exc:  # noqa: BLE001 - a record must never crash the batch
-        reasons, event, hint = [f"validation_error_{type(exc).__name__}"], None, None
-    else:
-        reasons, event, hint = verdict.reasons, verdict.event, verdict.event_id
-    row = {
-        "payload": payload,
-        "payload_base64": payload_b64,
-        "stream_name": columns["stream_name"][i],
-        "shard_id": columns["shard_id"][i],
-        "sequence_number": columns["sequence_number"][i],
-        "partition_key": columns["partition_key"][i],
-        "arrival_time": columns["arrival_time"][i],
+def validate_arrow(
+    batch: pa.RecordBatch, ingest_time: datetime, arrow_schema: pa.Schema
+) -> pa.RecordBatch:
+    """Validate one Arrow batch of raw rows (the work behind ``validate_records``)."""
+    aliases = load_aliases()
+    columns = {name: [] for name in arrow_schema.names}
+    passthrough = ("stream_name", "shard_id", "sequence_number", "partition_key", "arrival_time")
+    for name in passthrough:
+        columns[name] = batch.column(name).to_pylist()
+    event_names = [f.name for f in EVENT_SCHEMA.fields]
+    for data in batch.column("data").to_pylist():
+        payload, payload_b64 = _decode(data)
+        columns["payload"].append(payload)
+        columns["payload_base64"].append(payload_b64)
+        try:
+            verdict = validate_payload(data, ingest_time, aliases)
+            reasons, event, hint = verdict.reasons, verdict.event, verdict.event_id
+        except Exception as exc:  # noqa: BLE001 - a record must never crash the batch
+            reasons, event, hint = [f"validation_error_{type(exc).__name__}"], None, None
+        columns["reasons"].append(reasons)
+        columns["event_id_hint"].append(hint)
+        for name in event_names:
+            columns[name].append(event.get(name) if event else None)
+    rows = batch.num_rows
+    constants = {
         "ingest_time": ingest_time,
         "ingest_date": ingest_time.date(),
         "ingest_hour": ingest_time.hour,
-        "reasons": reasons,
-        "event_id_hint": hint,
     }
-    for field in EVENT_SCHEMA.fields:
-        row[field.name] = event.get(field.name) if event else None
-    return row
+    for name, value in constants.items():
+        columns[name] = [value] * rows
+    arrays = [pa.array(columns[f.name], type=f.type) for f in arrow_schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
 
 
 def _decode(data: bytes | None) -> tuple[str | None, str | None]:
@@ -99,6 +101,7 @@ def _arrow_type(spark_type) -> pa.DataType:
         "double": pa.float64(),
         "date": pa.date32(),
         "timestamp": pa.timestamp("us", tz="UTC"),
+        "boolean": pa.bool_(),
     }
     if name == "array":
         return pa.list_(_arrow_type(spark_type.elementType))
@@ -125,26 +128,18 @@ def event_key(column: str = "event_id"):
     return F.xxhash64(F.col(column))
 
 
-def first_arrivals(validated: DataFrame) -> DataFrame:
-    """Valid events, one per event_id: the first to arrive within this batch wins."""
-    valid = validated.where(F.size("reasons") == 0)
-    arrival_order = Window.partitionBy("event_id").orderBy(
-        F.col("arrival_time").asc(),
-        F.col("shard_id").asc(),
-        # Sequence numbers have up to 128 digits: compare them as zero-padded text.
-        F.lpad("sequence_number", 128, "0").asc(),
-    )
-    return (
-        valid.withColumn("_rank", F.row_number().over(arrival_order))
-        .where(F.col("_rank") == 1)
-        .drop("_rank")
-        .withColumn(EVENT_KEY, event_key())
-    )
+def valid_events(validated: DataFrame) -> DataFrame:
+    """Records that passed validation, keyed for dedup (duplicates still included)."""
+    return validated.where(F.size("reasons") == 0).withColumn(EVENT_KEY, event_key())
 
 
-def to_silver(first: DataFrame, seen_keys: DataFrame) -> DataFrame:
-    """Drop events already in silver (``seen_keys`` has one ``event_key`` column)."""
-    fresh = first.join(F.broadcast(seen_keys), on=EVENT_KEY, how="left_anti")
+def to_silver(valid: DataFrame, dropped: DataFrame) -> DataFrame:
+    """Valid events minus the duplicates in ``dropped``.
+
+    ``dropped`` names records by (shard_id, sequence_number): later arrivals of an
+    event_id within the batch and events already in silver (see ``glue_job.dedup``).
+    """
+    fresh = valid.join(F.broadcast(dropped), on=["shard_id", "sequence_number"], how="left_anti")
     return _select(fresh.withColumn("event_date", F.to_date("event_time")), SILVER_SCHEMA)
 
 

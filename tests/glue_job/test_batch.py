@@ -10,7 +10,7 @@ from conftest import build_lake, event, raw_rows
 from backend.engine import DuckDBEngine
 from glue_job.batch import BatchProcessor, ParquetLake
 from glue_job.schemas import RAW_SCHEMA
-from glue_job.transforms import first_arrivals, to_silver, validate_records
+from glue_job.transforms import to_silver, valid_events, validate_records
 
 
 def table(root, name):
@@ -85,8 +85,8 @@ def test_retried_batch_replaces_partial_output(spark, tmp_path):
     junk = spark.createDataFrame(raw_rows([event(event_id="junk")]), RAW_SCHEMA)
 
     validated = validate_records(junk, datetime.now(UTC))
-    seen = spark.createDataFrame([], "event_key long")
-    lake.write("silver", to_silver(first_arrivals(validated), seen), 0)
+    none = spark.createDataFrame([], "shard_id string, sequence_number string")
+    lake.write("silver", to_silver(valid_events(validated), none), 0)
 
     processor.process_batch(batch, 0)
     assert sorted(table(lake.root, "silver").event_id) == ["x", "y"]

@@ -1,0 +1,140 @@
+"""Local stack (all layers): ``telcopulse up`` runs emulator, stream job, producer and dashboard.
+
+Each component is a child process in its own session, so Ctrl-C reaches only this
+supervisor, which then stops them in a safe order: producer first, then the
+stream job (between triggers), the dashboard, and the emulator last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.settings import Settings
+
+STOP_TIMEOUT = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log: Path
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "backend.cli", *args]
+
+
+def _spawn(name: str, command: list[str], settings: Settings, logs: Path) -> Child:
+    log = logs / f"{name}.log"
+    env = {**os.environ, "TELCOPULSE_HOME": str(settings.home.resolve()), "PYTHONUNBUFFERED": "1"}
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(
+            command,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    return Child(name, process, log)
+
+
+def _dashboard_ready(port: int) -> bool:
+    try:
+        url = f"http://127.0.0.1:{port}/_stcore/health"
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _wait(predicate, timeout: float, children: list[Child]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if any(c.process.poll() is not None for c in children):
+            return False
+        time.sleep(0.25)
+    return False
+
+
+def _stop(child: Child, sig: int = signal.SIGINT) -> None:
+    if child.process.poll() is not None:
+        return
+    try:
+        os.killpg(child.process.pid, sig)
+        child.process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.process.pid, signal.SIGKILL)
+        child.process.wait()
+    except ProcessLookupError:
+        pass
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
+def run_stack(settings: Settings, *, rate: float = 200.0, invalid_rate: float = 0.0) -> int:
+    from backend.emulator import endpoint_answers
+    from backend.kinesis import ensure_stream, kinesis_client
+
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` stops the stack as Ctrl-C does
+    say = lambda message: print(f"telcopulse up: {message}", flush=True)  # noqa: E731
+    children: list[Child] = []
+    try:
+        if endpoint_answers(settings):
+            say(f"reusing the Kinesis endpoint already answering at {settings.endpoint_url}")
+        else:
+            children.append(_spawn("emulator", _cli("emulator"), settings, logs))
+            if not _wait(lambda: endpoint_answers(settings), 30, children):
+                say(f"the Kinesis emulator did not start; see {children[0].log}")
+                return 1
+        ensure_stream(kinesis_client(settings), settings.stream_name, settings.shards)
+
+        children.append(_spawn("stream", _cli("stream"), settings, logs))
+        producer_args = ["produce", "--rate", f"{rate:g}"]
+        if invalid_rate:
+            producer_args += ["--invalid-rate", f"{invalid_rate:g}"]
+        children.append(_spawn("producer", _cli(*producer_args), settings, logs))
+        children.append(_spawn("dashboard", _cli("dashboard"), settings, logs))
+
+        if not _wait(lambda: _dashboard_ready(settings.dashboard_port), 60, children):
+            failed = [c for c in children if c.process.poll() is not None]
+            culprit = failed[0] if failed else children[-1]
+            say(f"{culprit.name} failed to start; see {culprit.log}")
+            return 1
+        say(f"dashboard   http://localhost:{settings.dashboard_port}")
+        say(f"producer    {rate:g} synthetic events/s into stream '{settings.stream_name}'")
+        say(f"lake        {settings.lake}")
+        say(f"logs        {logs}/{{emulator,stream,producer,dashboard}}.log")
+        say("try         telcopulse kpi signal   (in another shell)")
+        say("Ctrl-C stops everything")
+        while True:
+            for child in children:
+                code = child.process.poll()
+                if code is not None:
+                    say(f"{child.name} exited with code {code}; see {child.log}. Stopping.")
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("stopping…")
+        return 0
+    finally:
+        order = {"producer": 0, "stream": 1, "dashboard": 2, "emulator": 3}
+        for child in sorted(children, key=lambda c: order[c.name]):
+            _stop(child)
+        if children:
+            say("all stopped")

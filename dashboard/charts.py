@@ -1,0 +1,204 @@
+"""Charts (presentation layer): Plotly figures with one colour per operator everywhere.
+
+Colours come from a fixed, medium-lightness palette that reads on Streamlit's
+light and dark themes. Operators in the alias table get palette slots in sorted
+order (distinct and stable whatever data is on screen); any other name is hashed
+into the palette, so it too keeps its colour across reruns, pages and sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from functools import cache
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from backend.dashboard_data import SIGNAL_BANDS, STATUS_LABELS, known_operators
+
+PALETTE: tuple[str, ...] = (
+    "#3969AC",  # blue
+    "#E68310",  # orange
+    "#11A579",  # green
+    "#E73F74",  # raspberry
+    "#7F3C8D",  # purple
+    "#F2B701",  # yellow
+    "#008695",  # teal
+    "#80BA5A",  # light green
+    "#CF1C90",  # magenta
+    "#F97B72",  # salmon
+    "#5D69B1",  # indigo
+    "#52BCA3",  # aqua
+    "#9C6B30",  # brown
+    "#CC61B0",  # orchid
+    "#2F8AC4",  # sky
+    "#A5AA99",  # grey green
+)
+STATUS_COLORS: dict[str, str] = {
+    "IN_SERVICE": "#11A579",
+    "OUT_OF_SERVICE": "#E73F74",
+    "EMERGENCY_ONLY": "#F2B701",
+    "POWER_OFF": "#A5AA99",
+}
+_BAR_HEIGHT = 26
+_MARGIN = {"l": 0, "r": 10, "t": 10, "b": 0}
+
+
+@cache
+def _known_slots() -> dict[str, int]:
+    return {name: i % len(PALETTE) for i, name in enumerate(known_operators())}
+
+
+def operator_color(operator: str) -> str:
+    slot = _known_slots().get(operator)
+    if slot is None:
+        digest = hashlib.sha256(operator.encode("utf-8")).digest()
+        slot = int.from_bytes(digest[:4], "big") % len(PALETTE)
+    return PALETTE[slot]
+
+
+def operator_colors(operators: Iterable[str]) -> dict[str, str]:
+    return {name: operator_color(name) for name in operators}
+
+
+def signal_bars(signal: pd.DataFrame) -> go.Figure:
+    """Average signal per operator, strongest on top; bars grow from a floor so longer is better."""
+    ordered = signal.sort_values("avg_signal_dbm")
+    weakest = ordered["avg_signal_dbm"].min() if len(ordered) else -120.0
+    floor = min(-120.0, math.floor(weakest / 10) * 10 - 10)
+    figure = go.Figure(
+        go.Bar(
+            y=ordered["operator"],
+            x=ordered["avg_signal_dbm"] - floor,
+            base=floor,
+            orientation="h",
+            marker_color=[operator_color(o) for o in ordered["operator"]],
+            customdata=ordered[["avg_signal_dbm", "samples"]].to_numpy(),
+            hovertemplate="%{y}: %{customdata[0]:.1f} dBm<br>%{customdata[1]:,} samples"
+            "<extra></extra>",
+        )
+    )
+    for band, band_floor in SIGNAL_BANDS:
+        if math.isfinite(band_floor):
+            figure.add_vline(
+                x=band_floor,
+                line_dash="dot",
+                line_width=1,
+                opacity=0.5,
+                annotation_text=f"{band} ≥ {band_floor:.0f}",
+                annotation_position="top",
+                annotation_font_size=10,
+            )
+    figure.update_layout(
+        height=_bars_height(len(ordered)),
+        margin={**_MARGIN, "t": 30},
+        xaxis={"title": "average signal (dBm)", "range": [floor, -30]},
+        yaxis={"title": None},
+        showlegend=False,
+    )
+    return figure
+
+
+def precision_bars(precision: pd.DataFrame) -> go.Figure:
+    """Average GPS accuracy per operator, most precise (smallest) on top."""
+    ordered = precision.sort_values("avg_precision_m", ascending=False)
+    figure = go.Figure(
+        go.Bar(
+            y=ordered["operator"],
+            x=ordered["avg_precision_m"],
+            orientation="h",
+            marker_color=[operator_color(o) for o in ordered["operator"]],
+            customdata=ordered[["samples"]].to_numpy(),
+            hovertemplate="%{y}: %{x:.1f} m<br>%{customdata[0]:,} samples<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=_bars_height(len(ordered)),
+        margin=_MARGIN,
+        xaxis={
+            "title": "average GPS accuracy radius (m), smaller is better",
+            "rangemode": "tozero",
+        },
+        yaxis={"title": None},
+        showlegend=False,
+    )
+    return figure
+
+
+def status_bars(status: pd.DataFrame) -> go.Figure:
+    """Events per status for the given postal codes (long form), busiest on top."""
+    order = status.groupby("postal_code")["events"].sum().sort_values(kind="stable").index.tolist()
+    figure = go.Figure()
+    for label in STATUS_LABELS.values():
+        rows = status[status["status_label"] == label]
+        if rows.empty:
+            continue
+        figure.add_bar(
+            name=label,
+            y=rows["postal_code"],
+            x=rows["events"],
+            orientation="h",
+            marker_color=STATUS_COLORS.get(label),
+            hovertemplate="%{y} " + label + ": %{x:,} events<extra></extra>",
+        )
+    figure.update_layout(
+        barmode="stack",
+        height=_bars_height(len(order)),
+        margin=_MARGIN,
+        xaxis={"title": "events"},
+        yaxis={"title": None, "type": "category", "categoryorder": "array", "categoryarray": order},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
+    )
+    return figure
+
+
+def operator_lines(trend: pd.DataFrame, column: str, title: str, unit: str) -> go.Figure:
+    """One line per operator over time (UTC buckets)."""
+    figure = go.Figure()
+    for operator, rows in trend.dropna(subset=[column]).groupby("operator", sort=True):
+        figure.add_scatter(
+            name=operator,
+            x=rows["bucket"],
+            y=rows[column],
+            mode="lines+markers",
+            marker_size=4,
+            line_color=operator_color(operator),
+            hovertemplate=f"{operator}: %{{y:.1f}} {unit}<br>%{{x}}<extra></extra>",
+        )
+    figure.update_layout(
+        height=340,
+        margin=_MARGIN,
+        xaxis={"title": "event time (UTC)"},
+        yaxis={"title": title},
+        legend={"title": None},
+    )
+    return figure
+
+
+def events_stacked(trend: pd.DataFrame) -> go.Figure:
+    """Events per bucket, stacked by operator."""
+    figure = go.Figure()
+    for operator, rows in trend.groupby("operator", sort=True):
+        figure.add_bar(
+            name=operator,
+            x=rows["bucket"],
+            y=rows["events"],
+            marker_color=operator_color(operator),
+            hovertemplate=f"{operator}: %{{y:,}} events<br>%{{x}}<extra></extra>",
+        )
+    figure.update_layout(
+        barmode="stack",
+        bargap=0.1,
+        height=320,
+        margin=_MARGIN,
+        xaxis={"title": "event time (UTC)"},
+        yaxis={"title": "events"},
+        legend={"title": None},
+    )
+    return figure
+
+
+def _bars_height(rows: int) -> int:
+    return max(160, 60 + _BAR_HEIGHT * rows)

@@ -1,0 +1,169 @@
+"""Page set-up (presentation layer): sidebar, snapshot, and loading data without tracebacks.
+
+Every page starts with ``start_page``. It draws the shared sidebar, picks one
+committed batch for the whole run (so all numbers on the page agree) and returns
+a ``Page`` whose ``load`` runs a cached query. A failed query shows a one-line
+banner and, when there is one, the last good result marked stale.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from backend.dashboard_data import Freshness, window_for_preset
+from backend.engine import QueryEngine, QueryError
+from backend.queries import Window
+from backend.settings import Settings, SettingsError
+from dashboard import cache, controls, panels
+from dashboard.controls import Refresh
+
+T = TypeVar("T")
+log = logging.getLogger("telcopulse.dashboard")
+SNAPSHOT_KEY = "tp_snapshot"
+_LAST_GOOD = "tp_last_good"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The committed batch a run reads, and when it was looked up."""
+
+    batch: int
+    taken_at: datetime
+    source: str  # engine key, so a snapshot never outlives a change of lake
+
+
+@dataclass(frozen=True)
+class _Kept:
+    value: Any
+    taken_at: datetime
+
+
+@dataclass
+class Page:
+    settings: Settings
+    engine: QueryEngine
+    engine_key: str
+    refresh: Refresh
+    preset: str
+    snapshot: Snapshot | None
+    snapshot_error: str | None = None
+    _shown: set[str] = field(default_factory=set)
+
+    @property
+    def batch(self) -> int:
+        return -1 if self.snapshot is None else self.snapshot.batch
+
+    @property
+    def window(self) -> Window:
+        moment = self.snapshot.taken_at if self.snapshot else datetime.now(UTC)
+        return window_for_preset(self.preset, moment)
+
+    def require_snapshot(self) -> None:
+        """Stop the page when no batch could be looked up (the banner says why)."""
+        if self.snapshot_error:
+            self._banner("the committed batch", self.snapshot_error)
+        if self.snapshot is None:
+            st.stop()
+        if self.snapshot_error:
+            panels.stale_note("snapshot", self.snapshot.taken_at)
+
+    def require_data(self) -> None:
+        """Stop the page with the waiting panel while nothing is committed yet."""
+        self.require_snapshot()
+        if self.batch < 0:
+            panels.waiting_for_data(self.settings, self.refresh.interval)
+            st.stop()
+
+    def load(self, what: str, fetch: Callable[..., T], *extra: Any) -> T | None:
+        """``fetch(engine, engine_key, batch, window, tick, *extra)``, or the last good result.
+
+        Returns ``None`` when the query failed and nothing was loaded before.
+        """
+        window = self.window
+        kept_key = f"{_LAST_GOOD}:{what}:{self.preset}:{extra!r}"
+        try:
+            value = fetch(
+                self.engine, self.engine_key, self.batch, window, self.refresh.tick, *extra
+            )
+        except QueryError as exc:
+            cause = str(exc)
+        except Exception as exc:
+            # A page must never show a traceback; the log keeps it for whoever runs the app.
+            log.exception("loading %s failed", what)
+            cause = f"{type(exc).__name__}: {exc}"
+        else:
+            st.session_state[kept_key] = _Kept(value, datetime.now(UTC))
+            return value
+        self._banner(what, cause)
+        kept: _Kept | None = st.session_state.get(kept_key)
+        if kept is None:
+            return None
+        panels.stale_note(what, kept.taken_at)
+        return kept.value
+
+    def freshness(self) -> Freshness | None:
+        settings = self.settings
+        thresholds = (settings.freshness_amber_seconds, settings.freshness_red_seconds)
+        found = self.load("freshness", cache.freshness, thresholds)
+        if found is None:
+            return None
+        return found.rated_at(datetime.now(UTC), *thresholds)
+
+    def _banner(self, what: str, cause: str) -> None:
+        # One banner per cause and run: an unreachable engine fails every query alike.
+        if cause not in self._shown:
+            self._shown.add(cause)
+            panels.error_banner(what, cause)
+
+
+def start_page(title: str, icon: str) -> Page:
+    """Page config, shared sidebar and the run's snapshot. Stops the page on bad settings."""
+    st.set_page_config(page_title=f"{title} · TelcoPulse", page_icon=icon, layout="wide")
+    try:
+        settings = cache.get_settings()
+    except SettingsError as exc:
+        st.error(f"{exc}. Fix the environment and reload the page.", icon=":material/error:")
+        st.stop()
+    key = cache.engine_key(settings)
+    try:
+        engine = cache.get_engine(key, settings)
+    except Exception as exc:
+        log.exception("creating the query engine failed")
+        st.error(f"Could not open the query engine: {exc}", icon=":material/error:")
+        st.stop()
+    preset = controls.time_range_control()
+    refresh = controls.refresh_control(settings.refresh_seconds)
+    snapshot, error = _take_snapshot(engine, key, refresh)
+    page = Page(settings, engine, key, refresh, preset, snapshot, error)
+    if snapshot is not None:
+        with st.sidebar:
+            panels.refresh_caption(
+                snapshot.taken_at, snapshot.batch, refresh.interval, refresh.paused
+            )
+    return page
+
+
+def _take_snapshot(
+    engine: QueryEngine, key: str, refresh: Refresh
+) -> tuple[Snapshot | None, str | None]:
+    kept: Snapshot | None = st.session_state.get(SNAPSHOT_KEY)
+    if kept is not None and kept.source != key:
+        kept = None
+    if refresh.paused and kept is not None:
+        return kept, None
+    try:
+        batch = cache.committed_batch(engine, key, (refresh.tick, refresh.count))
+    except QueryError as exc:
+        return kept, str(exc)
+    except Exception as exc:
+        log.exception("looking up the committed batch failed")
+        return kept, f"{type(exc).__name__}: {exc}"
+    snapshot = Snapshot(batch=batch, taken_at=datetime.now(UTC), source=key)
+    st.session_state[SNAPSHOT_KEY] = snapshot
+    return snapshot, None

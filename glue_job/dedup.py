@@ -1,0 +1,72 @@
+"""Dedup (silver): first arrival wins, within a batch and across batches (24 h horizon).
+
+Runs on the driver over the batch's few key columns: a sort and a hash lookup
+there cost far less than a Spark shuffle of whole records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+EVENT_KEY = "event_key"
+ROW_ID = ["shard_id", "sequence_number"]
+
+
+def first_arrival_mask(arrivals: pd.DataFrame) -> np.ndarray:
+    """True for the first arrival of each event key in ``arrivals`` (row order kept).
+
+    Order: arrival time, then shard id, then sequence number (numerically; they
+    are decimal strings of up to 128 digits).
+    """
+    if arrivals.empty:
+        return np.zeros(0, dtype=bool)
+    order = arrivals.assign(_seq=arrivals["sequence_number"].str.zfill(128)).sort_values(
+        ["arrival_time", "shard_id", "_seq"], kind="stable"
+    )
+    firsts = ~order[EVENT_KEY].duplicated(keep="first")
+    return firsts.reindex(arrivals.index).to_numpy(dtype=bool)
+
+
+@dataclass
+class SeenEvents:
+    """Dedup index: 64-bit keys (xxhash64) of event ids already in silver, by ingest hour.
+
+    Holding hashes (8 bytes each) rather than ids keeps a day at 10k events/s within
+    about 7 GB and a day at 200 events/s within 140 MB. A 64-bit collision, about one
+    in 10^7 per day even at 10k events/s, would count one event as a duplicate; it
+    stays in bronze either way.
+    """
+
+    horizon: timedelta = timedelta(hours=24)
+    buckets: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self.buckets.values())
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(keys), dtype=bool)
+        for bucket in self.buckets.values():
+            found |= np.isin(keys, bucket)
+        return found
+
+    def add(self, keys: np.ndarray, ingest_time: datetime) -> None:
+        hour = int(ingest_time.timestamp()) // 3600
+        current = self.buckets.get(hour)
+        merged = keys if current is None else np.concatenate([current, keys])
+        self.buckets[hour] = np.unique(merged.astype(np.int64))
+        self.expire(ingest_time)
+
+    def expire(self, now: datetime) -> None:
+        oldest = int((now - self.horizon).timestamp()) // 3600
+        for hour in [h for h in self.buckets if h < oldest]:
+            del self.buckets[hour]
+
+
+def choose_silver(arrivals: pd.DataFrame, seen: SeenEvents) -> np.ndarray:
+    """Mask of the valid records that go to silver: first in batch and not seen before."""
+    keys = arrivals[EVENT_KEY].to_numpy(dtype=np.int64)
+    return first_arrival_mask(arrivals) & ~seen.contains(keys)
