@@ -17,12 +17,14 @@ import pandas as pd
 
 from backend.engine import QueryEngine
 from backend.queries import Window, committed_batch, load_sql, run_kpi
-from glue_job.contract import SIGNAL_BANDS, STATUS_LABELS, load_aliases
+from glue_job.contract import BOUNDS, SIGNAL_BANDS, STATUS_LABELS, load_aliases
 
 __all__ = [
     "DEFAULT_PRESET",
+    "NO_POSTAL_CODE",
     "PRESETS",
     "SIGNAL_BANDS",
+    "SIGNAL_RANGE_DBM",
     "STATUS_LABELS",
     "Freshness",
     "Headline",
@@ -51,6 +53,7 @@ PRESETS: dict[str, timedelta | None] = {
 }
 DEFAULT_PRESET = "1 h"
 NO_POSTAL_CODE = "(none)"
+SIGNAL_RANGE_DBM: tuple[float, float] = BOUNDS["signal_dbm"]
 IN_SERVICE = STATUS_LABELS[0]
 TREND_UNITS = ("minute", "hour", "day")
 # Longest data span drawn at each trend resolution (beyond the last: one point a day).

@@ -116,7 +116,7 @@ def start_emulator(settings: Settings, *, log_path: Path | None = None) -> subpr
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup(),  # noqa: PLW1509 - only calls prctl before exec
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl before exec
         )
 
 
@@ -135,7 +135,7 @@ def run_emulator(settings: Settings) -> int:
     proc = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_child_setup(),  # noqa: PLW1509 - only calls prctl before exec
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl before exec
     )
 
     def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -238,7 +238,7 @@ def _port_in_use(port: int) -> bool:
         return sock.connect_ex((LOCAL_HOST, port)) == 0
 
 
-def _child_setup() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     return functools.partial(_die_with_parent, os.getpid())

@@ -144,7 +144,7 @@ class AthenaEngine:
             cursor = self._conn.cursor()
             cursor.execute(
                 sql,
-                [str(p) for p in params] or None,
+                [athena_literal(p) for p in params] or None,
                 paramstyle="qmark",
                 result_reuse_enable=True,
                 result_reuse_minutes=self.reuse_minutes,
@@ -154,6 +154,15 @@ class AthenaEngine:
             raise QueryError(f"Athena: {_one_line(exc)}") from exc
         finally:
             self.last_seconds = time.perf_counter() - started
+
+
+def athena_literal(value: object) -> str:
+    """Athena's execution parameters are SQL literals: quote text, pass numbers as is."""
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"unsupported query parameter: {value!r}")
+    if isinstance(value, int | float):
+        return repr(value)
+    return _quote(str(value))
 
 
 def make_engine(settings) -> QueryEngine:

@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.emulator import die_with_parent
 from backend.settings import Settings
 
 STOP_TIMEOUT = 60.0
@@ -43,6 +44,8 @@ def _spawn(name: str, command: list[str], settings: Settings, logs: Path) -> Chi
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
+            # Even a `kill -9` of this supervisor must not leave orphans running.
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl before exec
             cwd=Path(__file__).resolve().parent.parent,
         )
     return Child(name, process, log)

@@ -67,7 +67,9 @@ def signal_bars(signal: pd.DataFrame) -> go.Figure:
     """Average signal per operator, strongest on top; bars grow from a floor so longer is better."""
     ordered = signal.sort_values("avg_signal_dbm")
     weakest = ordered["avg_signal_dbm"].min() if len(ordered) else -120.0
+    strongest = ordered["avg_signal_dbm"].max() if len(ordered) else -60.0
     floor = min(-120.0, math.floor(weakest / 10) * 10 - 10)
+    ceiling = min(-30.0, max(-60.0, math.ceil(strongest / 10) * 10 + 10))
     figure = go.Figure(
         go.Bar(
             y=ordered["operator"],
@@ -80,6 +82,7 @@ def signal_bars(signal: pd.DataFrame) -> go.Figure:
             "<extra></extra>",
         )
     )
+    # Each band's floor as a dotted line, named on its side of the line.
     for band, band_floor in SIGNAL_BANDS:
         if math.isfinite(band_floor):
             figure.add_vline(
@@ -87,14 +90,14 @@ def signal_bars(signal: pd.DataFrame) -> go.Figure:
                 line_dash="dot",
                 line_width=1,
                 opacity=0.5,
-                annotation_text=f"{band} ≥ {band_floor:.0f}",
-                annotation_position="top",
-                annotation_font_size=10,
+                annotation_text=band,
+                annotation_position="top right",
+                annotation={"yanchor": "bottom", "font_size": 10},  # above the plot area
             )
     figure.update_layout(
         height=_bars_height(len(ordered)),
         margin={**_MARGIN, "t": 30},
-        xaxis={"title": "average signal (dBm)", "range": [floor, -30]},
+        xaxis={"title": "average signal (dBm)", "range": [floor, ceiling]},
         yaxis={"title": None},
         showlegend=False,
     )
@@ -168,11 +171,11 @@ def operator_lines(trend: pd.DataFrame, column: str, title: str, unit: str) -> g
             hovertemplate=f"{operator}: %{{y:.1f}} {unit}<br>%{{x}}<extra></extra>",
         )
     figure.update_layout(
-        height=340,
+        height=_legend_height(trend),
         margin=_MARGIN,
         xaxis={"title": "event time (UTC)"},
         yaxis={"title": title},
-        legend={"title": None},
+        legend={"title": None, "traceorder": "normal"},
     )
     return figure
 
@@ -191,14 +194,19 @@ def events_stacked(trend: pd.DataFrame) -> go.Figure:
     figure.update_layout(
         barmode="stack",
         bargap=0.1,
-        height=320,
+        height=_legend_height(trend),
         margin=_MARGIN,
         xaxis={"title": "event time (UTC)"},
         yaxis={"title": "events"},
-        legend={"title": None},
+        legend={"title": None, "traceorder": "normal"},
     )
     return figure
 
 
 def _bars_height(rows: int) -> int:
     return max(160, 60 + _BAR_HEIGHT * rows)
+
+
+def _legend_height(trend: pd.DataFrame) -> int:
+    """Tall enough for a legend entry per operator without a scroll bar."""
+    return max(380, 80 + 22 * trend["operator"].nunique())

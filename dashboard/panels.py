@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from backend.dashboard_data import Freshness, Headline
+from backend.dashboard_data import SIGNAL_BANDS, SIGNAL_RANGE_DBM, Freshness, Headline
 from backend.queries import BEGINNING, END_OF_TIME, Window
 from backend.settings import Settings
 
@@ -54,6 +54,20 @@ def describe_window(preset: str, window: Window) -> str:
     return f"last {preset} ({format_time(window.since)} – {format_time(window.until)})"
 
 
+def signal_help() -> str:
+    """What a dBm figure means, from the contract's range and bands."""
+    low, high = SIGNAL_RANGE_DBM
+    bands = [f"{name} ≥ {_dbm(floor)}" for name, floor in SIGNAL_BANDS[:-1]]
+    return (
+        f"Received signal strength in dBm (decibel-milliwatts), {_dbm(low)} to {_dbm(high)}: "
+        f"closer to 0 is stronger. Bands: {', '.join(bands)}, {SIGNAL_BANDS[-1][0]} below."
+    )
+
+
+def _dbm(value: float) -> str:
+    return f"{value:.0f}".replace("-", "−")  # a real minus sign reads better in prose
+
+
 def _number(value: float | None, pattern: str) -> str:
     return MISSING if value is None else pattern.format(value)
 
@@ -64,11 +78,13 @@ def _number(value: float | None, pattern: str) -> str:
 def deployment_line(settings: Settings) -> None:
     if settings.mode == "aws":
         st.caption(
-            f"☁️ AWS deployment · Athena workgroup `{settings.athena_workgroup}`, "
+            f":material/cloud: AWS deployment · Athena workgroup `{settings.athena_workgroup}`, "
             f"database `{settings.athena_database}` · lake `{settings.lake}`"
         )
     else:
-        st.caption(f"💻 Local deployment · DuckDB over the lake at `{settings.lake}`")
+        st.caption(
+            f":material/computer: Local deployment · DuckDB over the lake at `{settings.lake}`"
+        )
 
 
 def freshness_badge(freshness: Freshness) -> None:
@@ -90,7 +106,10 @@ def freshness_badge(freshness: Freshness) -> None:
 
 def refresh_caption(taken_at: datetime, batch: int, interval: int, paused: bool) -> None:
     state = "paused" if paused else f"refreshes every {interval} s"
-    st.caption(f"Snapshot of batch #{batch} taken {format_time(taken_at)} · {state}")
+    if batch < 0:
+        st.caption(f"Nothing committed yet, looked {format_time(taken_at)} · {state}")
+    else:
+        st.caption(f"Snapshot of batch #{batch} taken {format_time(taken_at)} · {state}")
 
 
 def error_banner(what: str, cause: str) -> None:
@@ -122,10 +141,11 @@ def waiting_for_data(settings: Settings, interval: int) -> None:
 
 
 def empty_window(preset: str, freshness: Freshness | None) -> None:
-    newest = format_time(freshness.newest_event) if freshness else MISSING
+    newest = ""
+    if freshness is not None and freshness.newest_event is not None:
+        newest = f" The newest committed event is from {format_time(freshness.newest_event)}."
     st.info(
-        f"No events in the last {preset}. The newest committed event is from {newest}: "
-        "pick a wider time range in the sidebar.",
+        f"No events in the last {preset}.{newest} Pick a wider time range in the sidebar.",
         icon=":material/filter_alt_off:",
     )
 
@@ -141,8 +161,7 @@ def headline_cards(headline: Headline) -> None:
     top[1].metric(
         "Avg signal",
         _number(headline.avg_signal_dbm, "{:.1f} dBm"),
-        help="Σ signal / Σ samples over the window, in dBm: closer to 0 is stronger "
-        "(≥ −80 excellent, ≥ −90 good, ≥ −100 fair, below that poor).",
+        help=f"Σ signal / Σ samples over the window. {signal_help()}",
         border=True,
     )
     top[2].metric(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,9 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
         self.max_records_per_shard = int(options.get("maxrecordspershard") or 20_000)
         self.access_key = options.get("accesskey") or None
         self.secret_key = options.get("secretkey") or None
+        self.prefetch = (options.get("prefetch") or "true").lower() == "true"
         self.cutoff: datetime | None = None
+        self._prefetched: tuple[dict, dict[str, Future]] | None = None
         self._client = None
         self._iterators: dict[str, tuple[str | None, str]] = {}
         self._drained: set[str] = set()
@@ -55,7 +57,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
     # A crash replay runs on a freshly unpickled reader: never ship live clients.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_client=None, _iterators={}, _drained=set())
+        state.update(_client=None, _iterators={}, _drained=set(), _prefetched=None)
         return state
 
     @property
@@ -92,16 +94,49 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
         except Exception as exc:  # noqa: BLE001 - ride out a briefly unreachable stream
             _warn(f"cannot list shards of {self.stream_name}: {exc}; retrying next trigger")
             return iter([]), start
+        # What was fetched while Spark processed the previous batch, if it starts where
+        # this batch starts; then top up synchronously so nothing new waits a trigger.
+        ahead = self._take_prefetch(start)
         rows: list[tuple] = []
         end = dict(start)
         pending = [s for s in shards if s not in self._drained]
+
+        def read_one(shard_id: str) -> tuple[list[tuple], str | None]:
+            early, position = ahead.get(shard_id, ([], start.get(shard_id)))
+            budget = self.max_records_per_shard - len(early)
+            late, last = (
+                self._read_shard(shard_id, position, budget) if budget > 0 else ([], position)
+            )
+            return early + late, last
+
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(pending)))) as pool:
-            results = list(pool.map(lambda s: self._read_shard(s, start.get(s)), pending))
+            results = list(pool.map(read_one, pending))
         for shard_id, (shard_rows, last_seq) in zip(pending, results, strict=True):
             rows.extend(shard_rows)
             if last_seq is not None:
                 end[shard_id] = last_seq
+        self._start_prefetch(end, pending)
         return iter(rows), end
+
+    def _start_prefetch(self, start: dict, shards: list[str]) -> None:
+        """Read the next batch's records in the background while Spark is busy."""
+        if not self.prefetch or not shards:
+            return
+        pool = ThreadPoolExecutor(max_workers=min(8, len(shards)))
+        futures = {s: pool.submit(self._read_shard, s, start.get(s)) for s in shards}
+        pool.shutdown(wait=False)
+        self._prefetched = (dict(start), futures)
+
+    def _take_prefetch(self, start: dict) -> dict[str, tuple[list[tuple], str | None]]:
+        if self._prefetched is None:
+            return {}
+        origin, futures = self._prefetched
+        self._prefetched = None
+        results = {s: f.result() for s, f in futures.items()}  # always join: shared iterators
+        if origin != start:
+            self._iterators.clear()  # Spark asked for another position: start afresh
+            return {}
+        return results
 
     def readBetweenOffsets(self, start: dict, end: dict):
         rows: list[tuple] = []
@@ -136,14 +171,15 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
             kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
         return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
 
-    def _get_records(self, shard_id: str, after: str | None, iterator: str | None):
+    def _get_records(
+        self, shard_id: str, after: str | None, iterator: str | None, limit: int = GET_RECORDS_LIMIT
+    ):
         from botocore.exceptions import ClientError
 
         for _ in range(3):
             try:
                 return self.client.get_records(
-                    ShardIterator=iterator or self._iterator(shard_id, after),
-                    Limit=GET_RECORDS_LIMIT,
+                    ShardIterator=iterator or self._iterator(shard_id, after), Limit=limit
                 )
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ExpiredIteratorException":
@@ -151,14 +187,18 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
                 iterator = None  # iterators expire after 5 minutes; make a fresh one
         raise RuntimeError(f"shard {shard_id}: iterator kept expiring")
 
-    def _read_shard(self, shard_id: str, after: str | None) -> tuple[list[tuple], str | None]:
-        """Read what a shard has after ``after``, up to this batch's cap."""
+    def _read_shard(
+        self, shard_id: str, after: str | None, budget: int | None = None
+    ) -> tuple[list[tuple], str | None]:
+        """Read what a shard has after ``after``, up to ``budget`` records (the batch cap)."""
         rows: list[tuple] = []
         last = after
+        budget = self.max_records_per_shard if budget is None else budget
         try:
             iterator: str | None = self._iterator(shard_id, after)
-            while len(rows) < self.max_records_per_shard:
-                response = self._get_records(shard_id, last, iterator)
+            while len(rows) < budget:
+                limit = min(GET_RECORDS_LIMIT, budget - len(rows))
+                response = self._get_records(shard_id, last, iterator, limit)
                 records = response["Records"]
                 stop = False
                 for record in records:
@@ -178,9 +218,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
                     iterator = None  # it points past the cutoff; rebuild from `last` later
                     break
                 # kinesalite always reports 0 lag, so a short page is the real signal.
-                caught_up = len(records) < GET_RECORDS_LIMIT and not response.get(
-                    "MillisBehindLatest"
-                )
+                caught_up = len(records) < limit and not response.get("MillisBehindLatest")
                 if caught_up:
                     break
             if iterator is not None:

@@ -31,6 +31,8 @@ SPARK_CONF = {
     "spark.sql.streaming.metricsEnabled": "false",
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    # Task output goes straight to its batch directory; readers never see uncommitted batches.
+    "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
     "spark.driver.memory": "1g",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",

@@ -2,7 +2,13 @@
 
 import streamlit as st
 
-from backend.dashboard_data import pick_trend_unit, pivot_status, top_postal_codes
+from backend.dashboard_data import (
+    NO_POSTAL_CODE,
+    STATUS_LABELS,
+    pick_trend_unit,
+    pivot_status,
+    top_postal_codes,
+)
 from dashboard import cache, charts, panels
 from dashboard.page import start_page
 
@@ -17,12 +23,15 @@ st.caption(
     "over one-minute partial aggregates, never averages of averages."
 )
 file_suffix = page.preset.replace(" ", "")
+headline = page.load("headline KPIs", cache.headline)
+if headline is not None and headline.is_empty:
+    panels.empty_window(page.preset, page.freshness())
+    st.stop()
 
 # --- signal strength ------------------------------------------------------------------------
 st.subheader(
     "Average signal strength per operator",
-    help="Received signal strength in dBm (decibel-milliwatts), from −140 to −30: closer to 0 "
-    "is stronger. Bands: excellent ≥ −80, good ≥ −90, fair ≥ −100, poor below.",
+    help=panels.signal_help(),
 )
 signal = page.load("signal by operator", cache.signal)
 if signal is not None:
@@ -85,7 +94,11 @@ if status is not None:
     else:
         wide = pivot_status(status)
         chart, table = st.columns([3, 2])
-        chart.caption(f"The {min(TOP_POSTAL_CODES, len(wide))} busiest of {len(wide)} postal codes")
+        known = f" of {headline.postal_codes:,} postal codes" if headline else ""
+        chart.caption(
+            f"The {min(TOP_POSTAL_CODES, len(wide))} busiest{known}; "
+            f"{NO_POSTAL_CODE} counts events that carried no postal code."
+        )
         chart.plotly_chart(
             charts.status_bars(top_postal_codes(status, TOP_POSTAL_CODES)), width="stretch"
         )
@@ -96,16 +109,21 @@ if status is not None:
                 key="download_status",
                 column_config={
                     "postal_code": "Postal code",
+                    **{
+                        label: st.column_config.NumberColumn(
+                            label.replace("_", " ").capitalize(), format="localized"
+                        )
+                        for label in STATUS_LABELS.values()
+                    },
                     "events": st.column_config.NumberColumn("Events", format="localized"),
                     "in_service_share": st.column_config.ProgressColumn(
-                        "In service", format="percent", min_value=0.0, max_value=1.0
+                        "In-service share", format="percent", min_value=0.0, max_value=1.0
                     ),
                 },
             )
 
 # --- trend ----------------------------------------------------------------------------------
-headline = page.load("headline KPIs", cache.headline)
-if headline is not None and not headline.is_empty:
+if headline is not None:
     unit = pick_trend_unit(headline.first_minute, headline.last_minute)
     st.subheader(f"Average signal per {unit} by operator")
     trend = page.load("signal trend", cache.trend, unit)

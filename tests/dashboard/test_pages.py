@@ -118,12 +118,14 @@ def test_home_headline_cards_match_the_sql(monkeypatch, csv_lake):
     assert "Snapshot of batch #1" in texts(at.sidebar.caption)
 
 
-def test_a_window_without_events_says_how_to_see_some(monkeypatch, csv_lake):
+@pytest.mark.parametrize("page", PAGES)
+def test_a_window_without_events_says_how_to_see_some(monkeypatch, csv_lake, page):
     # The lake holds yesterday's events only, so the last 15 minutes are empty.
-    at = open_page(monkeypatch, csv_lake.parent, preset="15 min")
+    at = open_page(monkeypatch, csv_lake.parent, page, preset="15 min")
     assert not at.exception
-    assert "No events in the last 15 min" in texts(at.info)
+    assert "No events in the last 15 min. The newest committed event is from" in texts(at.info)
     assert not at.metric
+    assert not at.dataframe
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -134,6 +136,7 @@ def test_empty_lake_shows_the_waiting_panel(monkeypatch, tmp_path, page):
     assert "Waiting for data" in texts(at.subheader)
     assert "telcopulse produce --rate 200" in texts(at.code)
     assert "make up" in texts(at.markdown)
+    assert "Nothing committed yet" in texts(at.sidebar.caption)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -205,3 +208,22 @@ def test_pause_freezes_the_snapshot(monkeypatch, csv_lake, tmp_path):
     first_half = data.query_headline(engine, Window(), 0).events
     assert metric(at, "Events") == f"{first_half:,}"
     assert "Snapshot of batch #0" in texts(at.sidebar.caption)
+
+
+def test_an_unexpected_error_is_a_banner_too(monkeypatch, csv_lake):
+    def broken(self, sql, params=()):
+        raise RuntimeError("driver bug")
+
+    monkeypatch.setattr(DuckDBEngine, "run", broken)
+    at = open_page(monkeypatch, csv_lake.parent, KPIS)
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Could not load the committed batch: RuntimeError: driver bug"
+    ]
+
+
+def test_invalid_settings_name_the_variable(monkeypatch, csv_lake):
+    monkeypatch.setenv("TELCOPULSE_REFRESH_SECONDS", "1")
+    at = open_page(monkeypatch, csv_lake.parent)
+    assert not at.exception
+    assert "TELCOPULSE_REFRESH_SECONDS" in texts(at.error)
