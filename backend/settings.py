@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
     freshness_amber_seconds: int = Field(default=60, ge=1)
     freshness_red_seconds: int = Field(default=300, ge=1)
+    # Home-page alerts
+    alert_outage_share: float = Field(default=0.2, gt=0, le=1)  # OOS + emergency-only share
+    alert_outage_window_minutes: int = Field(default=15, ge=1)
+    alert_signal_drop_db: float = Field(default=5.0, gt=0)  # vs the previous hour
+    alert_min_events: int = Field(default=20, ge=1)  # ignore places/operators with fewer
 
     @model_validator(mode="after")
     def _aws_needs_its_resources(self) -> Settings:

@@ -107,6 +107,7 @@ POSTAL_STATUS_MINUTE = Table(
     (
         ("minute", "timestamp"),
         ("postal_code", "string"),
+        ("operator", "string"),
         ("status", "int"),
         ("status_label", "string"),
         ("events", "long"),
