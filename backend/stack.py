@@ -71,7 +71,8 @@ def _wait(predicate, timeout: float, children: list[Child]) -> bool:
     return False
 
 
-def _stop(child: Child, sig: int = signal.SIGINT) -> None:
+def _stop(child: Child, sig: int = signal.SIGTERM) -> None:
+    # SIGTERM, not SIGINT: a shell may start us with SIGINT ignored, and children inherit that.
     if child.process.poll() is not None:
         return
     try:
