@@ -61,7 +61,8 @@ def validate_arrow(
         columns["payload"].append(payload)
         columns["payload_base64"].append(payload_b64)
         try:
-            verdict = validate_payload(data, ingest_time, aliases)
+            # Already-decoded text skips a second UTF-8 decode; invalid bytes go in as bytes.
+            verdict = validate_payload(data if payload_b64 else payload, ingest_time, aliases)
             reasons, event, hint = verdict.reasons, verdict.event, verdict.event_id
         except Exception as exc:  # noqa: BLE001 - a record must never crash the batch
             reasons, event, hint = [f"validation_error_{type(exc).__name__}"], None, None
@@ -179,11 +180,12 @@ def to_operator_minute(silver: DataFrame) -> DataFrame:
 
 
 def to_postal_status_minute(silver: DataFrame) -> DataFrame:
-    """Mergeable partials per (minute, postal code, status), with coordinate sums for centroids."""
+    """Mergeable partials per (minute, postal code, operator, status), with coordinate sums
+    for centroids; the operator key lets maps and status views filter by operator."""
     has_position = F.col("latitude").isNotNull() & F.col("longitude").isNotNull()
     grouped = (
         _minute(silver)
-        .groupBy("minute", "postal_code", "status", "status_label")
+        .groupBy("minute", "postal_code", "operator", "status", "status_label")
         .agg(
             F.count(F.lit(1)).alias("events"),
             F.sum("signal_dbm").alias("signal_sum"),
