@@ -35,7 +35,7 @@ class Settings(BaseSettings):
 
     # stream job
     trigger_seconds: float = Field(default=2.0, gt=0)
-    max_records_per_shard: int = Field(default=20_000, ge=100)
+    max_records_per_shard: int = Field(default=40_000, ge=100)
     dedup_horizon_hours: int = Field(default=24, ge=1)
 
     # lake and query layer

@@ -44,7 +44,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
         self.stream_name = options["streamname"]
         self.endpoint_url = options.get("endpointurl") or None
         self.region = options.get("region") or "us-east-1"
-        self.max_records_per_shard = int(options.get("maxrecordspershard") or 20_000)
+        self.max_records_per_shard = int(options.get("maxrecordspershard") or 40_000)
         self.access_key = options.get("accesskey") or None
         self.secret_key = options.get("secretkey") or None
         self.prefetch = (options.get("prefetch") or "true").lower() == "true"

@@ -76,7 +76,7 @@ def run_stream(
     region: str,
     trigger_seconds: float = 2.0,
     until_idle: bool = False,
-    max_records_per_shard: int = 20_000,
+    max_records_per_shard: int = 40_000,
     dedup_horizon_hours: int = 24,
     access_key: str | None = None,
     secret_key: str | None = None,
