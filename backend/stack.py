@@ -127,11 +127,17 @@ def run_stack(settings: Settings, *, rate: float = 200.0, invalid_rate: float = 
         say("try         telcopulse kpi signal   (in another shell)")
         say("Ctrl-C stops everything")
         while True:
-            for child in children:
+            for child in list(children):
                 code = child.process.poll()
-                if code is not None:
-                    say(f"{child.name} exited with code {code}; see {child.log}. Stopping.")
-                    return 1
+                if code is None:
+                    continue
+                if child.name == "producer":
+                    # Stopping the producer is how you watch freshness turn: keep the rest up.
+                    say(f"producer exited with code {code}; the rest keeps running ({child.log})")
+                    children.remove(child)
+                    continue
+                say(f"{child.name} exited with code {code}; see {child.log}. Stopping.")
+                return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
         say("stopping…")

@@ -1,0 +1,454 @@
+"""Pipeline health data (query layer): layer freshness, batches, quarantine and the stream.
+
+What the Pipeline Health page shows, as DataFrames and dataclasses. It reads ``_ops``
+(one row per committed batch) and ``quarantine`` only, never bronze or silver, and
+every query takes the committed batch id, like ``backend.dashboard_data``. Windows
+select batches by their start time, which is also the ``ingest_time`` of every record
+they wrote, so ops and quarantine counts cover the very same batches.
+
+No streamlit here: the stream probe and every query run the same in tests and the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from backend.dashboard_data import (
+    _first_row,
+    _float,
+    _int,
+    _numeric,
+    _utc,
+    pick_trend_unit,
+    rate_freshness,
+)
+from backend.engine import QueryEngine
+from backend.kinesis import kinesis_client
+from backend.queries import Window, load_sql
+from backend.settings import Settings
+
+__all__ = [
+    "LAYERS",
+    "MAX_BATCH_POINTS",
+    "LayerFreshness",
+    "StreamStatus",
+    "WindowTotals",
+    "check_stream",
+    "mismatched_batches",
+    "pick_resolution",
+    "query_batch_trend",
+    "query_layer_freshness",
+    "query_quarantine_reasons",
+    "query_quarantine_samples",
+    "query_window_totals",
+    "reason_totals",
+    "shorten",
+    "stream_client",
+    "window_input_rate",
+]
+
+LAYERS: tuple[str, ...] = ("bronze", "silver", "gold")
+# Up to this many batches in a window are drawn one point each; more are bucketed by time.
+MAX_BATCH_POINTS = 2000
+TREND_COLUMNS: tuple[str, ...] = (
+    "time",
+    "first_batch_id",
+    "last_batch_id",
+    "batches",
+    "records",
+    "records_per_batch",
+    "input_rate",
+    "duplicates",
+    "quarantine_rows",
+    "mismatched_batches",
+    "duration_seconds",
+    "max_duration_seconds",
+    "source_lag_seconds",
+    "max_source_lag_seconds",
+    "timed_records",
+    "timed_seconds",
+)
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "ingest_time",
+    "batch_id",
+    "shard_id",
+    "sequence_number",
+    "event_id",
+    "reasons",
+    "encoding",
+    "payload",
+    "payload_chars",
+    "truncated",
+)
+
+
+# --- freshness per layer ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerFreshness:
+    """How recently a layer was written, and the newest event and arrival it holds.
+
+    ``level`` rates the age of the last write (the same thresholds as the Home badge).
+    """
+
+    layer: str
+    last_write: datetime | None
+    newest_event: datetime | None
+    newest_arrival: datetime | None
+    write_age_seconds: float | None = None
+    event_age_seconds: float | None = None
+    level: str = "red"
+
+    @property
+    def has_data(self) -> bool:
+        return self.last_write is not None
+
+    def rated_at(self, now: datetime, amber_seconds: float, red_seconds: float) -> LayerFreshness:
+        """The same facts with ages and level recomputed for ``now``."""
+        write_age = _age(now, self.last_write)
+        return replace(
+            self,
+            write_age_seconds=write_age,
+            event_age_seconds=_age(now, self.newest_event),
+            level=rate_freshness(write_age, amber_seconds, red_seconds),
+        )
+
+
+def query_layer_freshness(
+    engine: QueryEngine,
+    batch: int,
+    *,
+    amber_seconds: float,
+    red_seconds: float,
+    now: datetime | None = None,
+) -> list[LayerFreshness]:
+    """One entry per layer (bronze, silver, gold), rated at ``now``."""
+    row = _first_row(engine.run(load_sql("health_layers"), [batch]))
+    moment = now or datetime.now(UTC)
+    return [
+        LayerFreshness(
+            layer=layer,
+            last_write=_utc(row.get(f"{layer}_last_write")),
+            newest_event=_utc(row.get(f"{layer}_newest_event")),
+            newest_arrival=_utc(row.get(f"{layer}_newest_arrival")),
+        ).rated_at(moment, amber_seconds, red_seconds)
+        for layer in LAYERS
+    ]
+
+
+def _age(now: datetime, moment: datetime | None) -> float | None:
+    return None if moment is None else max(0.0, (now - moment).total_seconds())
+
+
+# --- window totals and reconciliation -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowTotals:
+    """Sums over the committed batches that started in a window."""
+
+    batches: int
+    records: int
+    bronze_rows: int
+    silver_rows: int
+    quarantine_rows: int
+    duplicates: int
+    mismatched_batches: int  # batches whose own counts do not reconcile
+    quarantine_table_rows: int  # records the quarantine table holds for the same batches
+    first_batch_start: datetime | None
+    last_batch_start: datetime | None
+    busy_seconds: float  # Σ batch durations
+    max_duration_seconds: float | None
+    max_source_lag_seconds: float | None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.batches == 0
+
+    @property
+    def accounted(self) -> int:
+        """silver + quarantine + duplicates: where every bronze record must have gone."""
+        return self.silver_rows + self.quarantine_rows + self.duplicates
+
+    @property
+    def unaccounted(self) -> int:
+        return self.bronze_rows - self.accounted
+
+    @property
+    def reconciled(self) -> bool:
+        """bronze = silver + quarantine + duplicates, in total and in every batch, and the
+        quarantine table holds exactly the records ``_ops`` says were quarantined."""
+        return (
+            self.unaccounted == 0
+            and self.mismatched_batches == 0
+            and self.quarantine_table_rows == self.quarantine_rows
+        )
+
+
+def query_window_totals(engine: QueryEngine, window: Window, batch: int) -> WindowTotals:
+    since, until, since_day, until_day = window.params()
+    params = [batch, since, until, batch, since, until, since_day, until_day]
+    row = _first_row(engine.run(load_sql("health_totals"), params))
+    return WindowTotals(
+        batches=_int(row.get("batches")),
+        records=_int(row.get("records")),
+        bronze_rows=_int(row.get("bronze_rows")),
+        silver_rows=_int(row.get("silver_rows")),
+        quarantine_rows=_int(row.get("quarantine_rows")),
+        duplicates=_int(row.get("duplicates")),
+        mismatched_batches=_int(row.get("mismatched_batches")),
+        quarantine_table_rows=_int(row.get("quarantine_table_rows")),
+        first_batch_start=_utc(row.get("first_batch_start")),
+        last_batch_start=_utc(row.get("last_batch_start")),
+        busy_seconds=_float(row.get("busy_seconds")) or 0.0,
+        max_duration_seconds=_float(row.get("max_duration_seconds")),
+        max_source_lag_seconds=_float(row.get("max_source_lag_seconds")),
+    )
+
+
+# --- batches over time --------------------------------------------------------------------
+
+
+def pick_resolution(totals: WindowTotals) -> str:
+    """``"batch"`` (one point per batch) while that stays drawable, else a time bucket."""
+    if totals.batches <= MAX_BATCH_POINTS:
+        return "batch"
+    return pick_trend_unit(totals.first_batch_start, totals.last_batch_start)
+
+
+def query_batch_trend(
+    engine: QueryEngine, window: Window, batch: int, resolution: str
+) -> pd.DataFrame:
+    """Batches over time, one row per batch or per bucket, always with ``TREND_COLUMNS``.
+
+    ``time`` is the batch (or bucket) start in UTC. ``input_rate`` is records per second
+    of arrival: records over the time since the previous batch started (``NaN`` for the
+    first batch of the window). Duration and lag columns are averages per bucket, with
+    ``max_*`` the worst batch; per batch both are the batch's own value.
+    """
+    since, until, *_ = window.params()
+    if resolution == "batch":
+        frame = engine.run(load_sql("health_batches"), [batch, since, until])
+        return _per_batch(frame)
+    if resolution not in ("minute", "hour", "day"):
+        raise ValueError(f"unknown resolution {resolution!r}: batch, minute, hour or day")
+    frame = engine.run(load_sql("health_batch_buckets"), [batch, since, until, resolution])
+    frame = _numeric(
+        frame,
+        [
+            "timed_seconds",
+            "duration_seconds",
+            "max_duration_seconds",
+            "source_lag_seconds",
+            "max_source_lag_seconds",
+        ],
+        [
+            "first_batch_id",
+            "last_batch_id",
+            "batches",
+            "records",
+            "duplicates",
+            "quarantine_rows",
+            "mismatched_batches",
+            "timed_records",
+        ],
+    )
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["records_per_batch"] = frame["records"] / frame["batches"].where(frame["batches"] > 0)
+    frame["input_rate"] = frame["timed_records"] / frame["timed_seconds"].where(
+        frame["timed_seconds"] > 0
+    )
+    return frame[list(TREND_COLUMNS)]
+
+
+def _per_batch(frame: pd.DataFrame) -> pd.DataFrame:
+    counts = ["batch_id", "records_read", "bronze_rows", "silver_rows", "quarantine_rows"]
+    frame = _numeric(
+        frame,
+        ["duration_seconds", "source_lag_seconds", "interval_seconds"],
+        [*counts, "duplicates"],
+    )
+    interval = frame["interval_seconds"].where(frame["interval_seconds"] > 0)
+    accounted = frame["silver_rows"] + frame["quarantine_rows"] + frame["duplicates"]
+    shaped = pd.DataFrame(
+        {
+            "time": pd.to_datetime(frame["batch_start"], utc=True),
+            "first_batch_id": frame["batch_id"],
+            "last_batch_id": frame["batch_id"],
+            "batches": 1,
+            "records": frame["records_read"],
+            "records_per_batch": frame["records_read"].astype("float64"),
+            "input_rate": frame["records_read"] / interval,
+            "duplicates": frame["duplicates"],
+            "quarantine_rows": frame["quarantine_rows"],
+            "mismatched_batches": (frame["bronze_rows"] != accounted).astype("int64"),
+            "duration_seconds": frame["duration_seconds"],
+            "max_duration_seconds": frame["duration_seconds"],
+            "source_lag_seconds": frame["source_lag_seconds"],
+            "max_source_lag_seconds": frame["source_lag_seconds"],
+            "timed_records": frame["records_read"].where(interval.notna(), 0),
+            "timed_seconds": interval,
+        }
+    )
+    return shaped[list(TREND_COLUMNS)]
+
+
+def window_input_rate(trend: pd.DataFrame) -> float | None:
+    """Records per second over the window: Σ records / Σ seconds they arrived in.
+
+    Only batches with a known arrival time count (not the window's first batch).
+    """
+    seconds = trend["timed_seconds"].sum()
+    if trend.empty or not seconds > 0:
+        return None
+    return float(trend["timed_records"].sum() / seconds)
+
+
+def mismatched_batches(trend: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a trend whose batches do not reconcile (per batch: the batches themselves)."""
+    return trend[trend["mismatched_batches"] > 0].reset_index(drop=True)
+
+
+# --- quarantine ---------------------------------------------------------------------------
+
+
+def query_quarantine_reasons(
+    engine: QueryEngine, window: Window, batch: int, unit: str
+) -> pd.DataFrame:
+    """bucket (UTC ingest time), reason, records: quarantined records per reason code."""
+    if unit not in ("minute", "hour", "day"):
+        raise ValueError(f"unknown bucket unit {unit!r}: minute, hour or day")
+    frame = engine.run(load_sql("health_quarantine_reasons"), [unit, batch, *window.params()])
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    return _numeric(frame, [], ["records"])
+
+
+def reason_totals(reasons: pd.DataFrame, quarantined: int | None = None) -> pd.DataFrame:
+    """reason, records, share: per reason code over the whole window, most frequent first.
+
+    ``share`` is the part of the ``quarantined`` records that carry the reason (so shares
+    add up to more than 1 when records fail for several reasons); ``NaN`` without it.
+    """
+    if reasons.empty:
+        return pd.DataFrame(
+            {
+                "reason": pd.Series(dtype="object"),
+                "records": pd.Series(dtype="int64"),
+                "share": pd.Series(dtype="float64"),
+            }
+        )
+    totals = reasons.groupby("reason", as_index=False)["records"].sum()
+    totals = totals.sort_values(["records", "reason"], ascending=[False, True], ignore_index=True)
+    totals["share"] = totals["records"] / quarantined if quarantined else np.nan
+    return totals
+
+
+def query_quarantine_samples(
+    engine: QueryEngine, window: Window, batch: int, reason: str | None = None
+) -> pd.DataFrame:
+    """The newest quarantined records (only those with ``reason``, when given).
+
+    Columns are ``SAMPLE_COLUMNS``. ``payload`` is what to show: the text when the record
+    was UTF-8 (``encoding`` ``"utf-8"``), else its base64 (``"base64"``), cut to the first
+    2,000 characters (``truncated`` says so; ``payload_chars`` is the full length).
+    ``reasons`` is one comma-separated string whatever array form the engine returns.
+    """
+    only = reason or ""
+    params = [batch, *window.params(), only, only]
+    frame = engine.run(load_sql("health_quarantine_samples"), params)
+    if frame.empty:
+        return pd.DataFrame({name: pd.Series(dtype="object") for name in SAMPLE_COLUMNS})
+    frame = _numeric(frame, [], ["batch_id"])
+    binary = frame["payload_base64"].notna()
+    frame["encoding"] = np.where(binary, "base64", "utf-8")
+    frame["payload"] = frame["payload_base64"].where(binary, frame["payload"]).fillna("")
+    full = pd.to_numeric(frame["base64_chars"].where(binary, frame["payload_chars"]))
+    frame["payload_chars"] = full.fillna(0).astype("int64")
+    frame["truncated"] = frame["payload_chars"] > frame["payload"].str.len()
+    frame["reasons"] = frame["reasons"].map(_reason_text)
+    frame["ingest_time"] = pd.to_datetime(frame["ingest_time"], utc=True)
+    return frame[list(SAMPLE_COLUMNS)].reset_index(drop=True)
+
+
+def _reason_text(value: object) -> str:
+    """DuckDB returns arrays as lists; Athena's result sets as text like ``[a, b]``."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        items = value.strip().removeprefix("[").removesuffix("]").split(",")
+    else:
+        items = list(value)
+    return ", ".join(str(item).strip() for item in items if str(item).strip())
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """One display line: line breaks shown as ⏎, cut to ``limit`` characters with an ellipsis."""
+    line = text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# --- the stream ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """What the Kinesis endpoint said about the stream, or why it said nothing."""
+
+    stream_name: str
+    endpoint: str
+    answers: bool  # the endpoint answered (even if only to say the stream is missing)
+    status: str | None  # ACTIVE, CREATING, UPDATING, DELETING; None when unknown
+    open_shards: int | None
+    detail: str | None  # one line: why it did not answer, or what it answered instead
+    seconds: float  # how long the check took
+
+
+def stream_client(settings: Settings, timeout: float = 1.0):
+    """A Kinesis client that gives up fast: one attempt, ``timeout`` to connect and to read."""
+    return kinesis_client(settings, connect_timeout=timeout, read_timeout=timeout, retries=1)
+
+
+def check_stream(client, settings: Settings) -> StreamStatus:
+    """DescribeStreamSummary on the configured stream. Never raises: it is a status probe."""
+    endpoint = settings.endpoint_url or f"AWS Kinesis ({settings.region})"
+    name = settings.stream_name
+    started = time.perf_counter()
+    answers, status, shards, detail = False, None, None, None
+    try:
+        summary = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    except ClientError as exc:
+        # The endpoint answered, with an error about the stream or our rights to it.
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "error")
+        answers = True
+        if code == "ResourceNotFoundException":
+            detail = f"stream {name} does not exist yet; starting the stack creates it"
+        else:
+            detail = f"{code}: {_one_line(error.get('Message') or str(exc))}"
+    except Exception as exc:  # noqa: BLE001 - unreachable, timed out, no credentials: all "down"
+        detail = f"{type(exc).__name__}: {_one_line(str(exc))}"
+    else:
+        answers = True
+        status = summary.get("StreamStatus")
+        shards = summary.get("OpenShardCount")
+        shards = None if shards is None else int(shards)
+    return StreamStatus(
+        stream_name=name,
+        endpoint=endpoint,
+        answers=answers,
+        status=status,
+        open_shards=shards,
+        detail=detail,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]

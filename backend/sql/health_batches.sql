@@ -1,0 +1,21 @@
+-- One row per committed batch that started in a window, oldest first, with the seconds
+-- since the previous batch in the window started (what the records arrived over).
+-- params: committed batch_id, since, until (timestamps, batch start)
+SELECT
+    batch_id,
+    batch_start,
+    batch_end,
+    records_read,
+    bronze_rows,
+    silver_rows,
+    quarantine_rows,
+    duplicates,
+    duration_seconds,
+    source_lag_seconds,
+    date_diff('millisecond', lag(batch_start) OVER (ORDER BY batch_id), batch_start) / 1000.0
+        AS interval_seconds
+FROM ops
+WHERE batch_id <= ?
+  AND batch_start >= CAST(? AS TIMESTAMP)
+  AND batch_start < CAST(? AS TIMESTAMP)
+ORDER BY batch_id
