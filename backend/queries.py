@@ -58,6 +58,46 @@ class Window:
         ]
 
 
+def _clean(values) -> tuple[str, ...]:
+    """Distinct non-blank values with whitespace runs collapsed, as the contract does for
+    operator names, in a stable order (sorted, so equal choices share a cache entry).
+
+    Collapsing also means no value holds the separator, so one value never turns into two.
+    """
+    return tuple(sorted({" ".join(str(v).split()) for v in values} - {""}))
+
+
+# Joins a filter's values into one bound parameter that the SQL splits with chr(10): an
+# operator name never holds a newline (canonicalisation collapses whitespace).
+FILTER_SEPARATOR = "\n"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Operator and postal-code filters of the KPI queries; an empty tuple means all.
+
+    Each list travels as a single bound text parameter (``params``), so however many
+    values a user picks, and whatever they type, nothing is ever formatted into SQL.
+    """
+
+    operators: tuple[str, ...] = ()
+    postal_codes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operators", _clean(self.operators))
+        object.__setattr__(self, "postal_codes", _clean(self.postal_codes))
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.operators and not self.postal_codes
+
+    def params(self) -> list[str]:
+        return [FILTER_SEPARATOR.join(self.operators), FILTER_SEPARATOR.join(self.postal_codes)]
+
+
+NO_FILTERS = Filters()
+
+
 def committed_batch(engine: QueryEngine) -> int:
     """Newest committed batch id, or -1 when nothing is committed yet."""
     frame = engine.run(load_sql("committed_batch"))
@@ -66,8 +106,15 @@ def committed_batch(engine: QueryEngine) -> int:
 
 
 def run_kpi(
-    engine: QueryEngine, name: str, window: Window, batch: int | None = None
+    engine: QueryEngine,
+    name: str,
+    window: Window,
+    batch: int | None = None,
+    filters: Filters = NO_FILTERS,
 ) -> pd.DataFrame:
-    """Run a KPI query over committed batches only (one snapshot per call unless given)."""
+    """Run a KPI query over committed batches only (one snapshot per call unless given).
+
+    KPI queries take the filters first, then the batch and the window.
+    """
     watermark = committed_batch(engine) if batch is None else batch
-    return engine.run(load_sql(name), [watermark, *window.params()])
+    return engine.run(load_sql(name), [*filters.params(), watermark, *window.params()])

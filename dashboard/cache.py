@@ -9,15 +9,18 @@ is passed as ``_engine`` so Streamlit does not try to hash it.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from backend import dashboard_data as data
 from backend.engine import QueryEngine, make_engine
-from backend.queries import Window
+from backend.queries import NO_FILTERS, Filters, Window
 from backend.settings import Settings, load_settings
 
 # The longest refresh interval on offer; entries older than that are never asked for again.
 MAX_INTERVAL_SECONDS = 600
+_MINUTE = timedelta(minutes=1)
 _TTL = MAX_INTERVAL_SECONDS
 _ENTRIES = 256
 
@@ -52,23 +55,90 @@ def headline(
 
 
 @st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def signal(_engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int):
-    return data.query_signal(_engine, window, batch)
+def headline_change(
+    _engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int
+) -> data.HeadlineChange:
+    return data.query_headline_change(_engine, window, batch)
 
 
 @st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def precision(_engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int):
-    return data.query_precision(_engine, window, batch)
+def choices(_engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int):
+    return data.query_choices(_engine, window, batch)
 
 
 @st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def status(_engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int):
-    return data.query_status(_engine, window, batch)
+def signal(
+    _engine: QueryEngine,
+    engine_key: str,
+    batch: int,
+    window: Window,
+    tick: int,
+    filters: Filters = NO_FILTERS,
+):
+    return data.query_signal(_engine, window, batch, filters)
 
 
 @st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def trend(_engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int, unit: str):
-    return data.query_trend(_engine, window, batch, unit)
+def precision(
+    _engine: QueryEngine,
+    engine_key: str,
+    batch: int,
+    window: Window,
+    tick: int,
+    filters: Filters = NO_FILTERS,
+):
+    return data.query_precision(_engine, window, batch, filters)
+
+
+@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
+def signal_bands(
+    _engine: QueryEngine,
+    engine_key: str,
+    batch: int,
+    window: Window,
+    tick: int,
+    filters: Filters = NO_FILTERS,
+):
+    return data.query_signal_bands(_engine, window, batch, filters)
+
+
+@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
+def status(
+    _engine: QueryEngine,
+    engine_key: str,
+    batch: int,
+    window: Window,
+    tick: int,
+    filters: Filters = NO_FILTERS,
+):
+    return data.query_status(_engine, window, batch, filters)
+
+
+@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
+def trend(  # noqa: PLR0917 - the loader signature Page.load calls
+    _engine: QueryEngine,
+    engine_key: str,
+    batch: int,
+    window: Window,
+    tick: int,
+    unit: str,
+    filters: Filters = NO_FILTERS,
+):
+    """Per-operator series; ``unit`` is a ``dashboard_data.TREND_BUCKETS`` key."""
+    return data.query_trend(_engine, window, batch, unit, filters)
+
+
+@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
+def alerts(
+    _engine: QueryEngine,
+    engine_key: str,
+    batch: int,
+    window: Window,
+    tick: int,
+    rules: data.AlertRules,
+) -> data.Alerts:
+    # The alert windows end with ``window``: Page.load passes the run's alert span there.
+    return data.query_alerts(_engine, batch, window.until - _MINUTE, rules)
 
 
 @st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)

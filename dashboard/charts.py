@@ -16,7 +16,7 @@ from functools import cache
 import pandas as pd
 import plotly.graph_objects as go
 
-from backend.dashboard_data import SIGNAL_BANDS, STATUS_LABELS, known_operators
+from backend.dashboard_data import BANDS, SIGNAL_BANDS, STATUS_LABELS, known_operators
 
 PALETTE: tuple[str, ...] = (
     "#3969AC",  # blue
@@ -42,7 +42,15 @@ STATUS_COLORS: dict[str, str] = {
     "EMERGENCY_ONLY": "#F2B701",
     "POWER_OFF": "#A5AA99",
 }
+# Signal-quality bands, strongest first: green to red, like the status colours.
+BAND_COLORS: dict[str, str] = {
+    "excellent": "#11A579",
+    "good": "#80BA5A",
+    "fair": "#F2B701",
+    "poor": "#E73F74",
+}
 _BAR_HEIGHT = 26
+_HEATMAP_ROW = 24
 _MARGIN = {"l": 0, "r": 10, "t": 10, "b": 0}
 
 
@@ -155,6 +163,86 @@ def status_bars(status: pd.DataFrame) -> go.Figure:
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
     )
     return figure
+
+
+def band_bars(bands: pd.DataFrame) -> go.Figure:
+    """Signal-quality bands per operator as 100 % stacked bars, most 'excellent' on top."""
+    shares = bands[list(BANDS)].div(bands["samples"].where(bands["samples"] > 0), axis=0)
+    ordered = bands.assign(_best=shares["excellent"] + shares["good"]).sort_values(
+        ["_best", "operator"], ascending=[True, False]
+    )
+    figure = go.Figure()
+    for band in BANDS:
+        share = ordered[band] / ordered["samples"]
+        figure.add_bar(
+            name=band,
+            y=ordered["operator"],
+            x=100 * share,
+            orientation="h",
+            marker_color=BAND_COLORS[band],
+            customdata=ordered[[band, "samples"]].to_numpy(),
+            hovertemplate="%{y} " + band + ": %{x:.1f} %<br>%{customdata[0]:,} of "
+            "%{customdata[1]:,} readings<extra></extra>",
+        )
+    figure.update_layout(
+        barmode="stack",
+        height=_bars_height(len(ordered)) + 30,
+        margin=_MARGIN,
+        xaxis={"title": "share of signal readings (%)", "range": [0, 100]},
+        yaxis={"title": None, "type": "category"},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.0,
+            "x": 0,
+            "title": None,
+            "traceorder": "normal",
+        },
+    )
+    return figure
+
+
+def status_heatmap(wide: pd.DataFrame) -> go.Figure:
+    """Postal code × status: each cell's shade is that status's share of the code's events,
+    in the status colour; the number is its event count. Rows keep ``wide``'s order, top
+    down. Empty cells stay blank, so the chart reads on light and dark themes alike."""
+    codes = wide["postal_code"].astype(str).tolist()
+    figure = go.Figure()
+    for label in STATUS_LABELS.values():
+        counts = wide[label]
+        shares = (counts / wide["events"]).where(counts > 0)
+        figure.add_heatmap(
+            name=label,
+            x=[label] * len(codes),
+            y=codes,
+            z=shares,
+            zmin=0,
+            zmax=1,
+            colorscale=[[0, _tint(STATUS_COLORS[label])], [1, STATUS_COLORS[label]]],
+            showscale=False,
+            text=[f"{c:,}" if c else "" for c in counts],
+            texttemplate="%{text}",
+            customdata=wide[["events"]].to_numpy(),
+            hovertemplate="%{y} " + label + ": %{text} of %{customdata[0]:,} events "
+            "(%{z:.0%})<extra></extra>",
+            xgap=2,
+            ygap=2,
+        )
+    figure.update_layout(
+        height=max(200, 70 + _HEATMAP_ROW * len(codes)),
+        margin=_MARGIN,
+        xaxis={"title": None, "side": "top", "type": "category"},
+        yaxis={"title": None, "type": "category", "autorange": "reversed"},
+        showlegend=False,
+    )
+    return figure
+
+
+def _tint(color: str, amount: float = 0.75) -> str:
+    """``color`` mixed with white: the shade of a small share."""
+    rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+    mixed = [round(c + (255 - c) * amount) for c in rgb]
+    return "#" + "".join(f"{c:02X}" for c in mixed)
 
 
 def operator_lines(trend: pd.DataFrame, column: str, title: str, unit: str) -> go.Figure:

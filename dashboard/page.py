@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from backend.dashboard_data import Freshness, window_for_preset
+from backend.dashboard_data import CUSTOM, Freshness, window_for_preset
 from backend.engine import QueryEngine, QueryError
 from backend.queries import Window
 from backend.settings import Settings, SettingsError
@@ -53,6 +53,7 @@ class Page:
     preset: str
     snapshot: Snapshot | None
     snapshot_error: str | None = None
+    custom: Window | None = None  # the user's own range, when ``preset`` is ``CUSTOM``
     _shown: set[str] = field(default_factory=set)
 
     @property
@@ -60,9 +61,22 @@ class Page:
         return -1 if self.snapshot is None else self.snapshot.batch
 
     @property
+    def now(self) -> datetime:
+        """The moment this run reads: the snapshot's, so every number on the page agrees."""
+        return self.snapshot.taken_at if self.snapshot else datetime.now(UTC)
+
+    @property
     def window(self) -> Window:
-        moment = self.snapshot.taken_at if self.snapshot else datetime.now(UTC)
-        return window_for_preset(self.preset, moment)
+        if self.preset == CUSTOM and self.custom is not None:
+            return self.custom
+        return window_for_preset(self.preset, self.now)
+
+    @property
+    def range_key(self) -> str:
+        """Names the chosen range (a preset moves with time; a custom range does not)."""
+        if self.preset == CUSTOM and self.custom is not None:
+            return f"{CUSTOM}:{self.custom.since.isoformat()}:{self.custom.until.isoformat()}"
+        return self.preset
 
     def require_snapshot(self) -> None:
         """Stop the page when no batch could be looked up (the banner says why)."""
@@ -80,13 +94,19 @@ class Page:
             panels.waiting_for_data(self.settings, self.refresh.interval)
             st.stop()
 
-    def load(self, what: str, fetch: Callable[..., T], *extra: Any) -> T | None:
+    def load(
+        self, what: str, fetch: Callable[..., T], *extra: Any, window: Window | None = None
+    ) -> T | None:
         """``fetch(engine, engine_key, batch, window, tick, *extra)``, or the last good result.
 
-        Returns ``None`` when the query failed and nothing was loaded before.
+        ``window`` defaults to the chosen time range. Returns ``None`` when the query failed
+        and nothing was loaded before.
         """
-        window = self.window
-        kept_key = f"{_LAST_GOOD}:{what}:{self.preset}:{extra!r}"
+        if window is None:
+            window = self.window
+            kept_key = f"{_LAST_GOOD}:{what}:{self.range_key}:{extra!r}"
+        else:
+            kept_key = f"{_LAST_GOOD}:{what}:own window:{extra!r}"
         try:
             value = fetch(
                 self.engine, self.engine_key, self.batch, window, self.refresh.tick, *extra
@@ -138,9 +158,10 @@ def start_page(title: str, icon: str) -> Page:
         st.error(f"Could not open the query engine: {exc}", icon=":material/error:")
         st.stop()
     preset = controls.time_range_control()
+    custom = controls.custom_range_control() if preset == CUSTOM else None
     refresh = controls.refresh_control(settings.refresh_seconds)
     snapshot, error = _take_snapshot(engine, key, refresh)
-    page = Page(settings, engine, key, refresh, preset, snapshot, error)
+    page = Page(settings, engine, key, refresh, preset, snapshot, error, custom)
     if snapshot is not None:
         with st.sidebar:
             panels.refresh_caption(

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
-from backend.dashboard_data import SIGNAL_BANDS, SIGNAL_RANGE_DBM, Freshness, Headline
+from backend.dashboard_data import (
+    CUSTOM,
+    SIGNAL_BANDS,
+    SIGNAL_RANGE_DBM,
+    AlertRules,
+    Alerts,
+    Filters,
+    Freshness,
+    Headline,
+    HeadlineChange,
+)
 from backend.queries import BEGINNING, END_OF_TIME, Window
 from backend.settings import Settings
 
@@ -18,6 +28,7 @@ LEVELS: dict[str, tuple[str, str]] = {
     "red": ("Stale", "red"),
 }
 MISSING = "—"
+MAX_ALERTS_LISTED = 10
 
 
 # --- formatting ---------------------------------------------------------------------------
@@ -48,24 +59,53 @@ def format_time(moment: datetime | None, now: datetime | None = None) -> str:
     return moment.strftime(pattern)
 
 
+def format_span(span: timedelta) -> str:
+    """A window's length the way the presets name it: 15 min, 1 h, 7 d, 2 h 30 min."""
+    days, rest = divmod(round(span.total_seconds() / 60), 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min")]
+    return " ".join(f"{n} {unit}" for n, unit in parts if n) or "0 min"
+
+
 def describe_window(preset: str, window: Window) -> str:
     if window.since <= BEGINNING and window.until >= END_OF_TIME:
         return "all committed data"
-    return f"last {preset} ({format_time(window.since)} – {format_time(window.until)})"
+    span = f"{format_time(window.since)} – {format_time(window.until)}"
+    if preset == CUSTOM:
+        return f"custom range {span} ({format_span(window.until - window.since)})"
+    return f"last {preset} ({span})"
+
+
+def describe_filters(filters: Filters) -> str:
+    """What the KPI filters keep, in a few words."""
+
+    def listed(values: tuple[str, ...], noun: str) -> str:
+        if len(values) <= 3:
+            return ", ".join(values)
+        return f"{len(values)} {noun}"
+
+    parts = []
+    if filters.operators:
+        parts.append(listed(filters.operators, "operators"))
+    if filters.postal_codes:
+        parts.append("postal codes " + listed(filters.postal_codes, "codes"))
+    return "only " + " · ".join(parts) if parts else "all operators and postal codes"
 
 
 def signal_help() -> str:
     """What a dBm figure means, from the contract's range and bands."""
     low, high = SIGNAL_RANGE_DBM
-    bands = [f"{name} ≥ {_dbm(floor)}" for name, floor in SIGNAL_BANDS[:-1]]
+    bands = [f"{name} ≥ {format_dbm(floor, 0)}" for name, floor in SIGNAL_BANDS[:-1]]
     return (
-        f"Received signal strength in dBm (decibel-milliwatts), {_dbm(low)} to {_dbm(high)}: "
+        "Received signal strength in dBm (decibel-milliwatts), "
+        f"{format_dbm(low, 0)} to {format_dbm(high, 0)}: "
         f"closer to 0 is stronger. Bands: {', '.join(bands)}, {SIGNAL_BANDS[-1][0]} below."
     )
 
 
-def _dbm(value: float) -> str:
-    return f"{value:.0f}".replace("-", "−")  # a real minus sign reads better in prose
+def format_dbm(value: float, decimals: int = 1) -> str:
+    """dBm in prose, with a real minus sign: whole numbers for limits, tenths for averages."""
+    return f"{value:.{decimals}f}".replace("-", "−")
 
 
 def _number(value: float | None, pattern: str) -> str:
@@ -144,47 +184,182 @@ def empty_window(preset: str, freshness: Freshness | None) -> None:
     newest = ""
     if freshness is not None and freshness.newest_event is not None:
         newest = f" The newest committed event is from {format_time(freshness.newest_event)}."
+    where = "in the chosen range" if preset == CUSTOM else f"in the last {preset}"
     st.info(
-        f"No events in the last {preset}.{newest} Pick a wider time range in the sidebar.",
+        f"No events {where}.{newest} Pick a wider time range in the sidebar.",
         icon=":material/filter_alt_off:",
     )
 
 
-def headline_cards(headline: Headline) -> None:
+def headline_cards(headline: Headline | HeadlineChange) -> None:
+    """Six cards; given a ``HeadlineChange``, each shows its change on the previous window.
+
+    Signal rising and GPS precision (a radius) falling are the good directions; counts
+    are drawn neutral.
+    """
+    change = headline if isinstance(headline, HeadlineChange) else None
+    now = change.current if change else headline
+    against = None
+    if change is not None and change.previous_window is not None:
+        before = change.previous_window
+        against = f"vs previous {format_span(before.until - before.since)}"
+
+    def card(place, label, value, field, unit="", *, digits=0, scale=1.0, color="off", help=None):
+        delta = None if change is None else change.change(field)
+        shown = _delta(None if delta is None else delta * scale, unit, digits)
+        still = shown is not None and shown.startswith("±")
+        place.metric(
+            label,
+            value,
+            delta=shown,
+            delta_color="off" if still else color,
+            delta_arrow="off" if still else "auto",
+            delta_description=against if shown else None,
+            help=help,
+            border=True,
+        )
+
     top = st.columns(3)
-    top[0].metric(
+    card(
+        top[0],
         "Events",
-        f"{headline.events:,}",
+        f"{now.events:,}",
+        "events",
         help="Valid events (silver) in the window, duplicates and quarantined records excluded.",
-        border=True,
     )
-    top[1].metric(
+    card(
+        top[1],
         "Avg signal",
-        _number(headline.avg_signal_dbm, "{:.1f} dBm"),
-        help=f"Σ signal / Σ samples over the window. {signal_help()}",
-        border=True,
+        _number(now.avg_signal_dbm, "{:.1f} dBm"),
+        "avg_signal_dbm",
+        " dB",
+        digits=1,
+        color="normal",
+        help=f"Σ signal / Σ samples over the window. {signal_help()} "
+        "A rise (in dB) is an improvement.",
     )
-    top[2].metric(
+    card(
+        top[2],
         "Avg GPS precision",
-        _number(headline.avg_precision_m, "{:.1f} m"),
-        help="Mean GPS horizontal accuracy radius in metres: smaller is more precise.",
-        border=True,
+        _number(now.avg_precision_m, "{:.1f} m"),
+        "avg_precision_m",
+        " m",
+        digits=1,
+        color="inverse",
+        help="Mean GPS horizontal accuracy radius in metres: smaller is more precise, so a "
+        "fall is an improvement.",
     )
     bottom = st.columns(3)
-    share = None if headline.in_service_share is None else 100 * headline.in_service_share
-    bottom[0].metric(
+    share = None if now.in_service_share is None else 100 * now.in_service_share
+    card(
+        bottom[0],
         "In service",
         _number(share, "{:.1f} %"),
-        help="Share of events whose network status was IN_SERVICE.",
-        border=True,
+        "in_service_share",
+        " pp",
+        digits=1,
+        scale=100.0,
+        color="normal",
+        help="Share of events whose network status was IN_SERVICE; its change is in "
+        "percentage points (pp).",
     )
-    bottom[1].metric("Operators", f"{headline.operators:,}", border=True)
-    bottom[2].metric(
-        "Postal codes",
-        f"{headline.postal_codes:,}",
-        help="Distinct postal codes seen (events without one are not counted).",
-        border=True,
+    card(
+        bottom[1],
+        "Active operators",
+        f"{now.operators:,}",
+        "operators",
+        help="Distinct operators with at least one event in the window.",
     )
+    card(
+        bottom[2],
+        "Active postal codes",
+        f"{now.postal_codes:,}",
+        "postal_codes",
+        help="Distinct postal codes with at least one event (events without one are not counted).",
+    )
+    if change is not None and change.previous is not None and change.previous.is_empty:
+        before = change.previous_window
+        st.caption(
+            f"Nothing to compare with: no events in the previous "
+            f"{format_span(before.until - before.since)}."
+        )
+
+
+def _delta(value: float | None, unit: str, digits: int) -> str | None:
+    """A signed change with its unit. Streamlit colours a delta by its leading sign, so a
+    change that rounds to zero reads ``±0`` and is drawn neutral."""
+    if value is None:
+        return None
+    if round(value, digits) == 0:
+        return f"±{0:.{digits}f}{unit}"
+    return f"{value:+,.{digits}f}{unit}"
+
+
+def alert_list(alerts: Alerts, rules: AlertRules) -> None:
+    """Postal codes in outage and operators whose signal fell, most severe first."""
+    share = f"{rules.outage_share:.0%}"
+    minutes = f"{rules.outage_window_minutes} min"
+    if alerts.count == 0:
+        st.success(
+            f"No alerts: no postal code had more than {share} of its events out of service "
+            f"or emergency-only in the last {minutes}, and no operator's average signal fell "
+            f"by more than {rules.signal_drop_db:g} dB against the previous hour.",
+            icon=":material/check_circle:",
+        )
+        return
+    if len(alerts.outages):
+        lines = [
+            f"- **{row.postal_code}**: {row.outage_share:.0%} "
+            f"({row.outage_events:,} of {row.events:,} events)"
+            for row in alerts.outages.head(MAX_ALERTS_LISTED).itertuples()
+        ]
+        st.warning(
+            f"**{_count(len(alerts.outages), 'postal code')}** with more than {share} of "
+            f"events out of service or emergency-only in the last {minutes}:\n"
+            + "\n".join(lines)
+            + _more(len(alerts.outages)),
+            icon=":material/signal_cellular_nodata:",
+        )
+    if len(alerts.signal_drops):
+        lines = [
+            f"- **{row.operator}**: {format_dbm(row.current_dbm)} dBm, down {row.drop_db:.1f} dB "
+            f"from {format_dbm(row.previous_dbm)} dBm ({row.current_samples:,} readings this hour, "
+            f"{row.previous_samples:,} the hour before)"
+            for row in alerts.signal_drops.head(MAX_ALERTS_LISTED).itertuples()
+        ]
+        st.warning(
+            f"**{_count(len(alerts.signal_drops), 'operator')}** whose average signal over "
+            f"the last hour fell by more than {rules.signal_drop_db:g} dB against the hour "
+            "before:\n" + "\n".join(lines) + _more(len(alerts.signal_drops)),
+            icon=":material/signal_cellular_connected_no_internet_4_bar:",
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _more(n: int) -> str:
+    return f"\n\n…and {n - MAX_ALERTS_LISTED:,} more." if n > MAX_ALERTS_LISTED else ""
+
+
+def not_by_postal_code(what: str) -> None:
+    """Why a per-operator view is missing while the postal-code filter is on."""
+    st.info(
+        f"Gold keeps {what} per operator and minute, not per postal code, so this view "
+        "cannot follow the postal-code filter. Clear that filter to see it.",
+        icon=":material/filter_alt_off:",
+    )
+
+
+def chart_and_table(
+    figure, frame: pd.DataFrame, *, file_name: str, column_config: dict, key: str
+) -> None:
+    """A chart with its numbers beside it, downloadable."""
+    chart, table = st.columns([3, 2])
+    chart.plotly_chart(figure, width="stretch")
+    with table:
+        table_with_download(frame, file_name=file_name, column_config=column_config, key=key)
 
 
 def table_with_download(

@@ -1,8 +1,64 @@
--- Headline KPIs over a window, one row: ratios of sums over one-minute partials.
+-- Headline KPIs for a window and the window just before it: one row per period
+-- ('current', 'previous'), each a ratio of sums over one-minute partials.
 -- params, twice (first for gold_operator_minute, then for gold_postal_status_minute):
---   committed batch_id, since, until (timestamps, bucket start), since, until (dates)
+--   start of the current window (timestamp: earlier buckets are 'previous'),
+--   committed batch_id, start of the previous window, end of the current window
+--   (timestamps, bucket start), the same two as dates.
+-- Without a previous window, pass the current start twice: only 'current' comes back.
 -- Status 0 is IN_SERVICE (glue_job.contract.STATUS_LABELS).
+WITH o AS (
+    SELECT
+        period,
+        CAST(sum(events) AS BIGINT) AS events,
+        sum(signal_sum) / NULLIF(sum(signal_count), 0) AS avg_signal_dbm,
+        CAST(sum(signal_count) AS BIGINT) AS signal_samples,
+        sum(precision_sum) / NULLIF(sum(precision_count), 0) AS avg_precision_m,
+        CAST(sum(precision_count) AS BIGINT) AS precision_samples,
+        CAST(count(DISTINCT operator) AS BIGINT) AS operators,
+        min(minute) AS first_minute,
+        max(minute) AS last_minute
+    FROM (
+        SELECT
+            CASE WHEN minute >= CAST(? AS TIMESTAMP) THEN 'current' ELSE 'previous' END
+                AS period,
+            minute,
+            operator,
+            events,
+            signal_sum,
+            signal_count,
+            precision_sum,
+            precision_count
+        FROM gold_operator_minute
+        WHERE batch_id <= ?
+          AND minute >= CAST(? AS TIMESTAMP)
+          AND minute < CAST(? AS TIMESTAMP)
+          AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+    ) AS g
+    GROUP BY period
+),
+p AS (
+    SELECT
+        period,
+        CAST(sum(CASE WHEN status = 0 THEN events ELSE 0 END) AS BIGINT) AS in_service_events,
+        CAST(sum(events) AS BIGINT) AS status_events,
+        CAST(count(DISTINCT postal_code) AS BIGINT) AS postal_codes
+    FROM (
+        SELECT
+            CASE WHEN minute >= CAST(? AS TIMESTAMP) THEN 'current' ELSE 'previous' END
+                AS period,
+            postal_code,
+            status,
+            events
+        FROM gold_postal_status_minute
+        WHERE batch_id <= ?
+          AND minute >= CAST(? AS TIMESTAMP)
+          AND minute < CAST(? AS TIMESTAMP)
+          AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+    ) AS s
+    GROUP BY period
+)
 SELECT
+    coalesce(o.period, p.period) AS period,
     o.events,
     o.avg_signal_dbm,
     o.signal_samples,
@@ -15,30 +71,6 @@ SELECT
     p.status_events,
     CAST(p.in_service_events AS DOUBLE) / NULLIF(p.status_events, 0) AS in_service_share,
     p.postal_codes
-FROM (
-    SELECT
-        CAST(sum(events) AS BIGINT) AS events,
-        sum(signal_sum) / NULLIF(sum(signal_count), 0) AS avg_signal_dbm,
-        CAST(sum(signal_count) AS BIGINT) AS signal_samples,
-        sum(precision_sum) / NULLIF(sum(precision_count), 0) AS avg_precision_m,
-        CAST(sum(precision_count) AS BIGINT) AS precision_samples,
-        CAST(count(DISTINCT operator) AS BIGINT) AS operators,
-        min(minute) AS first_minute,
-        max(minute) AS last_minute
-    FROM gold_operator_minute
-    WHERE batch_id <= ?
-      AND minute >= CAST(? AS TIMESTAMP)
-      AND minute < CAST(? AS TIMESTAMP)
-      AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
-) AS o
-CROSS JOIN (
-    SELECT
-        CAST(sum(CASE WHEN status = 0 THEN events ELSE 0 END) AS BIGINT) AS in_service_events,
-        CAST(sum(events) AS BIGINT) AS status_events,
-        CAST(count(DISTINCT postal_code) AS BIGINT) AS postal_codes
-    FROM gold_postal_status_minute
-    WHERE batch_id <= ?
-      AND minute >= CAST(? AS TIMESTAMP)
-      AND minute < CAST(? AS TIMESTAMP)
-      AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
-) AS p
+FROM o
+FULL OUTER JOIN p ON o.period = p.period
+ORDER BY 1

@@ -1,14 +1,22 @@
 -- Average GPS horizontal accuracy (metres) per operator: a ratio of sums.
--- params: committed batch_id, since, until (timestamps, bucket start), since, until (dates)
+-- params: filters (operators, postal codes: newline-separated lists, '' = all),
+--   committed batch_id, since, until (timestamps, bucket start), since, until (dates)
+-- Gold keeps GPS precision per operator only, so a postal-code filter returns no rows.
+WITH filters AS (
+    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+)
 SELECT
-    operator,
-    sum(precision_sum) / sum(precision_count) AS avg_precision_m,
-    CAST(sum(precision_count) AS BIGINT) AS samples
-FROM gold_operator_minute
-WHERE batch_id <= ?
-  AND minute >= CAST(? AS TIMESTAMP)
-  AND minute < CAST(? AS TIMESTAMP)
-  AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
-GROUP BY operator
-HAVING sum(precision_count) > 0
-ORDER BY operator
+    g.operator,
+    sum(g.precision_sum) / sum(g.precision_count) AS avg_precision_m,
+    CAST(sum(g.precision_count) AS BIGINT) AS samples
+FROM gold_operator_minute AS g
+CROSS JOIN filters AS f
+WHERE g.batch_id <= ?
+  AND g.minute >= CAST(? AS TIMESTAMP)
+  AND g.minute < CAST(? AS TIMESTAMP)
+  AND g.event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+  AND (f.operators = '' OR contains(split(f.operators, chr(10)), g.operator))
+  AND f.postal_codes = ''
+GROUP BY g.operator
+HAVING sum(g.precision_count) > 0
+ORDER BY g.operator

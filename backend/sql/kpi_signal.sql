@@ -1,14 +1,23 @@
 -- Average signal strength per operator: a ratio of sums over one-minute partials.
--- params: committed batch_id, since, until (timestamps, bucket start), since, until (dates)
+-- params: filters (operators, postal codes: newline-separated lists, '' = all),
+--   committed batch_id, since, until (timestamps, bucket start), since, until (dates)
+-- Operator partials carry no postal code, so a postal-code filter returns no rows here;
+-- kpi_signal_postal answers that case.
+WITH filters AS (
+    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+)
 SELECT
-    operator,
-    sum(signal_sum) / sum(signal_count) AS avg_signal_dbm,
-    CAST(sum(signal_count) AS BIGINT) AS samples
-FROM gold_operator_minute
-WHERE batch_id <= ?
-  AND minute >= CAST(? AS TIMESTAMP)
-  AND minute < CAST(? AS TIMESTAMP)
-  AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
-GROUP BY operator
-HAVING sum(signal_count) > 0
-ORDER BY operator
+    g.operator,
+    sum(g.signal_sum) / sum(g.signal_count) AS avg_signal_dbm,
+    CAST(sum(g.signal_count) AS BIGINT) AS samples
+FROM gold_operator_minute AS g
+CROSS JOIN filters AS f
+WHERE g.batch_id <= ?
+  AND g.minute >= CAST(? AS TIMESTAMP)
+  AND g.minute < CAST(? AS TIMESTAMP)
+  AND g.event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+  AND (f.operators = '' OR contains(split(f.operators, chr(10)), g.operator))
+  AND f.postal_codes = ''
+GROUP BY g.operator
+HAVING sum(g.signal_count) > 0
+ORDER BY g.operator

@@ -1,13 +1,24 @@
 -- Network-status counts per postal code; events without a postal code form one group.
--- params: committed batch_id, since, until (timestamps, bucket start), since, until (dates)
+-- params: filters (operators, postal codes: newline-separated lists, '' = all; the code
+--   '(none)' selects events without a postal code), committed batch_id,
+--   since, until (timestamps, bucket start), since, until (dates)
+WITH filters AS (
+    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+)
 SELECT
-    postal_code,
-    status_label,
-    CAST(sum(events) AS BIGINT) AS events
-FROM gold_postal_status_minute
-WHERE batch_id <= ?
-  AND minute >= CAST(? AS TIMESTAMP)
-  AND minute < CAST(? AS TIMESTAMP)
-  AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
-GROUP BY postal_code, status, status_label
-ORDER BY postal_code NULLS FIRST, status
+    g.postal_code,
+    g.status_label,
+    CAST(sum(g.events) AS BIGINT) AS events
+FROM gold_postal_status_minute AS g
+CROSS JOIN filters AS f
+WHERE g.batch_id <= ?
+  AND g.minute >= CAST(? AS TIMESTAMP)
+  AND g.minute < CAST(? AS TIMESTAMP)
+  AND g.event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+  AND (f.operators = '' OR contains(split(f.operators, chr(10)), g.operator))
+  AND (
+      f.postal_codes = ''
+      OR contains(split(f.postal_codes, chr(10)), coalesce(g.postal_code, '(none)'))
+  )
+GROUP BY g.postal_code, g.status, g.status_label
+ORDER BY g.postal_code NULLS FIRST, g.status

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend import health_data
 from backend.engine import DuckDBEngine, QueryError
+from dashboard import controls
 from dashboard.charts import PALETTE
 from dashboard.health import reason_colors
 
@@ -147,6 +148,10 @@ def test_full_payload_of_a_chosen_sample(monkeypatch, health_lake):
 
 
 def test_the_latency_of_the_pages_own_queries(monkeypatch, health_lake):
+    # One refresh interval for the whole test: a tick boundary between two runs would
+    # rightly reload everything, which is not what this test is about.
+    tick = controls.current_tick(10)
+    monkeypatch.setattr(controls, "current_tick", lambda _interval: tick)
     at = open_health(monkeypatch, health_lake)
     latency = frame_with(at, "took_ms").set_index("query")
     assert set(latency.index) == {

@@ -1,0 +1,221 @@
+"""Map data (query layer): postal-code centroids and one postal code's breakdown, from gold.
+
+Everything comes from ``gold_postal_status_minute``: a postal code is placed at the
+centroid of the positions its events carried (Σ latitude_sum / Σ position_count), and
+every figure is a ratio of sums over the one-minute partials. Like
+``backend.dashboard_data`` every query takes the committed batch id explicitly, and the
+postal code a user picks is a bound parameter, never part of the SQL text.
+
+No streamlit here: the same functions run in tests, the CLI and behind the UI's caches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from backend.dashboard_data import (
+    STATUS_LABELS,
+    TREND_BUCKETS,
+    _float,
+    _int,
+    _numeric,
+    _utc,
+)
+from backend.engine import QueryEngine
+from backend.queries import Window, load_sql
+
+__all__ = [
+    "OUT_OF_SERVICE",
+    "OUT_OF_SERVICE_CODE",
+    "POINT_COLUMNS",
+    "PostalDetail",
+    "PostalMap",
+    "query_postal_detail",
+    "query_postal_map",
+    "query_postal_trend",
+]
+
+OUT_OF_SERVICE = "OUT_OF_SERVICE"
+OUT_OF_SERVICE_CODE = next(code for code, label in STATUS_LABELS.items() if label == OUT_OF_SERVICE)
+POINT_COLUMNS: tuple[str, ...] = (
+    "postal_code",
+    "latitude",
+    "longitude",
+    "events",
+    "avg_signal_dbm",
+    "signal_samples",
+    "out_of_service_events",
+    "out_of_service_share",
+    "positions",
+)
+
+
+# --- the map ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostalMap:
+    """Postal codes with a centroid in a window, and what the map cannot place.
+
+    ``points`` has one row per postal code whose events carried at least one position,
+    sorted by postal code. Its figures cover all of the code's events, those without a
+    position included (they count towards the code, they just do not move its centroid).
+    """
+
+    points: pd.DataFrame
+    events: int  # every committed event in the window
+    without_postal_code: int  # events that carried no postal code
+    without_position: int  # events of postal codes none of whose events carried a position
+    codes_without_position: int
+    unplaced_in_mapped: int  # events of mapped postal codes that carried no position
+
+    @property
+    def is_empty(self) -> bool:
+        return self.events == 0
+
+    @property
+    def excluded(self) -> int:
+        """Events that are not on the map at all."""
+        return self.without_postal_code + self.without_position
+
+
+def query_postal_map(engine: QueryEngine, window: Window, batch: int) -> PostalMap:
+    frame = engine.run(load_sql("map_postal_codes"), [OUT_OF_SERVICE_CODE, batch, *window.params()])
+    frame = _numeric(
+        frame,
+        ["avg_signal_dbm", "latitude", "longitude"],
+        ["events", "out_of_service_events", "signal_samples", "positions"],
+    )
+    no_code = frame["postal_code"].isna()
+    placed = (
+        ~no_code & frame["positions"].gt(0) & frame["latitude"].notna() & frame["longitude"].notna()
+    )
+    unplaced = frame[~no_code & ~placed]
+    points = frame[placed].assign(
+        out_of_service_share=lambda f: f["out_of_service_events"] / f["events"]
+    )
+    points = points.sort_values("postal_code", ignore_index=True)[list(POINT_COLUMNS)]
+    return PostalMap(
+        points=points,
+        events=int(frame["events"].sum()),
+        without_postal_code=int(frame.loc[no_code, "events"].sum()),
+        without_position=int(unplaced["events"].sum()),
+        codes_without_position=len(unplaced),
+        unplaced_in_mapped=int((points["events"] - points["positions"]).clip(lower=0).sum()),
+    )
+
+
+# --- one postal code ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostalDetail:
+    """One postal code over a window: status breakdown, operators, window-wide figures.
+
+    ``status`` has a row per status code (zeros included): status, status_label, events,
+    share. ``operators`` has operator, events, avg_signal_dbm, signal_samples,
+    out_of_service_share, busiest first.
+    """
+
+    postal_code: str
+    status: pd.DataFrame
+    operators: pd.DataFrame
+    events: int
+    avg_signal_dbm: float | None
+    signal_samples: int
+    first_minute: datetime | None
+    last_minute: datetime | None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.events == 0
+
+    @property
+    def out_of_service_share(self) -> float | None:
+        if self.is_empty:
+            return None
+        rows = self.status[self.status["status_label"] == OUT_OF_SERVICE]
+        return float(rows["events"].sum()) / self.events
+
+
+def query_postal_detail(
+    engine: QueryEngine, window: Window, batch: int, postal_code: str
+) -> PostalDetail:
+    frame = engine.run(
+        load_sql("map_postal_breakdown"), [batch, *window.params(), str(postal_code)]
+    )
+    frame = _numeric(frame, ["signal_sum"], ["events", "signal_samples", "status"])
+    events = int(frame["events"].sum())
+
+    by_status = frame.groupby("status")["events"].sum()
+    status = pd.DataFrame(
+        {"status": list(STATUS_LABELS), "status_label": list(STATUS_LABELS.values())}
+    )
+    status["events"] = status["status"].map(by_status).fillna(0).astype("int64")
+    status["share"] = status["events"] / events if events else float("nan")
+
+    out_of_service = frame["events"].where(frame["status_label"] == OUT_OF_SERVICE, 0)
+    operators = (
+        frame.assign(out_of_service_events=out_of_service)
+        .groupby("operator", as_index=False)[
+            ["events", "signal_sum", "signal_samples", "out_of_service_events"]
+        ]
+        .sum()
+    )
+    operators["avg_signal_dbm"] = _ratio(operators["signal_sum"], operators["signal_samples"])
+    operators["out_of_service_share"] = operators["out_of_service_events"] / operators["events"]
+    operators = operators.sort_values(
+        ["events", "operator"], ascending=[False, True], ignore_index=True
+    )[["operator", "events", "avg_signal_dbm", "signal_samples", "out_of_service_share"]]
+
+    samples = int(frame["signal_samples"].sum())
+    return PostalDetail(
+        postal_code=str(postal_code),
+        status=status,
+        operators=operators,
+        events=events,
+        avg_signal_dbm=_float(frame["signal_sum"].sum() / samples) if samples else None,
+        signal_samples=_int(samples),
+        first_minute=_utc(frame["first_minute"].min()) if len(frame) else None,
+        last_minute=_utc(frame["last_minute"].max()) if len(frame) else None,
+    )
+
+
+def query_postal_trend(
+    engine: QueryEngine, window: Window, batch: int, postal_code: str, bucket: str
+) -> pd.DataFrame:
+    """One row per bucket (UTC): events, events per status label, avg_signal_dbm, samples.
+
+    ``bucket`` is a ``dashboard_data.TREND_BUCKETS`` key, as on the other pages.
+    """
+    if bucket not in TREND_BUCKETS:
+        raise ValueError(f"unknown trend bucket {bucket!r}: pick one of {', '.join(TREND_BUCKETS)}")
+    unit, step = TREND_BUCKETS[bucket]
+    frame = engine.run(
+        load_sql("map_postal_trend"), [unit, step, batch, *window.params(), str(postal_code)]
+    )
+    frame = _numeric(frame, ["signal_sum"], ["events", "signal_samples"])
+    labels = list(STATUS_LABELS.values())
+    columns = ["bucket", "events", *labels, "avg_signal_dbm", "signal_samples"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    per_status = (
+        frame.pivot_table(index="bucket", columns="status_label", values="events", aggfunc="sum")
+        .reindex(columns=labels)
+        .fillna(0)
+        .astype("int64")
+    )
+    sums = frame.groupby("bucket")[["events", "signal_sum", "signal_samples"]].sum()
+    wide = per_status.join(sums)
+    wide["avg_signal_dbm"] = _ratio(wide["signal_sum"], wide["signal_samples"])
+    wide.columns.name = None
+    return wide.reset_index()[columns]
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """Σ values / Σ samples, NaN where there were no samples."""
+    return (numerator / denominator.where(denominator > 0)).astype("float64")

@@ -1,0 +1,531 @@
+"""Map helpers (presentation layer): cached loaders, colour scales, the pydeck deck, and the
+session state that keeps the map's view and selection across refreshes.
+
+The browser keeps the user's zoom and pan for as long as the chart element lives and its
+``initialViewState`` does not change, so the initial view is computed once and kept in
+session state, and the chart keeps one key. Streamlit identifies a selected point by its
+index in the layer's data, so rows keep their position for the whole session: postal
+codes are appended as they appear, and one that drops out of the window stays as an
+invisible placeholder. A refresh therefore never moves the selection to another code.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import pydeck as pdk
+import streamlit as st
+
+from backend import map_data
+from backend.dashboard_data import SIGNAL_BANDS, STATUS_LABELS
+from backend.engine import QueryEngine
+from backend.queries import Window
+from dashboard.cache import MAX_INTERVAL_SECONDS
+from dashboard.charts import STATUS_COLORS
+from dashboard.panels import format_dbm
+
+_ENTRIES = 256
+LAYER_ID = "postal-codes"
+RING_LAYER_ID = "selected-postal-code"
+COLOR_KEY = "tp_map_color"  # colour-by control
+PICK_KEY = "tp_map_pick"  # postal-code select box
+SELECTED_KEY = "tp_map_postal"  # the chosen postal code, whichever control chose it
+_VIEW_KEY = "tp_map_view"
+_GENERATION_KEY = "tp_map_generation"
+_ORDER_KEY = "tp_map_order"
+_FOCUS_KEY = "tp_map_focus"
+MAP_HEIGHT = 520
+# Point radius in screen pixels: the busiest postal code gets the largest.
+MIN_RADIUS_PX = 4.0
+MAX_RADIUS_PX = 20.0
+FOCUS_ZOOM = 10.0
+_ALPHA = 220
+RING_COLOR = [255, 75, 75, 255]  # Streamlit's primary red reads on light and dark maps
+NO_READING_COLOR = "#A5AA99"
+_PLAIN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z -]{0,19}")
+_TREND_HEIGHT = 320
+
+
+# --- cached loaders (signature as in dashboard.cache) ---------------------------------------
+
+
+@st.cache_data(ttl=MAX_INTERVAL_SECONDS, max_entries=_ENTRIES, show_spinner=False)
+def postal_map(
+    _engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int
+) -> map_data.PostalMap:
+    return map_data.query_postal_map(_engine, window, batch)
+
+
+@st.cache_data(ttl=MAX_INTERVAL_SECONDS, max_entries=_ENTRIES, show_spinner=False)
+def postal_detail(
+    _engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int, code: str
+) -> map_data.PostalDetail:
+    return map_data.query_postal_detail(_engine, window, batch, code)
+
+
+@st.cache_data(ttl=MAX_INTERVAL_SECONDS, max_entries=_ENTRIES, show_spinner=False)
+def postal_trend(  # noqa: PLR0917 - the loader signature Page.load calls
+    _engine: QueryEngine,
+    engine_key: str,
+    batch: int,
+    window: Window,
+    tick: int,
+    code: str,
+    bucket: str,
+) -> pd.DataFrame:
+    return map_data.query_postal_trend(_engine, window, batch, code, bucket)
+
+
+# --- colour scales ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bin:
+    """A legend entry: values in [low, high) get ``color``."""
+
+    label: str
+    color: str
+    low: float
+    high: float
+
+    def holds(self, value: float) -> bool:
+        return self.low <= value < self.high
+
+
+@dataclass(frozen=True)
+class ColorScale:
+    name: str  # what the colour-by control shows
+    title: str  # legend title, with the unit
+    column: str  # the points column it colours by
+    bins: tuple[Bin, ...]  # best first
+    help: str
+
+    def color_of(self, value: float | None) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return NO_READING_COLOR
+        return next((b.color for b in self.bins if b.holds(value)), NO_READING_COLOR)
+
+
+_BAND_COLORS = {"excellent": "#11A579", "good": "#80BA5A", "fair": "#F2B701", "poor": "#E73F74"}
+
+
+def _signal_bins() -> tuple[Bin, ...]:
+    """One bin per signal band of the contract, each [its floor, the floor above)."""
+    bins, ceiling = [], math.inf
+    for band, floor in SIGNAL_BANDS:
+        if math.isinf(floor):
+            label = f"{band} < {format_dbm(ceiling, 0)}"
+        elif math.isinf(ceiling):
+            label = f"{band} ≥ {format_dbm(floor, 0)}"
+        else:
+            label = f"{band} {format_dbm(floor, 0)} to {format_dbm(ceiling, 0)}"
+        bins.append(Bin(label, _BAND_COLORS[band], floor, ceiling))
+        ceiling = floor
+    return tuple(bins)
+
+
+SIGNAL_SCALE = ColorScale(
+    name="Average signal",
+    title="Average signal (dBm)",
+    column="avg_signal_dbm",
+    bins=_signal_bins(),
+    help="Σ signal / Σ readings of the postal code's events, in dBm: closer to 0 is stronger. "
+    "Grey: no event carried a signal reading.",
+)
+OUTAGE_SCALE = ColorScale(
+    name="Out-of-service share",
+    title="Out-of-service share (% of events)",
+    column="out_of_service_share",
+    bins=(
+        Bin("< 1 %", "#11A579", 0.0, 0.01),
+        Bin("1 – 5 %", "#F2B701", 0.01, 0.05),
+        Bin("5 – 20 %", "#E68310", 0.05, 0.20),
+        Bin("≥ 20 %", "#E73F74", 0.20, math.inf),
+    ),
+    help="Share of the postal code's events whose network status was OUT_OF_SERVICE.",
+)
+SCALES: dict[str, ColorScale] = {"signal": SIGNAL_SCALE, "outage": OUTAGE_SCALE}
+DEFAULT_SCALE = "signal"
+
+
+def legend_html(scale: ColorScale, largest_events: int) -> str:
+    """The colour legend and what a point's size means (our constants only, no user text)."""
+    swatch = (
+        "display:inline-block;width:0.8em;height:0.8em;border-radius:50%;"
+        "margin-right:0.35em;vertical-align:-0.05em;background:{}"
+    )
+    items = [
+        f'<span style="white-space:nowrap;margin-right:1.1em">'
+        f'<span style="{swatch.format(b.color)}"></span>{html.escape(b.label)}</span>'
+        for b in (*scale.bins, Bin("no reading", NO_READING_COLOR, 0, 0))
+        if scale is SIGNAL_SCALE or b.color != NO_READING_COLOR
+    ]
+    return (
+        f'<div style="font-size:0.875rem;line-height:1.9">'
+        f"<b>{html.escape(scale.title)}</b>&ensp;{''.join(items)}"
+        f"<br><b>Size</b>&ensp;events in the window (largest point: {largest_events:,} events)"
+        f"</div>"
+    )
+
+
+# --- points and deck ----------------------------------------------------------------------
+
+
+def arrange(points: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """``points`` in a row order that only ever grows: known codes first, new ones appended.
+
+    Codes in ``order`` that are not in ``points`` stay as placeholder rows with no events,
+    so every code keeps its row index (which is how the chart names a selection).
+    """
+    known = set(order)
+    order = [*order, *sorted(c for c in points["postal_code"] if c not in known)]
+    arranged = points.set_index("postal_code").reindex(order).reset_index()
+    absent = arranged["events"].isna()
+    arranged.loc[absent, ["latitude", "longitude"]] = 0.0
+    counts = ["events", "signal_samples", "out_of_service_events", "positions"]
+    arranged[counts] = arranged[counts].fillna(0).astype("int64")
+    return arranged, order
+
+
+def deck_points(arranged: pd.DataFrame, scale: ColorScale) -> pd.DataFrame:
+    """What the layer draws: position, colour, pixel radius and tooltip texts per code."""
+    busiest = max(int(arranged["events"].max()), 1) if len(arranged) else 1
+    present = arranged["events"] > 0
+    frame = pd.DataFrame(
+        {
+            "postal_code": arranged["postal_code"],
+            "latitude": arranged["latitude"].round(6),
+            "longitude": arranged["longitude"].round(6),
+            "events": arranged["events"],
+            "avg_signal_dbm": arranged["avg_signal_dbm"].round(2),
+            "out_of_service_share": arranged["out_of_service_share"].round(4),
+        }
+    )
+    radius = MIN_RADIUS_PX + (MAX_RADIUS_PX - MIN_RADIUS_PX) * (arranged["events"] / busiest).pow(
+        0.5
+    )
+    frame["radius"] = radius.where(present, 0.0).round(1)
+    frame["color"] = [
+        _rgba(scale.color_of(value)) if keep else [0, 0, 0, 0]
+        for value, keep in zip(arranged[scale.column], present, strict=True)
+    ]
+    frame["events_text"] = arranged["events"].map("{:,}".format)
+    frame["signal_text"] = [
+        "no reading" if pd.isna(v) else f"{v:.1f} dBm" for v in arranged["avg_signal_dbm"]
+    ]
+    frame["outage_text"] = [
+        "—" if pd.isna(v) else f"{100 * v:.1f} %" for v in arranged["out_of_service_share"]
+    ]
+    # JSON has no NaN: missing figures travel as null.
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def build_deck(points: pd.DataFrame, view: Mapping[str, float], selected: str | None) -> pdk.Deck:
+    """A tokenless deck: Streamlit's theme basemap when online, the layers alone offline."""
+    layers = [
+        pdk.Layer(
+            "ScatterplotLayer",
+            data=points,
+            id=LAYER_ID,
+            get_position=["longitude", "latitude"],
+            get_fill_color="color",
+            get_radius="radius",
+            radius_units="'pixels'",
+            radius_min_pixels=0,
+            stroked=False,
+            pickable=True,
+            auto_highlight=True,
+        )
+    ]
+    ring = points[(points["postal_code"] == selected) & (points["events"] > 0)]
+    if selected is not None and len(ring):
+        layers.append(
+            pdk.Layer(
+                "ScatterplotLayer",
+                data=ring[["postal_code", "latitude", "longitude", "radius"]],
+                id=RING_LAYER_ID,
+                get_position=["longitude", "latitude"],
+                get_radius="radius",
+                radius_units="'pixels'",
+                radius_min_pixels=MIN_RADIUS_PX + 3,
+                filled=False,
+                stroked=True,
+                get_line_color=RING_COLOR,
+                line_width_units="'pixels'",
+                get_line_width=3,
+                pickable=False,
+            )
+        )
+    return pdk.Deck(
+        layers=layers,
+        initial_view_state=pdk.ViewState(**view),
+        map_style=None,
+        tooltip={
+            # Text, not HTML: a postal code is shown as typed, never interpreted.
+            "text": "Postal code {postal_code}\n{events_text} events\n"
+            "Avg signal {signal_text}\nOut of service {outage_text}",
+            "style": {"fontSize": "0.8rem"},
+        },
+    )
+
+
+def fit_view(points: pd.DataFrame, width_px: int = 900, height_px: int = MAP_HEIGHT) -> dict:
+    """Centre and zoom that frame every postal code, unless a few far-away ones would shrink
+    the rest to a dot: then the central 90 % (Reset view and zooming out show the others)."""
+    shown = points[points["events"] > 0]
+    if shown.empty:
+        return {"latitude": 0.0, "longitude": 0.0, "zoom": 1.0, "pitch": 0, "bearing": 0}
+    lat, lon = _bounds(shown["latitude"], 0.0), _bounds(shown["longitude"], 0.0)
+    if len(shown) >= 20:
+        core_lat, core_lon = _bounds(shown["latitude"], 0.05), _bounds(shown["longitude"], 0.05)
+        if _span(lat) > 4 * _span(core_lat) or _span(lon) > 4 * _span(core_lon):
+            lat, lon = core_lat, core_lon
+    lat_span = max(_mercator(lat[1]) - _mercator(lat[0]), 1e-4)
+    lon_span = max(lon[1] - lon[0], 0.01)
+    # deck.gl's world is 512 px wide at zoom 0; keep a 15 % margin.
+    zoom_lon = math.log2(width_px * 360 / (512 * lon_span * 1.15))
+    zoom_lat = math.log2(height_px * 2 * math.pi / (512 * lat_span * 1.15))
+    return {
+        "latitude": round(_unmercator((_mercator(lat[0]) + _mercator(lat[1])) / 2), 5),
+        "longitude": round((lon[0] + lon[1]) / 2, 5),
+        "zoom": round(max(1.0, min(zoom_lon, zoom_lat, 12.0)), 2),
+        "pitch": 0,
+        "bearing": 0,
+    }
+
+
+def focus_view(points: pd.DataFrame, code: str, current: Mapping[str, float]) -> dict:
+    """The current view moved to centre on ``code``, zoomed in to at least ``FOCUS_ZOOM``."""
+    row = points[(points["postal_code"] == code) & (points["events"] > 0)]
+    if row.empty:
+        return dict(current)
+    return {
+        **current,
+        "latitude": round(float(row["latitude"].iloc[0]), 5),
+        "longitude": round(float(row["longitude"].iloc[0]), 5),
+        "zoom": max(float(current.get("zoom", 1.0)), FOCUS_ZOOM),
+    }
+
+
+def code_from_selection(selection: Mapping[str, Any] | None, order: list[str]) -> str | None:
+    """The postal code a chart selection points at, or ``None`` when nothing is selected."""
+    if not selection:
+        return None
+    objects = (selection.get("objects") or {}).get(LAYER_ID) or []
+    if objects and isinstance(objects[0], Mapping) and objects[0].get("postal_code"):
+        return str(objects[0]["postal_code"])
+    indices = (selection.get("indices") or {}).get(LAYER_ID) or []
+    if indices and 0 <= int(indices[0]) < len(order):
+        return order[int(indices[0])]
+    return None
+
+
+def _rgba(color: str) -> list[int]:
+    value = color.lstrip("#")
+    return [int(value[i : i + 2], 16) for i in (0, 2, 4)] + [_ALPHA]
+
+
+def _mercator(latitude: float) -> float:
+    clamped = max(min(latitude, 85.0), -85.0)
+    return math.log(math.tan(math.pi / 4 + math.radians(clamped) / 2))
+
+
+def _unmercator(y: float) -> float:
+    return math.degrees(2 * math.atan(math.exp(y)) - math.pi / 2)
+
+
+def _bounds(values: pd.Series, cut: float) -> tuple[float, float]:
+    low, high = values.astype(float).quantile([cut, 1 - cut])
+    return float(low), float(high)
+
+
+def _span(bounds: tuple[float, float]) -> float:
+    return bounds[1] - bounds[0]
+
+
+# --- session state ------------------------------------------------------------------------
+
+
+def color_scale_control() -> ColorScale:
+    """Colour-by control; its value outlives reruns and page switches (a shadow key)."""
+    shadow = f"_{COLOR_KEY}"
+    kept = st.session_state.get(shadow, DEFAULT_SCALE)
+    st.session_state[COLOR_KEY] = kept if kept in SCALES else DEFAULT_SCALE
+    choice = st.segmented_control(
+        "Colour by",
+        list(SCALES),
+        format_func=lambda key: SCALES[key].name,
+        required=True,
+        key=COLOR_KEY,
+        on_change=_remember_scale,
+        help=f"**{SIGNAL_SCALE.name}**: {SIGNAL_SCALE.help}  \n"
+        f"**{OUTAGE_SCALE.name}**: {OUTAGE_SCALE.help}",
+    )
+    choice = choice if choice in SCALES else DEFAULT_SCALE
+    st.session_state[shadow] = choice
+    return SCALES[choice]
+
+
+def _remember_scale() -> None:
+    st.session_state[f"_{COLOR_KEY}"] = st.session_state.get(COLOR_KEY)
+
+
+def selected_code() -> str | None:
+    code = st.session_state.get(SELECTED_KEY)
+    return code if isinstance(code, str) and code else None
+
+
+def postal_code_picker(codes: list[str]) -> None:
+    """Select box over the mapped codes, showing the chosen code whichever way it was chosen."""
+    chosen = selected_code()
+    st.session_state[PICK_KEY] = chosen if chosen in codes else None
+    st.selectbox(
+        "Postal code",
+        codes,
+        index=None,
+        key=PICK_KEY,
+        placeholder="Click a point or type a postal code",
+        on_change=_picked,
+        help="Shows the postal code's status breakdown, operators and trend below, and "
+        "centres the map on it.",
+    )
+
+
+def _picked() -> None:
+    code = st.session_state.get(PICK_KEY)
+    st.session_state[SELECTED_KEY] = code
+    if code is not None:
+        st.session_state[_FOCUS_KEY] = code
+    new_chart()  # drops a point clicked before, which would contradict the box
+
+
+def clear_selection() -> None:
+    st.session_state[SELECTED_KEY] = None
+    new_chart()
+
+
+def reset_view() -> None:
+    st.session_state.pop(_VIEW_KEY, None)
+    new_chart()
+
+
+def new_chart() -> None:
+    """A fresh chart element: it forgets the browser's selection and takes the kept view."""
+    st.session_state[_GENERATION_KEY] = st.session_state.get(_GENERATION_KEY, 0) + 1
+
+
+def chart_key() -> str:
+    return f"tp_map_deck_{st.session_state.get(_GENERATION_KEY, 0)}"
+
+
+def stable_points(points: pd.DataFrame, engine_key: str) -> pd.DataFrame:
+    """``arrange`` with the row order this session has used so far for this data source."""
+    kept = st.session_state.get(_ORDER_KEY)
+    order = kept[1] if kept and kept[0] == engine_key else []
+    arranged, order = arrange(points, order)
+    st.session_state[_ORDER_KEY] = (engine_key, order)
+    return arranged
+
+
+def kept_view(points: pd.DataFrame, engine_key: str) -> dict:
+    """The view the chart starts from: fitted once, moved only when a code is picked."""
+    kept = st.session_state.get(_VIEW_KEY)
+    view = kept[1] if kept and kept[0] == engine_key else fit_view(points)
+    focus = st.session_state.pop(_FOCUS_KEY, None)
+    if focus is not None:
+        view = focus_view(points, focus, view)
+    st.session_state[_VIEW_KEY] = (engine_key, view)
+    return view
+
+
+def on_chart_select(key: str) -> Callable[[], None]:
+    """Callback for the chart: a click selects that point's code, a click elsewhere clears."""
+
+    def select() -> None:
+        state = st.session_state.get(key)
+        kept = st.session_state.get(_ORDER_KEY)
+        order = kept[1] if kept else []
+        selection = state.get("selection") if isinstance(state, Mapping) else None
+        st.session_state[SELECTED_KEY] = code_from_selection(selection, order)
+
+    return select
+
+
+# --- text and charts ----------------------------------------------------------------------
+
+
+def show_code(code: str) -> str:
+    """A postal code for markdown: as is when plain, else as inert inline code."""
+    if _PLAIN_CODE.fullmatch(code):
+        return code
+    shown = code if len(code) <= 40 else code[:39] + "…"
+    return "`" + shown.replace("`", "'") + "`"
+
+
+def excluded_caption(postal: map_data.PostalMap) -> str:
+    parts = []
+    if postal.without_postal_code:
+        parts.append(f"{postal.without_postal_code:,} without a postal code")
+    if postal.without_position:
+        codes = postal.codes_without_position
+        parts.append(
+            f"{postal.without_position:,} in {codes:,} postal code{'s' * (codes != 1)} "
+            "where no event carried a position"
+        )
+    text = (
+        f"{postal.excluded:,} of {postal.events:,} events are not on the map: "
+        f"{' and '.join(parts)}."
+        if parts
+        else f"All {postal.events:,} events in the window are on the map."
+    )
+    if postal.unplaced_in_mapped:
+        text += (
+            f" {postal.unplaced_in_mapped:,} events without a position count towards their "
+            "postal code but not its centroid."
+        )
+    return text
+
+
+def trend_figure(trend: pd.DataFrame, bucket: str) -> go.Figure:
+    """Events per bucket stacked by status, with the average signal on a second axis."""
+    figure = go.Figure()
+    for label in STATUS_LABELS.values():
+        if not trend[label].any():
+            continue
+        figure.add_bar(
+            name=label,
+            x=trend["bucket"],
+            y=trend[label],
+            marker_color=STATUS_COLORS.get(label),
+            hovertemplate=f"{label}: %{{y:,}} events<br>%{{x}}<extra></extra>",
+        )
+    signal = trend.dropna(subset=["avg_signal_dbm"])
+    if len(signal):
+        figure.add_scatter(
+            name="avg signal (dBm)",
+            x=signal["bucket"],
+            y=signal["avg_signal_dbm"],
+            yaxis="y2",
+            mode="lines+markers",
+            marker_size=4,
+            line_color="#3969AC",
+            hovertemplate="avg signal: %{y:.1f} dBm<br>%{x}<extra></extra>",
+        )
+    figure.update_layout(
+        barmode="stack",
+        bargap=0.1,
+        height=_TREND_HEIGHT,
+        margin={"l": 0, "r": 10, "t": 10, "b": 0},
+        xaxis={"title": f"event time (UTC), per {bucket}"},
+        yaxis={"title": "events"},
+        yaxis2={"title": "avg signal (dBm)", "overlaying": "y", "side": "right", "showgrid": False},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
+    )
+    return figure

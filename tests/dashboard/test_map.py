@@ -1,0 +1,316 @@
+"""The Map page, run headlessly with AppTest against the lake the real job built.
+
+What the page draws is compared with pandas over mobile-logs.csv itself, so neither the
+job nor the SQL checks its own work. Only the environment (which lake) and, for the
+failure case, the engine's ``run`` are touched.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import streamlit as st
+from conftest import MOBILE_LOGS, PROJECT_ROOT
+from streamlit.testing.v1 import AppTest
+
+from backend.engine import DuckDBEngine, QueryError
+from dashboard import map as map_ui
+
+HOME = PROJECT_ROOT / "Home.py"
+MAP = "pages/2_Map.py"
+TIMEOUT = 60
+HOSTILE = "<img src=x onerror=alert(1)>' OR 1=1--"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch):
+    """No cache or TELCOPULSE_* variable leaks into (or out of) a test."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("TELCOPULSE_")]:
+        monkeypatch.delenv(name)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def csv_codes() -> pd.DataFrame:
+    """Per postal code, from the CSV rows the contract accepts: centroid, events, operators."""
+    rows = pd.read_csv(MOBILE_LOGS)
+    valid = rows[rows["operator"].notna() & rows["signal"].between(0, 31)].copy()
+    valid = valid[valid["postal_code"].notna()]
+    valid["postal_code"] = valid["postal_code"].astype(int).astype(str).str.zfill(6)
+    valid["signal_dbm"] = 2 * valid["signal"] - 113
+    valid["operator_key"] = valid["operator"].str.strip().str.casefold()
+    return valid
+
+
+def open_map(monkeypatch, home, preset: str | None = "all") -> AppTest:
+    monkeypatch.setenv("TELCOPULSE_HOME", str(home))
+    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
+    at.switch_page(MAP).run()
+    if preset is not None:
+        at.sidebar.segmented_control(key="tp_range").set_value(preset).run()
+    assert not at.exception
+    return at
+
+
+def deck(at: AppTest):
+    decks = at.get("deck_gl_json_chart")
+    assert len(decks) == 1, "expected one map"
+    return decks[0].proto
+
+
+def deck_points(at: AppTest) -> pd.DataFrame:
+    layers = {layer["id"]: layer for layer in json.loads(deck(at).json)["layers"]}
+    points = pd.DataFrame(layers[map_ui.LAYER_ID]["data"])
+    return points[points["events"] > 0].reset_index(drop=True)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_the_map_draws_postal_code_centroids_of_the_csv(monkeypatch, csv_lake, csv_codes):
+    at = open_map(monkeypatch, csv_lake.parent)
+    assert not at.error
+
+    expected = (
+        csv_codes.groupby("postal_code")
+        .agg(latitude=("lat", "mean"), longitude=("long", "mean"), events=("lat", "size"))
+        .reset_index()
+    )
+    shown = deck_points(at).sort_values("postal_code", ignore_index=True)
+    assert shown["postal_code"].tolist() == expected["postal_code"].tolist()
+    assert shown["events"].tolist() == expected["events"].tolist()
+    for column in ("latitude", "longitude"):
+        assert shown[column].to_numpy() == pytest.approx(expected[column].to_numpy(), abs=1e-6)
+    # Size grows with events; every point is coloured by its average signal band.
+    busiest = shown.loc[shown["events"].idxmax()]
+    assert busiest["radius"] == map_ui.MAX_RADIUS_PX
+    assert shown["radius"].min() >= map_ui.MIN_RADIUS_PX
+    by_band = {tuple(map_ui._rgba(b.color)) for b in map_ui.SIGNAL_SCALE.bins}
+    assert {tuple(c) for c in shown["color"]} <= by_band
+
+    proto = deck(at)
+    spec = json.loads(proto.json)
+    assert "mapStyle" not in spec, "no style: Streamlit's tokenless theme basemap"
+    assert not proto.mapbox_token
+    tooltip = json.loads(proto.tooltip)
+    assert set(tooltip) >= {"text"}, "a text tooltip never interprets a postal code as HTML"
+    assert "{postal_code}" in tooltip["text"]
+    assert "{signal_text}" in tooltip["text"]
+    assert "{outage_text}" in tooltip["text"]
+    assert shown.loc[0, "signal_text"].endswith(" dBm")
+
+    legend = texts(at.markdown)
+    assert "Average signal (dBm)" in legend
+    assert "events in the window" in legend
+    assert "223 of 994 events are not on the map: 223 without a postal code." in texts(at.caption)
+
+
+def test_without_a_choice_the_busiest_postal_code_is_shown(monkeypatch, csv_lake, csv_codes):
+    at = open_map(monkeypatch, csv_lake.parent)
+    counts = csv_codes["postal_code"].value_counts()
+    busiest = counts.index[0]
+    assert counts.iloc[0] > counts.iloc[1], "the fixture has one busiest code"
+    assert f"Busiest postal code: {busiest}" in texts(at.subheader)
+    assert metric(at, "Events") == f"{counts.iloc[0]:,}"
+    assert at.selectbox(key=map_ui.PICK_KEY).value is None
+    assert at.get("plotly_chart"), "the trend is drawn"
+
+
+def test_choosing_a_postal_code_shows_its_breakdown(monkeypatch, csv_lake, csv_codes):
+    at = open_map(monkeypatch, csv_lake.parent)
+    code = csv_codes.groupby("postal_code")["operator_key"].nunique().sort_index().idxmax()
+    rows = csv_codes[csv_codes["postal_code"] == code]
+    assert rows["operator_key"].nunique() > 1
+
+    at.selectbox(key=map_ui.PICK_KEY).set_value(code).run()
+    assert not at.exception
+    assert not at.error
+    assert f"Postal code {code}" in texts(at.subheader)
+    assert metric(at, "Events") == f"{len(rows):,}"
+    assert metric(at, "Avg signal") == f"{rows['signal_dbm'].mean():.1f} dBm"
+    assert metric(at, "Out of service") == "0.0 %"
+    assert metric(at, "Operators") == str(rows["operator_key"].nunique())
+
+    status = next(df.value for df in at.dataframe if "status_label" in df.value.columns)
+    assert status.set_index("status_label")["events"].to_dict() == {
+        "IN_SERVICE": len(rows),
+        "OUT_OF_SERVICE": 0,
+        "EMERGENCY_ONLY": 0,
+        "POWER_OFF": 0,
+    }
+    operators = next(df.value for df in at.dataframe if "operator" in df.value.columns)
+    expected = rows.groupby("operator_key")["signal_dbm"].agg(["size", "mean"])
+    shown = operators.assign(key=operators["operator"].str.casefold()).set_index("key")
+    assert shown["events"].to_dict() == expected["size"].to_dict()
+    assert shown["avg_signal_dbm"].to_numpy() == pytest.approx(
+        expected.loc[shown.index, "mean"].to_numpy()
+    )
+
+    # The map centres on the code and rings it.
+    spec = json.loads(deck(at).json)
+    centroid = rows[["lat", "long"]].mean()
+    view = spec["initialViewState"]
+    assert (view["latitude"], view["longitude"]) == pytest.approx(
+        (centroid["lat"], centroid["long"]), abs=1e-4
+    )
+    assert view["zoom"] >= map_ui.FOCUS_ZOOM
+    ring = next(layer for layer in spec["layers"] if layer["id"] == map_ui.RING_LAYER_ID)
+    assert [p["postal_code"] for p in ring["data"]] == [code]
+
+    next(b for b in at.button if b.label == "Clear selection").click().run()
+    assert at.selectbox(key=map_ui.PICK_KEY).value is None
+    assert any(s.startswith("Busiest postal code") for s in texts(at.subheader).splitlines())
+
+
+def test_choice_colour_and_view_survive_refreshes_and_page_switches(
+    monkeypatch, csv_lake, csv_codes
+):
+    at = open_map(monkeypatch, csv_lake.parent)
+    code = sorted(csv_codes["postal_code"].unique())[5]
+    at.selectbox(key=map_ui.PICK_KEY).set_value(code).run()
+    at.segmented_control(key=map_ui.COLOR_KEY).set_value("outage").run()
+    chart_id, spec = deck(at).id, json.loads(deck(at).json)
+
+    at.run()  # what an auto-refresh does within one refresh interval
+    st.cache_data.clear()  # and once the interval has passed
+    at.run()
+    for _ in range(2):
+        assert at.selectbox(key=map_ui.PICK_KEY).value == code
+        assert at.segmented_control(key=map_ui.COLOR_KEY).value == "outage"
+        assert f"Postal code {code}" in texts(at.subheader)
+        assert "Out-of-service share (% of events)" in texts(at.markdown)
+        # Same element and the same initial view: the browser keeps the user's zoom and pan.
+        assert deck(at).id == chart_id
+        again = json.loads(deck(at).json)
+        assert again["initialViewState"] == spec["initialViewState"]
+        assert again["layers"] == spec["layers"]
+        at.switch_page("Home.py").run()
+        at.switch_page(MAP).run()
+
+    green = map_ui._rgba(map_ui.OUTAGE_SCALE.bins[0].color)
+    assert all(color == green for color in deck_points(at)["color"])  # the CSV is all in service
+
+
+def test_a_click_on_the_map_selects_that_points_postal_code():
+    order = ["080001", "080002", "080003"]
+    clicked = {
+        "indices": {map_ui.LAYER_ID: [1]},
+        "objects": {map_ui.LAYER_ID: [{"postal_code": "080002"}]},
+    }
+    assert map_ui.code_from_selection(clicked, order) == "080002"
+    by_index = {"indices": {map_ui.LAYER_ID: [2]}, "objects": {}}
+    assert map_ui.code_from_selection(by_index, order) == "080003"
+    assert map_ui.code_from_selection({"indices": {}, "objects": {}}, order) is None
+    assert map_ui.code_from_selection(None, order) is None
+    assert map_ui.code_from_selection({"indices": {map_ui.LAYER_ID: [9]}}, order) is None
+
+
+def test_rows_keep_their_index_as_postal_codes_come_and_go():
+    def points(*codes):
+        return pd.DataFrame(
+            {
+                "postal_code": list(codes),
+                "latitude": 41.0,
+                "longitude": 2.0,
+                "events": 5,
+                "avg_signal_dbm": -85.0,
+                "signal_samples": 5,
+                "out_of_service_events": 0,
+                "out_of_service_share": 0.0,
+                "positions": 5,
+            }
+        )
+
+    _, order = map_ui.arrange(points("B", "D"), [])
+    assert order == ["B", "D"]
+    second, order = map_ui.arrange(points("A", "D", "C"), order)
+    assert order == ["B", "D", "A", "C"]
+    assert second["postal_code"].tolist() == order
+    assert second["events"].tolist() == [0, 5, 5, 5]  # B left the window: a placeholder
+    drawn = map_ui.deck_points(second, map_ui.SIGNAL_SCALE)
+    assert drawn.loc[0, "radius"] == 0
+    assert drawn.loc[0, "color"] == [0, 0, 0, 0]
+    assert map_ui.fit_view(second)["latitude"] == pytest.approx(41.0)
+
+
+def test_legends_name_their_units_and_follow_the_contracts_bands():
+    labels = [b.label for b in map_ui.SIGNAL_SCALE.bins]
+    assert labels == ["excellent ≥ −80", "good −90 to −80", "fair −100 to −90", "poor < −100"]
+    assert map_ui.SIGNAL_SCALE.color_of(-80.0) == map_ui.SIGNAL_SCALE.bins[0].color
+    assert map_ui.SIGNAL_SCALE.color_of(-80.01) == map_ui.SIGNAL_SCALE.bins[1].color
+    assert map_ui.SIGNAL_SCALE.color_of(None) == map_ui.NO_READING_COLOR
+    assert map_ui.OUTAGE_SCALE.color_of(0.2) == map_ui.OUTAGE_SCALE.bins[-1].color
+    assert "(dBm)" in map_ui.legend_html(map_ui.SIGNAL_SCALE, 10)
+    assert "(% of events)" in map_ui.legend_html(map_ui.OUTAGE_SCALE, 10)
+
+
+def test_an_injection_string_as_postal_code_is_inert(monkeypatch, csv_lake):
+    at = open_map(monkeypatch, csv_lake.parent)
+    before = len(deck_points(at))
+    at.session_state[map_ui.SELECTED_KEY] = HOSTILE
+    at.run()
+    assert not at.exception
+    assert not at.error
+    assert at.selectbox(key=map_ui.PICK_KEY).value is None  # not a code on the map
+    heading = texts(at.subheader)
+    assert f"`{HOSTILE}`" in heading, "shown as inert code"
+    assert "No events for postal code `" in texts(at.info)
+    assert not at.metric
+    assert len(deck_points(at)) == before  # the lake is untouched
+    assert map_ui.show_code("080193") == "080193"
+    assert map_ui.show_code("a`b*c") == "`a'b*c`"
+
+
+def test_empty_lake_shows_the_waiting_panel(monkeypatch, tmp_path):
+    at = open_map(monkeypatch, tmp_path, preset=None)
+    assert not at.error
+    assert "Waiting for data" in texts(at.subheader)
+    assert "telcopulse produce --rate 200" in texts(at.code)
+    assert not at.get("deck_gl_json_chart")
+
+
+def test_an_engine_failure_shows_a_banner_and_keeps_the_map_marked_stale(monkeypatch, csv_lake):
+    at = open_map(monkeypatch, csv_lake.parent)
+    good = deck_points(at)
+
+    def engine_down(self, sql, params=()):
+        raise QueryError("IO Error: lake unreachable")
+
+    monkeypatch.setattr(DuckDBEngine, "run", engine_down)
+    st.cache_data.clear()  # as if the refresh interval had passed
+    at.run()
+
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Could not load the committed batch: IO Error: lake unreachable"
+    ]
+    assert "stale" in texts(at.caption)
+    pd.testing.assert_frame_equal(deck_points(at), good)
+
+
+def test_a_failure_before_any_good_load_is_a_banner_only(monkeypatch, csv_lake):
+    def broken(self, sql, params=()):
+        if "gold_postal_status_minute" in sql and "latitude_sum" in sql:
+            raise RuntimeError("driver bug")
+        return original(self, sql, params)
+
+    original = DuckDBEngine.run
+    monkeypatch.setattr(DuckDBEngine, "run", broken)
+    at = open_map(monkeypatch, csv_lake.parent)
+    assert [e.value for e in at.error] == [
+        "Could not load postal-code map: RuntimeError: driver bug"
+    ]
+    assert not at.get("deck_gl_json_chart")
