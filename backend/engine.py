@@ -7,6 +7,7 @@ runs on both.
 
 from __future__ import annotations
 
+import glob
 import threading
 import time
 from collections.abc import Sequence
@@ -16,7 +17,8 @@ from typing import Protocol
 import duckdb
 import pandas as pd
 
-from glue_job.tables import TABLES, Table
+from backend.catalog import current_views
+from glue_job.tables import COMMIT_DIR, TABLES, Table
 
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -51,6 +53,8 @@ class DuckDBEngine:
         self._con.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
         self._live: set[str] = set()  # tables whose view reads files (not the empty stand-in)
+        self._stand_ins: set[str] = set()
+        self._current = False  # the views of current rows over compacted tables
         self.last_seconds = 0.0
 
     def _refresh_views(self) -> None:
@@ -58,12 +62,18 @@ class DuckDBEngine:
             for table in TABLES.values():
                 if table.name in self._live:
                     continue
-                has_files = next(Path(self.lake_root, table.path).rglob("*.parquet"), None)
+                # The view's own pattern: a writer's _temporary files must not count.
+                has_files = next(glob.iglob(table.file_glob(self.lake_root)), None)
                 if has_files is not None:
                     self._con.execute(_parquet_view(table, self.lake_root))
                     self._live.add(table.name)
-                else:
+                elif table.name not in self._stand_ins:
                     self._con.execute(_empty_view(table))
+                    self._stand_ins.add(table.name)
+            if not self._current:
+                for sql in current_views().values():
+                    self._con.execute(sql)
+                self._current = True
 
     def run(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         started = time.perf_counter()
@@ -85,13 +95,15 @@ def _quote(text: str) -> str:
 
 
 def _parquet_view(table: Table, root: str) -> str:
+    """The table's files. The commit directory level repeats ``commit_id`` and is dropped."""
+    levels = [*table.partition_types, (COMMIT_DIR, "long")]
     hive_types = ", ".join(
-        f"{_quote(name)}: {_quote(_DUCKDB_TYPES[kind])}" for name, kind in table.partition_types
+        f"{_quote(name)}: {_quote(_DUCKDB_TYPES[kind])}" for name, kind in levels
     )
     return (
-        f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM read_parquet("
-        f"{_quote(table.file_glob(root))}, hive_partitioning = true, union_by_name = true, "
-        f"hive_types = {{{hive_types}}})"
+        f"CREATE OR REPLACE VIEW {table.files_name} AS SELECT * EXCLUDE ({COMMIT_DIR}) "
+        f"FROM read_parquet({_quote(table.file_glob(root))}, hive_partitioning = true, "
+        f"union_by_name = true, hive_types = {{{hive_types}}})"
     )
 
 
@@ -100,7 +112,7 @@ def _empty_view(table: Table) -> str:
         f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}"
         for name, kind in (*table.columns, *table.partition_types)
     )
-    return f"CREATE OR REPLACE VIEW {table.name} AS SELECT {columns} WHERE false"
+    return f"CREATE OR REPLACE VIEW {table.files_name} AS SELECT {columns} WHERE false"
 
 
 def _one_line(exc: Exception) -> str:

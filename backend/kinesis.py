@@ -32,12 +32,21 @@ def kinesis_client(
 
 
 def ensure_stream(client, name: str, shards: int, *, timeout: float = 30) -> None:
-    """Create the stream if it is missing and wait until it is ACTIVE."""
+    """Create the stream if it is missing and wait until it is ACTIVE.
+
+    Looks before creating, so an identity that may only send (the stack's ProducerPolicy,
+    without kinesis:CreateStream) can use a stream that exists.
+    """
     try:
-        client.create_stream(StreamName=name, ShardCount=shards)
+        client.describe_stream_summary(StreamName=name)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceInUseException":
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
+        try:
+            client.create_stream(StreamName=name, ShardCount=shards)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
     deadline = time.monotonic() + timeout
     while True:
         summary = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]

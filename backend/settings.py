@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # lake and query layer
     lake_uri: str | None = None  # local default: <home>/lake
     # aws only
+    stack_name: str = Field(default="telcopulse", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,100}$")
+    project_name: str = Field(  # the stack's ProjectName: prefix of every resource name
+        default="telcopulse", pattern=r"^[a-z][a-z0-9-]{1,20}$"
+    )
     athena_workgroup: str | None = None
     athena_database: str | None = None
     athena_output: str | None = None

@@ -1,20 +1,26 @@
-"""Gold history for benchmarks (bench): days of synthetic traffic written straight to gold.
+"""Lake history for benchmarks (bench): days of synthetic traffic, laid out as the job leaves it.
 
-Streaming a week through Kinesis would take a week, so this builds synthetic
-silver rows in Spark with the mix of ``backend.synthetic`` (operators, postal-code
-centroids, signal and precision spread, status mix, outages), refines them with
-the job's own ``to_operator_minute`` / ``to_postal_status_minute``, and writes
-them with ``ParquetLake.write`` plus a committed ``_ops`` row per batch. Invalid
-records go through the job's real validation into quarantine.
+Streaming a month through Kinesis would take a month, so this builds one day of synthetic
+silver in Spark with the mix of ``backend.synthetic`` (operators, postal-code centroids,
+signal and precision spread, status mix, outages), refines it with the job's own
+``to_operator_minute`` / ``to_postal_status_minute`` and real validation (quarantine), and
+lays it out as the stream job and its compaction leave a lake after ``--days`` days at a
+2-second trigger:
 
-The batches stand for compacted history: one per day, and one per hour for the
-last ``--recent-hours`` (24), where the live job commits one every 2 s (over a
-week, 300,000 batch directories per table, and up to 30 partial gold rows per
-key and minute instead of one). Silver and bronze are not written: the dashboard
-never reads them. The history ends at the current minute, so the "last 1 h"
-window holds data. Usage:
+- every date before today: one compacted commit per table (gold merged to a row per key,
+  quarantine and ``_ops`` rows kept), each with its ``compactions`` row;
+- today: a compacted commit up to the last ``--open-batches`` batches (150, the job's
+  ``DEFAULT_COMPACT_AFTER``: the worst case, just before the next compaction), then one
+  commit per 2-second batch, refined and written by the job's own code;
+- ``_ops``: one row per 2-second batch for the whole history (43,200 a day).
 
-    .venv/bin/python bench/history.py --home .telcopulse/bench [--days 7] [--rate 200]
+Days before the template day repeat it, shifted by whole days: how many gold rows a day
+holds depends on the traffic's shape, not on its date. Silver and bronze are not written
+(the dashboard never reads them). The history ends at the current minute, so the
+"last 15 min" window holds data. Each ``--also`` size is a hard-linked copy with the
+older dates removed. Usage:
+
+    .venv/bin/python bench/history.py --home .telcopulse/bench --days 30 --also 7 --also 1
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -32,6 +39,7 @@ from pathlib import Path
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import LongType
 
 from backend.synthetic import (
     OUTAGE_SECONDS,
@@ -42,9 +50,11 @@ from backend.synthetic import (
     load_profile,
 )
 from glue_job.batch import ParquetLake
+from glue_job.compaction import DEFAULT_COMPACT_AFTER
 from glue_job.contract import BOUNDS, STATUS_LABELS, canonical_operator
 from glue_job.local_entry import build_spark
-from glue_job.schemas import OPS_SCHEMA, QUARANTINE_SCHEMA, RAW_SCHEMA
+from glue_job.schemas import QUARANTINE_SCHEMA, RAW_SCHEMA
+from glue_job.tables import COMPACTED, TABLES
 from glue_job.transforms import (
     to_operator_minute,
     to_postal_status_minute,
@@ -56,8 +66,8 @@ MARKER = "history.json"  # what was written; only a directory holding it is ever
 OUTAGE_EVERY_S = 180  # one postal-code outage starts about every 3 minutes (as synthetic.py)
 PRECISION_QUANTILES = 256
 QUARANTINE_POOL = 600
-# What the live job reports per 2-second trigger; a compacted batch has no measured lag.
-SOURCE_LAG_SECONDS = 2.0
+TRIGGER_SECONDS = 2
+DAY_SECONDS = 86_400
 
 
 def device_table(spark: SparkSession) -> tuple[DataFrame, int, int]:
@@ -250,147 +260,229 @@ def prepare_home(home: Path, force: bool) -> Path:
     return lake
 
 
-def batch_periods(
-    start: datetime, end: datetime, recent_hours: int
-) -> list[tuple[datetime, datetime]]:
-    """Compacted history: one batch per day for older data, one per hour for the most recent
-    ``recent_hours`` (so the dashboard's short windows still find whole batches)."""
-    boundary = max(start, end - timedelta(hours=recent_hours))
-    older, recent = [], []
-    moment = boundary
-    while moment > start:  # whole days back from the boundary; the oldest may be shorter
-        older.insert(0, (max(start, moment - timedelta(days=1)), moment))
-        moment -= timedelta(days=1)
-    moment = boundary
-    while moment < end:
-        recent.append((moment, min(end, moment + timedelta(hours=1))))
-        moment += timedelta(hours=1)
-    return older + recent
+class Layout:
+    """Batch numbers and commits of a history ``[start, end)`` at one batch per trigger."""
+
+    def __init__(self, start: datetime, end: datetime, open_batches: int) -> None:
+        self.start, self.end = start, end
+        self.batches = round((end - start).total_seconds()) // TRIGGER_SECONDS
+        self.open_first = self.batches - open_batches  # today's batches still uncompacted
+        self.open_start = start + timedelta(seconds=self.open_first * TRIGGER_SECONDS)
+        self.today = (end - timedelta(microseconds=1)).date()
+
+    def batch_of(self, moment: Column) -> Column:
+        return F.floor(
+            (F.unix_timestamp(moment) - F.lit(int(self.start.timestamp()))) / TRIGGER_SECONDS
+        ).cast(LongType())
+
+    def commit_of(self, day: Column, batch: Column) -> Column:
+        """Where the live job's compaction left a row: a past date's rows in the commit of
+        the first batch of the next day, today's in ``open_first``, open batches in their own."""
+        midnight = F.unix_timestamp(F.date_add(day, 1).cast("timestamp"))
+        next_day = F.floor((midnight - F.lit(int(self.start.timestamp()))) / TRIGGER_SECONDS)
+        compacted = F.when(day < F.lit(self.today), next_day).otherwise(F.lit(self.open_first))
+        return F.when(batch >= self.open_first, batch).otherwise(compacted).cast(LongType())
+
+    def dates(self) -> list:
+        days, day = [], self.start.date()
+        while day <= self.today:
+            days.append(day)
+            day += timedelta(days=1)
+        return days
+
+
+def shifted(frame: DataFrame, days: int, time_column: str, date_column: str) -> DataFrame:
+    moved = F.col(time_column) - F.expr(f"INTERVAL {days} DAYS")
+    return frame.withColumn(time_column, moved).withColumn(date_column, F.to_date(time_column))
 
 
 def write_history(
     spark: SparkSession,
     lake_root: Path,
     *,
-    days: float,
+    days: int,
     rate: int,
-    recent_hours: int,
+    open_batches: int,
     invalid_rate: float,
     seed: int,
     end: datetime,
     log=print,
 ) -> dict:
-    """Write ``days`` of gold ending at ``end`` as committed batches (see ``batch_periods``)."""
+    """Write ``days`` of history ending at ``end``, laid out as the module docstring says."""
     started = time.perf_counter()
     lake = ParquetLake(spark, str(lake_root))
-    start = end - timedelta(days=days)
-    periods = batch_periods(start, end, recent_hours)
-    total_seconds = round((end - start).total_seconds())
+    layout = Layout(end - timedelta(days=days), end, open_batches)
     log(
-        f"writing {days:g} days at {rate} events/s ({rate * total_seconds:,} events) ending "
-        f"{end:%Y-%m-%d %H:%M} UTC to {lake_root}, as {len(periods)} batches: a day each, the "
-        f"last {recent_hours} h an hour each (compacted history)"
+        f"writing {days} days at {rate} events/s ending {end:%Y-%m-%d %H:%M} UTC to {lake_root}: "
+        f"{layout.batches:,} batches of {TRIGGER_SECONDS} s, the last {open_batches} uncompacted"
     )
+    template_start = end - timedelta(days=1)
     silver = synthetic_silver(
         spark,
         device_table(spark),
         precision_quantiles(),
-        start=start,
-        seconds=total_seconds,
+        start=template_start,
+        seconds=DAY_SECONDS,
         rate=rate,
         seed=seed,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    summary: dict = {"batches": layout.batches, "events": rate * DAY_SECONDS * days}
+
+    # The open batches first, refined and written batch by batch as the job does: the first
+    # of them also holds today's compacted rows, which are appended to it below.
+    tick = time.perf_counter()
+    open_start = F.lit(layout.open_start)
+    recent = silver.where(F.col("event_time") >= open_start).withColumn(
+        "batch", layout.batch_of("event_time")
     )
-    # One pass over the whole week per gold table: a minute lies inside one batch's period,
-    # so refining everything at once and cutting it per batch gives the same rows as
-    # refining batch by batch, without a Spark job per batch and table.
-    gold: dict[str, DataFrame] = {}
-    for table, transform in (
-        ("gold_operator_minute", to_operator_minute),
-        ("gold_postal_status_minute", to_postal_status_minute),
-    ):
-        tick = time.perf_counter()
-        gold[table] = transform(silver).persist(StorageLevel.MEMORY_AND_DISK)
-        rows = gold[table].count()
-        log(f"  {table}: {rows:,} rows in {time.perf_counter() - tick:.0f} s")
-    pool = quarantine_pool(spark, seed)
+    recent = recent.persist(StorageLevel.MEMORY_AND_DISK)
 
-    def write_batch(numbered: tuple[int, tuple[datetime, datetime]]) -> dict:
-        batch_id, (first, last) = numbered
-        tick = time.perf_counter()
-        in_batch = (F.col("minute") >= F.lit(first)) & (F.col("minute") < F.lit(last))
-        rows = {
-            table: lake.write(table, frame.where(in_batch), batch_id)
-            for table, frame in gold.items()
-        }
-        seconds = round((last - first).total_seconds())
-        records = rate * seconds
-        invalid = round(records * invalid_rate)
-        if invalid:
-            quarantined = synthetic_quarantine(
-                spark, pool, start=first, seconds=seconds, count=invalid
-            )
-            lake.write("quarantine", quarantined, batch_id)
-        return {
-            "batch_id": batch_id,
-            "batch_start": first,
-            "batch_end": last,
-            "records_read": records + invalid,
-            "bronze_rows": records + invalid,
-            "silver_rows": records,
-            "quarantine_rows": invalid,
-            "duplicates": 0,
-            "operator_minute_rows": rows["gold_operator_minute"],
-            "postal_status_minute_rows": rows["gold_postal_status_minute"],
-            "max_event_time": last - timedelta(seconds=1 / rate),
-            "max_arrival_time": last,
-            "source_lag_seconds": SOURCE_LAG_SECONDS,
-            "duration_seconds": round(time.perf_counter() - tick, 3),
-        }
+    def write_open(table: str, transform) -> int:
+        # One thread per table: two Spark jobs writing one table at once would share (and
+        # clean up) its _temporary directory.
+        return sum(
+            lake.write(table, transform(recent.where(F.col("batch") == batch).drop("batch")), batch)
+            for batch in range(layout.open_first, layout.batches)
+        )
 
-    def commit(stats: dict) -> None:
-        ops = spark.createDataFrame([stats], OPS_SCHEMA).drop("batch_id")
-        lake.write("ops", ops, stats["batch_id"])
-
-    # Two threads keep both cores busy while the other waits on a small Spark job.
-    with ThreadPoolExecutor(max_workers=2) as writers:
-        stats = list(writers.map(write_batch, enumerate(periods)))
-        # _ops rows last: only now is every batch complete, so only now may one count.
-        list(writers.map(commit, stats))
-    for frame in (*gold.values(), pool[0]):
-        frame.unpersist()
-    summary = {
-        "batches": len(periods),
-        "events": sum(s["silver_rows"] for s in stats),
-        "quarantined": sum(s["quarantine_rows"] for s in stats),
-        "operator_minute_rows": sum(s["operator_minute_rows"] for s in stats),
-        "postal_status_minute_rows": sum(s["postal_status_minute_rows"] for s in stats),
-        "seconds": round(time.perf_counter() - started, 1),
+    refiners = {
+        "gold_operator_minute": to_operator_minute,
+        "gold_postal_status_minute": to_postal_status_minute,
     }
+    with ThreadPoolExecutor(max_workers=2) as writers:
+        open_rows = sum(writers.map(write_open, refiners, refiners.values()))
+    recent.unpersist()
+    summary["gold_open_rows"] = open_rows
     log(
-        f"done in {summary['seconds']:.0f} s: {summary['events']:,} events, "
-        f"{summary['quarantined']:,} quarantined, gold {summary['operator_minute_rows']:,} "
-        f"operator-minute and {summary['postal_status_minute_rows']:,} postal-status-minute rows"
+        f"  {open_batches} open batches: {open_rows:,} gold rows "
+        f"in {time.perf_counter() - tick:.0f} s"
     )
+
+    # Compacted gold: the template day refined once, then repeated a day earlier each time;
+    # today's copy stops where the open batches start.
+    for table, transform in refiners.items():
+        tick = time.perf_counter()
+        template = transform(silver).persist(StorageLevel.MEMORY_AND_DISK)
+        history = template.where(F.col("minute") < open_start)
+        for k in range(1, days):
+            history = history.unionByName(shifted(template, k, "minute", "event_date"))
+        history = history.where(F.col("minute") >= F.lit(layout.start))
+        rows = lake.write_committed(
+            table,
+            history.withColumn(
+                "commit_id", layout.commit_of(F.col("event_date"), layout.batch_of("minute"))
+            ),
+        )
+        template.unpersist()
+        summary[f"{table}_compacted_rows"] = rows
+        log(f"  {table}: {rows:,} compacted rows in {time.perf_counter() - tick:.0f} s")
+    silver.unpersist()
+
+    # Quarantine: every bad record of the history, through the job's validation, in its batch.
+    tick = time.perf_counter()
+    invalid = round(rate * DAY_SECONDS * days * invalid_rate)
+    pool = quarantine_pool(spark, seed)
+    quarantined = synthetic_quarantine(
+        spark, pool, start=layout.start, seconds=DAY_SECONDS * days, count=invalid
+    ).withColumn("batch_id", layout.batch_of("ingest_time"))
+    quarantined = quarantined.withColumn(
+        "commit_id", layout.commit_of(F.col("ingest_date"), F.col("batch_id"))
+    )
+    summary["quarantined"] = lake.write_committed("quarantine", quarantined)
+    pool[0].unpersist()
+    log(f"  quarantine: {summary['quarantined']:,} rows in {time.perf_counter() - tick:.0f} s")
+
+    # _ops: a row per batch. Counts are the batch's share of the history; lag and duration
+    # vary as they do live (0.2-2.5 s behind the stream, 0.6-1.6 s to process).
+    tick = time.perf_counter()
+    per_batch = rate * TRIGGER_SECONDS
+    batch = F.col("id")
+    bad_before = F.floor(batch * (per_batch * invalid_rate))
+    bad = (F.floor((batch + 1) * (per_batch * invalid_rate)) - bad_before).cast(LongType())
+    batch_start = F.timestamp_seconds(F.lit(layout.start.timestamp()) + batch * TRIGGER_SECONDS)
+    duration = F.round(0.6 + F.rand(seed + 7), 3)
+    ops = spark.range(layout.batches).select(
+        batch.alias("batch_id"),
+        batch_start.alias("batch_start"),
+        (batch_start + F.expr("INTERVAL 1 SECOND") * duration).alias("batch_end"),
+        (F.lit(per_batch) + bad).alias("records_read"),
+        (F.lit(per_batch) + bad).alias("bronze_rows"),
+        F.lit(per_batch).cast(LongType()).alias("silver_rows"),
+        bad.alias("quarantine_rows"),
+        F.lit(0).cast(LongType()).alias("duplicates"),
+        F.lit(None).cast(LongType()).alias("operator_minute_rows"),
+        F.lit(None).cast(LongType()).alias("postal_status_minute_rows"),
+        (batch_start - F.expr("INTERVAL 1 SECOND")).alias("max_event_time"),
+        batch_start.alias("max_arrival_time"),
+        F.round(0.2 + 2.3 * F.rand(seed + 8), 3).alias("source_lag_seconds"),
+        duration.alias("duration_seconds"),
+        F.to_date(batch_start).alias("batch_date"),
+    )
+    ops = ops.withColumn("commit_id", layout.commit_of(F.col("batch_date"), F.col("batch_id")))
+    lake.write_committed("ops", ops)
+    log(f"  _ops: {layout.batches:,} rows in {time.perf_counter() - tick:.0f} s")
+
+    # One compactions row per compacted partition, as the job records them.
+    records = [
+        (spec.name, day, None, None, -1, first_commit(layout, day))
+        for spec in COMPACTED
+        for day in layout.dates()
+    ]
+    schema = ", ".join(f"{name} {kind}" for name, kind in TABLES["compactions"].columns)
+    lake.write_committed(
+        "compactions", spark.createDataFrame(records, schema.replace("long", "bigint"))
+    )
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    log(f"done in {summary['seconds']:.0f} s")
     return summary
+
+
+def first_commit(layout: Layout, day) -> int:
+    """The commit that holds ``day``'s compacted rows (``Layout.commit_of`` for one date)."""
+    if day >= layout.today:
+        return layout.open_first
+    midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return int((midnight - layout.start).total_seconds()) // TRIGGER_SECONDS
+
+
+def derive(source: Path, target: Path, days: int, end: datetime) -> None:
+    """A smaller history: a hard-linked copy of ``source`` without the dates before
+    ``end - days`` (their compactions rows stay; they describe no file any more)."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=os.link)
+    first = (end - timedelta(days=days)).date()
+    for spec in COMPACTED:
+        for folder in (target / "lake" / spec.path).glob(f"{spec.partition_date}=*"):
+            if datetime.fromisoformat(folder.name.split("=", 1)[1]).date() < first:
+                shutil.rmtree(folder)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=Path(".telcopulse/bench"))
-    parser.add_argument("--days", type=float, default=7.0)
-    parser.add_argument("--rate", type=int, default=200, help="events per second")
+    parser.add_argument("--days", type=int, default=30)
     parser.add_argument(
-        "--recent-hours", type=int, default=24, help="hours at the end written an hour a batch"
+        "--also", type=int, action="append", default=[], help="smaller histories (days) too"
     )
+    parser.add_argument("--rate", type=int, default=200, help="events per second")
+    parser.add_argument("--open-batches", type=int, default=DEFAULT_COMPACT_AFTER)
     parser.add_argument("--invalid-rate", type=float, default=0.002)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--force", action="store_true", help="wipe --home even without marker")
     return parser.parse_args(argv)
 
 
+def history_home(home: Path, days: int) -> Path:
+    return home / f"{days}d"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    lake = prepare_home(args.home.resolve(), args.force)
+    home = args.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    largest = history_home(home, args.days)
+    lake = prepare_home(largest, args.force)
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     spark = build_spark("telcopulse-bench-history")
     try:
@@ -399,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             lake,
             days=args.days,
             rate=args.rate,
-            recent_hours=args.recent_hours,
+            open_batches=args.open_batches,
             invalid_rate=args.invalid_rate,
             seed=args.seed,
             end=end,
@@ -409,14 +501,17 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
     described = {
         "state": "done",
-        "days": args.days,
         "rate": args.rate,
-        "recent_hours": args.recent_hours,
+        "open_batches": args.open_batches,
         "invalid_rate": args.invalid_rate,
         "end": f"{end:%Y-%m-%d %H:%M} UTC",
         **summary,
     }
-    (args.home.resolve() / MARKER).write_text(json.dumps(described, indent=1) + "\n")
+    for days in sorted({args.days, *args.also}, reverse=True):
+        target = history_home(home, days)
+        if days != args.days:
+            derive(largest, target, days, end)
+        (target / MARKER).write_text(json.dumps({**described, "days": days}, indent=1) + "\n")
     return 0
 
 

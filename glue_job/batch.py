@@ -1,25 +1,36 @@
 """Per-batch writer (bronze, silver, quarantine, gold, _ops): ``process_batch(df, batch_id)``.
 
-Exactly once, visibly: every output of batch N lives under a ``batch_id=N``
-directory that a retry clears and rewrites, and the ``_ops`` row of batch N is
-written last. Readers only count batches up to the newest committed one. A
-batch that is already committed (the job died after ``_ops`` but before Spark's
-own commit log) is skipped on replay.
+Exactly once, visibly: every output of batch N lives under ``commit=N`` directories
+that a retry clears and rewrites, and the ``_ops`` row of batch N is written last.
+Readers only count commits up to the newest committed batch. A batch that is
+already committed (the job died after ``_ops`` but before Spark's own commit log)
+is skipped on replay. When partitions are due, the batch also compacts them
+(``glue_job.compaction``) before it commits, so the folded files become current
+with the same commit.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from glue_job.compaction import (
+    DEFAULT_COMPACT_AFTER,
+    DEFAULT_GRACE_SECONDS,
+    CompactionPlan,
+    fold_rows,
+)
 from glue_job.dedup import EVENT_KEY, ROW_ID, SeenEvents, choose_silver
-from glue_job.schemas import OPS_SCHEMA
-from glue_job.tables import TABLES
+from glue_job.lake import ParquetLake
+from glue_job.schemas import OPS_SCHEMA, table_schema
+from glue_job.tables import COMPACTED, COMPACTIONS, TABLES
 from glue_job.transforms import (
     to_bronze,
     to_operator_minute,
@@ -31,61 +42,6 @@ from glue_job.transforms import (
 )
 
 
-class ParquetLake:
-    """Sink: batch-keyed Parquet tables under one root (a local path or an s3:// URI)."""
-
-    def __init__(self, spark: SparkSession, root: str) -> None:
-        self.spark = spark
-        self.root = root.rstrip("/")
-
-    def path(self, table: str) -> str:
-        return f"{self.root}/{TABLES[table].path}"
-
-    def _hadoop_path(self, path: str):
-        jvm = self.spark.sparkContext._jvm
-        hpath = jvm.org.apache.hadoop.fs.Path(path)
-        return hpath, hpath.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
-
-    def clear_batch(self, table: str, batch_id: int) -> None:
-        """Remove whatever an earlier attempt of this batch left in ``table``."""
-        depth = len(TABLES[table].partitions)
-        pattern = "/".join([self.path(table), *["*"] * depth, f"batch_id={batch_id}"])
-        hpath, fs = self._hadoop_path(pattern)
-        for status in fs.globStatus(hpath) or []:
-            fs.delete(status.getPath(), True)
-
-    def write(self, table: str, df: DataFrame, batch_id: int) -> int:
-        """Replace batch ``batch_id`` of ``table`` with ``df``; return the rows written."""
-        self.clear_batch(table, batch_id)
-        partitions = [*TABLES[table].partitions, "batch_id"]
-        # Counting while writing saves a Spark job per table.
-        written = Observation(f"{table}-{batch_id}")
-        (
-            df.withColumn("batch_id", F.lit(batch_id).cast("long"))
-            .observe(written, F.count(F.lit(1)).alias("rows"))
-            .coalesce(1)
-            .write.mode("append")
-            .partitionBy(*partitions)
-            .parquet(self.path(table))
-        )
-        return int(written.get["rows"])
-
-    def committed_batches(self) -> list[int]:
-        """Ids of batches whose ``_ops`` row exists, in order."""
-        hpath, fs = self._hadoop_path(f"{self.path('ops')}/batch_id=*")
-        ids = []
-        for status in fs.globStatus(hpath) or []:
-            name = status.getPath().getName()
-            ids.append(int(name.split("=", 1)[1]))
-        return sorted(ids)
-
-    def read(self, table: str) -> DataFrame | None:
-        hpath, fs = self._hadoop_path(self.path(table))
-        if not fs.exists(hpath):
-            return None
-        return self.spark.read.parquet(self.path(table))
-
-
 def load_seen_events(lake: ParquetLake, committed: int | None, horizon: timedelta) -> SeenEvents:
     """Rebuild the dedup index from committed silver within the horizon."""
     index = SeenEvents(horizon=horizon)
@@ -94,7 +50,7 @@ def load_seen_events(lake: ParquetLake, committed: int | None, horizon: timedelt
         return index
     since = datetime.now(UTC) - horizon
     keys = (
-        silver.where((F.col("batch_id") <= committed) & (F.col("ingest_time") >= since))
+        silver.where((F.col("commit_id") <= committed) & (F.col("ingest_time") >= since))
         .select(
             F.xxhash64("event_id").alias(EVENT_KEY),
             F.floor(F.unix_timestamp("ingest_time") / 3600).cast("long").alias("hour"),
@@ -115,6 +71,8 @@ class BatchProcessor:
         lake: ParquetLake,
         *,
         dedup_horizon: timedelta = timedelta(hours=24),
+        compact_after: int = DEFAULT_COMPACT_AFTER,
+        compaction_grace_seconds: float = DEFAULT_GRACE_SECONDS,
         clock=lambda: datetime.now(UTC),
         log=None,
     ) -> None:
@@ -123,9 +81,17 @@ class BatchProcessor:
         self.parallelism = spark.sparkContext.defaultParallelism
         self.clock = clock
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-        committed = lake.committed_batches()
-        self.last_committed: int | None = committed[-1] if committed else None
+        self.last_committed: int | None = lake.last_committed()
         self.seen = load_seen_events(lake, self.last_committed, dedup_horizon)
+        self.plan = CompactionPlan(
+            compact_after=compact_after, grace_seconds=compaction_grace_seconds
+        )
+        # compaction commit -> the partitions it folded; and per partition, the newest commit
+        # whose superseded files are deleted (older compaction rows then matter no more).
+        self._compactions: dict[int, set[tuple[str, date]]] = defaultdict(set)
+        self._collected: dict[tuple[str, date], int] = {}
+        self._fresh_start = True
+        self._restore_compaction_state()
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         self.process_batch(raw, batch_id)
@@ -136,35 +102,50 @@ class BatchProcessor:
             return None
         started = self.clock()
         tick = time.perf_counter()
+        if self._fresh_start:
+            # The first batch after a start may be the replay of one that died half-written.
+            self.lake.clear_commit(batch_id)
+            self._fresh_start = False
+        self._collect_garbage()
 
         if raw.rdd.getNumPartitions() < self.parallelism:
             raw = raw.repartition(self.parallelism)  # validation is Python: use every core
         validated = validate_records(raw, started).persist()
         try:
-            stats, new_keys = self._write_layers(validated, batch_id, started)
+            stats, new_keys, written = self._write_layers(validated, batch_id, started)
         finally:
             validated.unpersist()
 
+        for table, day in written:
+            self.plan.wrote(table, day, batch_id)
+        self.plan.wrote("ops", started.date(), batch_id)  # the commit row, written last
+        compacted = self._compact(batch_id, started.date())
         stats.update(
             batch_id=batch_id,
             batch_start=started,
             batch_end=self.clock(),
             duration_seconds=round(time.perf_counter() - tick, 3),
         )
-        self._commit(stats, batch_id)
+        self._commit(stats, batch_id, started.date())
+        for table, day in compacted:
+            self.plan.committed(table, day, batch_id)
+            self._compactions[batch_id].add((table, day))
         if len(new_keys):
             self.seen.add(new_keys, started)
+        note = f", compacted {len(compacted)} partitions" if compacted else ""
         self.log(
             f"batch {batch_id}: {stats['records_read']} read, {stats['silver_rows']} silver, "
             f"{stats['quarantine_rows']} quarantined, {stats['duplicates']} duplicates "
-            f"in {stats['duration_seconds']:.2f}s"
+            f"in {stats['duration_seconds']:.2f}s{note}"
         )
         return stats
 
     def _write_layers(
         self, validated: DataFrame, batch_id: int, started: datetime
-    ) -> tuple[dict, np.ndarray]:
-        """Write bronze, quarantine, silver and gold; return the _ops stats and new event keys."""
+    ) -> tuple[dict, np.ndarray, set[tuple[str, date]]]:
+        """Write bronze, quarantine, silver and gold; return the _ops stats, the new event
+        keys and the (table, date partition) pairs of compacted tables this batch wrote."""
+        written: set[tuple[str, date]] = set()
         # Bronze gets every record; counting while writing it saves a Spark job.
         observed = Observation(f"batch-{batch_id}")
         self.lake.write(
@@ -198,9 +179,10 @@ class BatchProcessor:
                 (started - totals["max_arrival"].astimezone(UTC)).total_seconds(), 3
             )
         if records == 0:
-            return stats, np.empty(0, dtype=np.int64)
+            return stats, np.empty(0, dtype=np.int64), written
         if quarantined:
             self.lake.write("quarantine", to_quarantine(validated), batch_id)
+            written.add(("quarantine", started.date()))
 
         valid = valid_events(validated).persist()
         try:
@@ -210,7 +192,9 @@ class BatchProcessor:
             stats["silver_rows"] = silver_rows
             stats["duplicates"] = records - quarantined - silver_rows
             if silver_rows:
-                stats["max_event_time"] = arrivals["event_time"][keep].max().to_pydatetime()
+                kept_times = arrivals["event_time"][keep]
+                stats["max_event_time"] = kept_times.max().to_pydatetime()
+                event_dates = set(pd.to_datetime(kept_times, utc=True).dt.date)
                 dropped = self.spark.createDataFrame(
                     arrivals.loc[~keep, ROW_ID], "shard_id string, sequence_number string"
                 )
@@ -225,13 +209,76 @@ class BatchProcessor:
                     )
                 finally:
                     silver.unpersist()
+                for table in ("gold_operator_minute", "gold_postal_status_minute"):
+                    written.update((table, day) for day in event_dates)
         finally:
             valid.unpersist()
         new_keys = arrivals[EVENT_KEY].to_numpy(dtype=np.int64)[keep]
-        return stats, new_keys
+        return stats, new_keys, written
 
-    def _commit(self, stats: dict, batch_id: int) -> None:
+    def _compact(self, batch_id: int, today: date) -> list[tuple[str, date]]:
+        """Fold the partitions that are due into files of this batch; return them."""
+        due = self.plan.due(batch_id, today)
+        if not due:
+            return []
+        records = []
+        for table, day in due:
+            files = self.plan.partitions[(table, day)]
+            rows = self.lake.read_partition(table, day, files.since, batch_id - 1)
+            if rows is None:
+                continue
+            spec = TABLES[table]
+            rows = rows.persist()
+            try:
+                before = rows.count()
+                after = self.lake.write(table, fold_rows(spec, rows), batch_id, replace=False)
+            finally:
+                rows.unpersist()
+            records.append((table, day, before, after, files.since))
+        if records:
+            frame = self.spark.createDataFrame(records, table_schema(COMPACTIONS))
+            self.lake.write("compactions", frame, batch_id)
+        return [(table, day) for table, day, *_ in records]
+
+    def _commit(self, stats: dict, batch_id: int, batch_date: date) -> None:
         row = {f.name: stats.get(f.name) for f in OPS_SCHEMA.fields}
-        ops = self.spark.createDataFrame([row], OPS_SCHEMA).drop("batch_id")
-        self.lake.write("ops", ops, batch_id)  # the commit point: written last
+        row["batch_date"] = batch_date
+        ops = self.spark.createDataFrame([row], OPS_SCHEMA)
+        # The commit point, written last. Not replace: a compaction of today's _ops may have
+        # put rows in this batch's directory already (an earlier attempt's were cleared).
+        self.lake.write("ops", ops, batch_id, replace=False)
         self.last_committed = batch_id
+
+    # -- compaction state --------------------------------------------------------------
+    def _restore_compaction_state(self) -> None:
+        """What is current on disk: the latest committed compaction of each partition, and
+        every commit directory; superseded files found now get a full grace period."""
+        last = -1 if self.last_committed is None else self.last_committed
+        since: dict[tuple[str, date], int] = {}
+        done = self.lake.read("compactions")
+        if done is not None:
+            for row in done.where(F.col("commit_id") <= last).collect():
+                key = (row["table_name"], row["partition_date"])
+                since[key] = max(since.get(key, -1), row["commit_id"])
+                self._compactions[row["commit_id"]].add(key)
+        for spec in COMPACTED:
+            by_day: dict[date, list[int]] = defaultdict(list)
+            for day, commit in self.lake.commit_dirs(spec.name):
+                by_day[day].append(commit)
+            for day, commits in by_day.items():
+                if min(commits) <= last:
+                    self.plan.restore(
+                        spec.name, day, since.get((spec.name, day), -1), commits, last
+                    )
+
+    def _collect_garbage(self) -> None:
+        """Delete superseded files whose grace period is over, then compaction rows that
+        no longer describe any file."""
+        for stale in self.plan.collectable():
+            self.lake.delete_older_commits(stale.table, stale.partition, stale.commit)
+            key = (stale.table, stale.partition)
+            self._collected[key] = max(self._collected.get(key, -1), stale.commit)
+        for commit, partitions in list(self._compactions.items()):
+            if all(self._collected.get(key, -1) > commit for key in partitions):
+                self.lake.delete_commit("compactions", commit)
+                del self._compactions[commit]

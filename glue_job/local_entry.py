@@ -17,26 +17,7 @@ from pathlib import Path
 from glue_job.batch import BatchProcessor, ParquetLake
 from glue_job.errors import JobError
 from glue_job.kinesis_source import SOURCE_NAME, KinesisDataSource
-
-SPARK_CONF = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "2",
-    "spark.sql.session.timeZone": "UTC",
-    # Explicit, so Spark 3.5 (Glue, default off) and 4.x (default on) agree.
-    "spark.sql.ansi.enabled": "true",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-    # Standard Parquet timestamps (UTC-adjusted micros) rather than legacy INT96.
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.streaming.metricsEnabled": "false",
-    "spark.sql.sources.partitionOverwriteMode": "static",
-    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
-    # Task output goes straight to its batch directory; readers never see uncommitted batches.
-    "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
-    "spark.driver.memory": "1g",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
-}
+from glue_job.spark_conf import SPARK_CONF
 
 
 def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: str):
@@ -58,11 +39,11 @@ def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: 
 
 def check_checkpoint(lake: ParquetLake, checkpoint: str) -> None:
     """Refuse to start batch ids over on top of a lake that already has committed batches."""
-    committed = lake.committed_batches()
+    committed = lake.last_committed()
     offsets = Path(checkpoint) / "offsets"
-    if committed and not (offsets.is_dir() and any(offsets.iterdir())):
+    if committed is not None and not (offsets.is_dir() and any(offsets.iterdir())):
         raise JobError(
-            f"the lake already holds {len(committed)} committed batches but the checkpoint "
+            f"the lake already holds committed batches (up to #{committed}) but the checkpoint "
             f"{checkpoint} is missing: restore it, or run `telcopulse reset` to start over"
         )
 

@@ -28,6 +28,7 @@ from glue_job.tables import (
     POSTAL_STATUS_MINUTE,
     QUARANTINE,
     SILVER,
+    WRITER_COLUMNS,
     Table,
 )
 
@@ -48,9 +49,10 @@ def struct(columns) -> StructType:
 
 
 def table_schema(table: Table) -> StructType:
-    """What a transform hands the writer: data columns plus the date partitions."""
-    dated = [(p, k) for p, k in table.partition_types if p != "batch_id"]
-    return struct((*table.columns, *dated))
+    """What a transform hands the writer: data columns plus the date partitions, less the
+    batch and commit ids, which the writer adds."""
+    data = [(name, kind) for name, kind in table.columns if name not in WRITER_COLUMNS]
+    return struct((*data, *table.partition_types))
 
 
 # What the Kinesis reader emits, one row per record.
@@ -71,7 +73,7 @@ SILVER_SCHEMA = table_schema(SILVER)
 QUARANTINE_SCHEMA = table_schema(QUARANTINE)
 OPERATOR_MINUTE_SCHEMA = table_schema(OPERATOR_MINUTE)
 POSTAL_STATUS_MINUTE_SCHEMA = table_schema(POSTAL_STATUS_MINUTE)
-OPS_SCHEMA = struct((("batch_id", "long"), *OPS.columns))
+OPS_SCHEMA = table_schema(OPS)
 
 # Output of validation: the bronze columns, the verdict and the typed event.
 VALIDATED_SCHEMA = StructType(

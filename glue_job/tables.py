@@ -3,6 +3,13 @@
 The one description of every table: the Spark schemas, the Parquet layout, the
 DuckDB views and the Glue catalog are all derived from it, and the dashboard
 can import it without a JVM.
+
+Every file lives under ``<path>/<date partitions>/commit=N/``: written by batch N, made
+visible by batch N's commit (its ``_ops`` row), replaced whole when batch N is retried.
+Rows carry that id as the column ``commit_id`` (a data column, so Athena, which only
+projects the date partitions, sees it too). Compaction (``glue_job.compaction``) folds the
+files of a partition written before batch N into new files of batch N; readers tell which
+files are current from the ``compactions`` table (see ``backend.catalog``).
 """
 
 from __future__ import annotations
@@ -12,24 +19,50 @@ from dataclasses import dataclass
 from glue_job.contract import SIGNAL_BANDS
 
 BAND_COLUMNS: tuple[str, ...] = tuple(f"signal_{band}" for band, _ in SIGNAL_BANDS)
+COMMIT_DIR = "commit"  # the directory level below the date partitions: commit=N
+_PARTITION_KINDS = {
+    "ingest_date": "date",
+    "ingest_hour": "int",
+    "event_date": "date",
+    "batch_date": "date",
+}
 
 
 @dataclass(frozen=True)
 class Table:
-    name: str  # catalog / view name
+    name: str  # the name queries use: the catalog table, or the view over it when compacted
     path: str  # under the lake root
-    partitions: tuple[str, ...]  # directory levels before batch_id
+    partitions: tuple[str, ...]  # directory levels above commit=N
     columns: tuple[tuple[str, str], ...]  # data columns (name, type) in file order
+    # How compaction folds a partition's rows: "merge" sums the partial aggregates per
+    # ``keys`` (``*_min``/``*_max`` columns take the min/max), "append" keeps every row.
+    compaction: str | None = None
+    keys: tuple[str, ...] = ()
 
     @property
     def partition_types(self) -> tuple[tuple[str, str], ...]:
-        kinds = {"ingest_date": "date", "ingest_hour": "int", "event_date": "date"}
-        return (*((p, kinds[p]) for p in self.partitions), ("batch_id", "long"))
+        return tuple((p, _PARTITION_KINDS[p]) for p in self.partitions)
+
+    @property
+    def files_name(self) -> str:
+        """The catalog name of the files themselves: a compacted table is read through a
+        view of that name's rows that are current (``backend.catalog``)."""
+        return f"{self.name}_files" if self.compaction else self.name
+
+    @property
+    def partition_date(self) -> str | None:
+        """The date partition compaction works on, one partition at a time."""
+        return next((p for p, kind in self.partition_types if kind == "date"), None)
 
     def file_glob(self, root: str) -> str:
         levels = [f"{p}=*" for p in self.partitions]
-        return "/".join([root.rstrip("/"), self.path, *levels, "batch_id=*", "*.parquet"])
+        return "/".join([root.rstrip("/"), self.path, *levels, f"{COMMIT_DIR}=*", "*.parquet"])
 
+
+# Which micro-batch read a record, and which batch's commit made its file visible (the same
+# batch, unless compaction rewrote the file). The writer adds them (``ParquetLake.write``).
+_BATCH = (("batch_id", "long"), ("commit_id", "long"))
+WRITER_COLUMNS = frozenset(name for name, _ in _BATCH)
 
 _BRONZE = (
     ("payload", "string"),
@@ -40,6 +73,7 @@ _BRONZE = (
     ("partition_key", "string"),
     ("arrival_time", "timestamp"),
     ("ingest_time", "timestamp"),
+    *_BATCH,
 )
 
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -66,7 +100,7 @@ SILVER = Table(
     "silver",
     "silver",
     ("event_date",),
-    (*EVENT_COLUMNS, ("arrival_time", "timestamp"), ("ingest_time", "timestamp")),
+    (*EVENT_COLUMNS, ("arrival_time", "timestamp"), ("ingest_time", "timestamp"), *_BATCH),
 )
 QUARANTINE = Table(
     "quarantine",
@@ -81,7 +115,9 @@ QUARANTINE = Table(
         ("sequence_number", "string"),
         ("arrival_time", "timestamp"),
         ("ingest_time", "timestamp"),
+        *_BATCH,
     ),
+    compaction="append",
 )
 OPERATOR_MINUTE = Table(
     "gold_operator_minute",
@@ -98,7 +134,10 @@ OPERATOR_MINUTE = Table(
         *((name, "long") for name in BAND_COLUMNS),
         ("precision_sum", "double"),
         ("precision_count", "long"),
+        ("commit_id", "long"),
     ),
+    compaction="merge",
+    keys=("minute", "operator"),
 )
 POSTAL_STATUS_MINUTE = Table(
     "gold_postal_status_minute",
@@ -116,13 +155,17 @@ POSTAL_STATUS_MINUTE = Table(
         ("position_count", "long"),
         ("latitude_sum", "double"),
         ("longitude_sum", "double"),
+        ("commit_id", "long"),
     ),
+    compaction="merge",
+    keys=("minute", "postal_code", "operator", "status", "status_label"),
 )
 OPS = Table(
     "ops",
     "_ops",
-    (),
+    ("batch_date",),
     (
+        ("batch_id", "long"),
         ("batch_start", "timestamp"),
         ("batch_end", "timestamp"),
         ("records_read", "long"),
@@ -136,9 +179,36 @@ OPS = Table(
         ("max_arrival_time", "timestamp"),
         ("source_lag_seconds", "double"),
         ("duration_seconds", "double"),
+        ("commit_id", "long"),
+    ),
+    compaction="append",
+)
+# One row per partition a batch compacted: from that batch's commit on, the partition's
+# current rows are those of commits at or after it.
+COMPACTIONS = Table(
+    "compactions",
+    "_compactions",
+    (),
+    (
+        ("table_name", "string"),
+        ("partition_date", "date"),
+        ("rows_before", "long"),
+        ("rows_after", "long"),
+        ("first_commit_id", "long"),
+        ("commit_id", "long"),
     ),
 )
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (BRONZE, SILVER, QUARANTINE, OPERATOR_MINUTE, POSTAL_STATUS_MINUTE, OPS)
+    t.name: t
+    for t in (
+        BRONZE,
+        SILVER,
+        QUARANTINE,
+        OPERATOR_MINUTE,
+        POSTAL_STATUS_MINUTE,
+        OPS,
+        COMPACTIONS,
+    )
 }
+COMPACTED: tuple[Table, ...] = tuple(t for t in TABLES.values() if t.compaction)

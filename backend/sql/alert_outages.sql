@@ -13,7 +13,7 @@ FROM (
         CAST(sum(events) AS BIGINT) AS events,
         CAST(sum(CASE WHEN status IN (1, 2) THEN events ELSE 0 END) AS BIGINT) AS outage_events
     FROM gold_postal_status_minute
-    WHERE batch_id <= ?
+    WHERE ? BETWEEN commit_id AND visible_through
       AND minute >= CAST(? AS TIMESTAMP)
       AND minute < CAST(? AS TIMESTAMP)
       AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

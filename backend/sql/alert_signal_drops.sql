@@ -29,7 +29,7 @@ FROM (
             signal_count,
             minute >= CAST(? AS TIMESTAMP) AS is_current
         FROM gold_operator_minute
-        WHERE batch_id <= ?
+        WHERE ? BETWEEN commit_id AND visible_through
           AND minute >= CAST(? AS TIMESTAMP)
           AND minute < CAST(? AS TIMESTAMP)
           AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

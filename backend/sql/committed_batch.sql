@@ -1,4 +1,5 @@
--- Newest committed micro-batch. Batches commit in order, so every batch_id at or
--- below it is complete and nothing above it is visible yet.
+-- Newest committed micro-batch: its _ops row is written last, so every batch at or
+-- below it is complete and nothing above it is visible yet. Read from the files
+-- themselves: a row counts the same whether or not compaction has copied it since.
 SELECT max(batch_id) AS batch_id
-FROM ops
+FROM ops_files

@@ -7,5 +7,5 @@ SELECT
     max(max_arrival_time) AS newest_arrival,
     CAST(count(*) AS BIGINT) AS batches
 FROM ops
-WHERE batch_id <= ?
+WHERE ? BETWEEN commit_id AND visible_through
   AND records_read > 0

@@ -29,7 +29,7 @@ WITH o AS (
             precision_sum,
             precision_count
         FROM gold_operator_minute
-        WHERE batch_id <= ?
+        WHERE ? BETWEEN commit_id AND visible_through
           AND minute >= CAST(? AS TIMESTAMP)
           AND minute < CAST(? AS TIMESTAMP)
           AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
@@ -50,7 +50,7 @@ p AS (
             status,
             events
         FROM gold_postal_status_minute
-        WHERE batch_id <= ?
+        WHERE ? BETWEEN commit_id AND visible_through
           AND minute >= CAST(? AS TIMESTAMP)
           AND minute < CAST(? AS TIMESTAMP)
           AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

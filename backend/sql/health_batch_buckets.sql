@@ -18,7 +18,7 @@ WITH timed AS (
         date_diff('millisecond', lag(batch_start) OVER (ORDER BY batch_id), batch_start)
             AS interval_ms
     FROM ops
-    WHERE batch_id <= ?
+    WHERE ? BETWEEN commit_id AND visible_through
       AND batch_start >= CAST(? AS TIMESTAMP)
       AND batch_start < CAST(? AS TIMESTAMP)
 )

@@ -15,7 +15,7 @@ SELECT
     date_diff('millisecond', lag(batch_start) OVER (ORDER BY batch_id), batch_start) / 1000.0
         AS interval_seconds
 FROM ops
-WHERE batch_id <= ?
+WHERE ? BETWEEN commit_id AND visible_through
   AND batch_start >= CAST(? AS TIMESTAMP)
   AND batch_start < CAST(? AS TIMESTAMP)
 ORDER BY batch_id

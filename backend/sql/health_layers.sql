@@ -16,4 +16,4 @@ SELECT
     max(CASE WHEN operator_minute_rows + postal_status_minute_rows > 0 THEN max_arrival_time END)
         AS gold_newest_arrival
 FROM ops
-WHERE batch_id <= ?
+WHERE ? BETWEEN commit_id AND visible_through

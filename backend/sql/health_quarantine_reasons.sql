@@ -8,7 +8,7 @@ SELECT
     CAST(count(*) AS BIGINT) AS records
 FROM quarantine AS q
 CROSS JOIN UNNEST(q.reasons) AS r (reason)
-WHERE q.batch_id <= ?
+WHERE ? BETWEEN q.commit_id AND q.visible_through
   AND q.ingest_time >= CAST(? AS TIMESTAMP)
   AND q.ingest_time < CAST(? AS TIMESTAMP)
   AND q.ingest_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

@@ -15,7 +15,7 @@ SELECT
     substr(payload_base64, 1, 2000) AS payload_base64,
     length(payload_base64) AS base64_chars
 FROM quarantine
-WHERE batch_id <= ?
+WHERE ? BETWEEN commit_id AND visible_through
   AND ingest_time >= CAST(? AS TIMESTAMP)
   AND ingest_time < CAST(? AS TIMESTAMP)
   AND ingest_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

@@ -34,14 +34,14 @@ FROM (
         max(duration_seconds) AS max_duration_seconds,
         max(source_lag_seconds) AS max_source_lag_seconds
     FROM ops
-    WHERE batch_id <= ?
+    WHERE ? BETWEEN commit_id AND visible_through
       AND batch_start >= CAST(? AS TIMESTAMP)
       AND batch_start < CAST(? AS TIMESTAMP)
 ) AS o
 CROSS JOIN (
     SELECT CAST(count(*) AS BIGINT) AS quarantine_table_rows
     FROM quarantine
-    WHERE batch_id <= ?
+    WHERE ? BETWEEN commit_id AND visible_through
       AND ingest_time >= CAST(? AS TIMESTAMP)
       AND ingest_time < CAST(? AS TIMESTAMP)
       AND ingest_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

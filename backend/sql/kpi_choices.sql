@@ -5,7 +5,7 @@ SELECT
     postal_code,
     CAST(sum(events) AS BIGINT) AS events
 FROM gold_postal_status_minute
-WHERE batch_id <= ?
+WHERE ? BETWEEN commit_id AND visible_through
   AND minute >= CAST(? AS TIMESTAMP)
   AND minute < CAST(? AS TIMESTAMP)
   AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

@@ -12,7 +12,7 @@ SELECT
     CAST(sum(g.signal_count) AS BIGINT) AS samples
 FROM gold_postal_status_minute AS g
 CROSS JOIN filters AS f
-WHERE g.batch_id <= ?
+WHERE ? BETWEEN g.commit_id AND g.visible_through
   AND g.minute >= CAST(? AS TIMESTAMP)
   AND g.minute < CAST(? AS TIMESTAMP)
   AND g.event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

@@ -12,7 +12,7 @@ SELECT
     min(minute) AS first_minute,
     max(minute) AS last_minute
 FROM gold_postal_status_minute
-WHERE batch_id <= ?
+WHERE ? BETWEEN commit_id AND visible_through
   AND minute >= CAST(? AS TIMESTAMP)
   AND minute < CAST(? AS TIMESTAMP)
   AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

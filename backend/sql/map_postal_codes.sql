@@ -13,7 +13,7 @@ SELECT
     sum(latitude_sum) / NULLIF(sum(position_count), 0) AS latitude,
     sum(longitude_sum) / NULLIF(sum(position_count), 0) AS longitude
 FROM gold_postal_status_minute
-WHERE batch_id <= ?
+WHERE ? BETWEEN commit_id AND visible_through
   AND minute >= CAST(? AS TIMESTAMP)
   AND minute < CAST(? AS TIMESTAMP)
   AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)

@@ -137,7 +137,7 @@ def test_totals_read_only_the_committed_snapshot_and_window(engine):
 def test_a_batch_that_does_not_add_up_is_caught(lake, tmp_path):
     copy = tmp_path / "lake"
     shutil.copytree(lake, copy)
-    part = next((copy / "_ops" / "batch_id=1").glob("*.parquet"))
+    part = next((copy / "_ops").glob("batch_date=*/commit=1/*.parquet"))
     ops = pq.read_table(part).to_pandas()
     ops["silver_rows"] += 1  # as if silver had gained a record from nowhere
     ops.to_parquet(part, index=False)
@@ -154,7 +154,7 @@ def test_a_batch_that_does_not_add_up_is_caught(lake, tmp_path):
 def test_quarantine_files_missing_from_the_table_break_reconciliation(lake, tmp_path):
     copy = tmp_path / "lake"
     shutil.copytree(lake, copy)
-    for part in (copy / "quarantine").glob("ingest_date=*/batch_id=1"):
+    for part in (copy / "quarantine").glob("ingest_date=*/commit=1"):
         shutil.rmtree(part)
     totals = health.query_window_totals(DuckDBEngine(copy), Window(), 2)
     assert totals.quarantine_table_rows == 2

@@ -184,7 +184,7 @@ def test_empty_lake_shows_the_waiting_panel(monkeypatch, tmp_path, page):
 def test_corrupt_lake_file_shows_a_banner_not_a_traceback(monkeypatch, csv_lake, tmp_path, page):
     lake = tmp_path / "lake"
     shutil.copytree(csv_lake, lake)
-    partition = next((lake / "gold" / "operator_minute").glob("event_date=*/batch_id=0"))
+    partition = next((lake / "gold" / "operator_minute").glob("event_date=*/commit=0"))
     (partition / "part-99999-corrupt.parquet").write_bytes(b"not parquet at all")
 
     at = open_page(monkeypatch, tmp_path, page, preset="all")
@@ -237,7 +237,7 @@ def test_pause_freezes_the_snapshot(monkeypatch, csv_lake, tmp_path):
     assert metric(at, "Events") == "994"
 
     # Un-commit batch 1: readers must fall back to batch 0 - but not while paused.
-    shutil.rmtree(lake / "_ops" / "batch_id=1")
+    shutil.rmtree(next((lake / "_ops").glob("batch_date=*/commit=1")))
     st.cache_data.clear()
     at.run()
     assert metric(at, "Events") == "994"

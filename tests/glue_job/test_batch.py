@@ -115,4 +115,4 @@ def test_empty_batch_still_commits(spark, tmp_path):
     processor = BatchProcessor(spark, lake, log=lambda _m: None)
     stats = processor.process_batch(spark.createDataFrame([], RAW_SCHEMA), 0)
     assert stats["records_read"] == 0
-    assert lake.committed_batches() == [0]
+    assert lake.last_committed() == 0

@@ -1,0 +1,599 @@
+"""Deploy (AWS deployment): ``telcopulse deploy`` and ``telcopulse destroy``.
+
+Ordering, and why. The stack creates its own artifacts bucket and image repository, and
+``infra/telcopulse.yaml`` is larger than the 51,200 bytes CloudFormation accepts inline, so
+nothing can be uploaded before some stack exists. ``deploy`` therefore runs:
+
+1. Local builds first, so a broken build touches no AWS resource: the glue_job wheel
+   (``pip wheel --no-deps``, only the ``glue_job`` package: Glue provides pyspark and boto3)
+   and, when a Docker engine answers, the dashboard image (tagged by its image id).
+2. A small bootstrap stack, ``<stack>-bootstrap`` from ``infra/bootstrap.yaml``: one private
+   bucket where the main template is staged (the pattern of CDK's bootstrap stack). It is
+   created once and is a no-op afterwards.
+3. The main stack, created or updated through a change set from the staged template. The
+   Glue job only points at ``GlueScriptKey`` and ``GlueWheelKey``; nothing runs until a job
+   run starts, so the job may exist a minute before its code does.
+4. The entry script and wheel go to the stack's artifacts bucket at those keys (skipped when
+   the object there already has the same SHA-256).
+5. The image is pushed to the stack's repository and a second change set sets ``ImageTag``,
+   which takes the dashboard service from 0 tasks to ``DashboardDesiredCount``.
+A re-run with nothing changed creates no change set and uploads nothing. Parameters given
+once (``--vpc-id``, ``--parameter StreamMode=PROVISIONED``...) keep their value on later
+deploys, as with ``aws cloudformation deploy``.
+
+``destroy`` empties every bucket the two stacks own (CloudFormation refuses to delete a
+bucket that holds objects), then deletes the main stack and the bootstrap stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from backend.catalog import current_views
+from backend.settings import ENV_PREFIX, Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAIN_TEMPLATE = PROJECT_ROOT / "infra" / "telcopulse.yaml"
+BOOTSTRAP_TEMPLATE = PROJECT_ROOT / "infra" / "bootstrap.yaml"
+ENTRY_SCRIPT = PROJECT_ROOT / "glue_job" / "glue_entry.py"
+SCRIPT_KEY = "glue/telcopulse_glue_entry.py"
+WHEEL_DISTRIBUTION = "telcopulse-glue-job"
+IMAGE_NAME = "telcopulse-dashboard"
+# Zip entries dated 1980-01-01, so an unchanged glue_job/ builds a byte-identical wheel.
+REPRODUCIBLE_EPOCH = "315532800"
+
+# Template parameters with an option of their own (the ones a first deploy must give).
+PARAMETER_OPTIONS = {
+    "VpcId": "--vpc-id",
+    "AlbSubnetIds": "--alb-subnets",
+    "ServiceSubnetIds": "--service-subnets",
+    "AllowedIngressCidr": "--allowed-cidr",
+    "CertificateArn": "--certificate-arn",
+}
+# Settings that aws mode reads, by the stack output that carries each.
+OUTPUT_SETTINGS = {
+    "stream_name": "StreamName",
+    "lake_uri": "LakeUri",
+    "athena_workgroup": "AthenaWorkGroupName",
+    "athena_database": "GlueDatabaseName",
+    "athena_output": "AthenaOutputLocation",
+}
+PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+# A stack in one of these cannot take a change set; the message says what to do.
+BLOCKED = {
+    "ROLLBACK_COMPLETE": "its first creation failed and rolled back: run `telcopulse destroy "
+    "--yes`, fix the cause shown in the CloudFormation console, then deploy again",
+    "ROLLBACK_FAILED": "it could not roll back: delete it in the CloudFormation console",
+    "DELETE_FAILED": "its deletion failed: run `telcopulse destroy --yes` again",
+    "UPDATE_ROLLBACK_FAILED": "an update could not roll back: continue the rollback in the "
+    "CloudFormation console",
+}
+Log = Callable[[str], None]
+
+
+class DeployError(RuntimeError):
+    """Deploying or destroying cannot go on; the message says what to do."""
+
+
+@dataclass
+class DeployResult:
+    stack: str  # created, updated or unchanged
+    uploaded: list[str] = field(default_factory=list)
+    image: str | None = None  # the image this run built, if it built one
+    image_tag: str = ""  # the tag the dashboard runs after this run ("" = none yet)
+    outputs: dict[str, str] = field(default_factory=dict)
+    views: list[str] = field(default_factory=list)  # catalog views (re)created in Athena
+
+    @property
+    def changed(self) -> bool:
+        return self.stack != "unchanged" or bool(self.uploaded)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- local builds ---------------------------------------------------------------------------
+
+
+def build_glue_wheel(out_dir: Path) -> Path:
+    """The glue_job package alone as a wheel (no dependencies: Glue provides them)."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    source = out_dir / "source"
+    shutil.copytree(
+        PROJECT_ROOT / "glue_job",
+        source / "glue_job",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    # A pyproject of its own, from the project's: same build backend, version and Python.
+    values = {
+        "requires": project["build-system"]["requires"],
+        "build-backend": project["build-system"]["build-backend"],
+        "name": WHEEL_DISTRIBUTION,
+        "version": project["project"]["version"],
+        "requires-python": project["project"]["requires-python"],
+        "package-data": project["tool"]["setuptools"]["package-data"]["glue_job"],
+    }
+    toml = {key: json.dumps(value) for key, value in values.items()}  # JSON strings are TOML
+    (source / "pyproject.toml").write_text(
+        f"[build-system]\nrequires = {toml['requires']}\nbuild-backend = {toml['build-backend']}\n"
+        f"[project]\nname = {toml['name']}\nversion = {toml['version']}\n"
+        f"requires-python = {toml['requires-python']}\n"
+        '[tool.setuptools]\npackages = ["glue_job"]\n'
+        f"[tool.setuptools.package-data]\nglue_job = {toml['package-data']}\n"
+    )
+    wheels = out_dir / "wheel"
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
+    result = subprocess.run(
+        [*command, "--wheel-dir", str(wheels), str(source)],
+        env={**os.environ, "SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    built = sorted(wheels.glob("*.whl"))
+    if result.returncode != 0 or len(built) != 1:
+        detail = (result.stderr.strip().splitlines() or ["no wheel was written"])[-1]
+        raise DeployError(f"building the glue_job wheel failed: {detail}")
+    return built[0]
+
+
+def docker_engine() -> str | None:
+    """The docker CLI when it can reach an engine, else None."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return docker if probe.returncode == 0 else None
+
+
+def _docker(docker: str, *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [docker, *args], input=stdin, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DeployError(f"`docker {args[0]}` failed: {detail}")
+    return result.stdout.strip()
+
+
+def build_image(docker: str, platform: str) -> str:
+    """Build the dashboard image; its tag is the start of its image id (same build, same tag)."""
+    local = f"{IMAGE_NAME}:deploy"
+    _docker(docker, "build", "--platform", platform, "--tag", local, str(PROJECT_ROOT))
+    image_id = _docker(docker, "image", "inspect", "--format", "{{.Id}}", local)
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def push_image(docker: str, ecr, repository_uri: str, tag: str, log: Log) -> bool:
+    """Push ``<repository_uri>:<tag>`` unless the repository already has that tag."""
+    registry, repository = repository_uri.split("/", 1)
+    found = ecr.describe_images(repositoryName=repository, filter={"tagStatus": "TAGGED"}).get(
+        "imageDetails", []
+    )
+    if any(tag in image.get("imageTags", []) for image in found):
+        return False
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    user, password = base64.b64decode(token).decode().split(":", 1)
+    _docker(docker, "login", "--username", user, "--password-stdin", registry, stdin=password)
+    _docker(docker, "tag", f"{IMAGE_NAME}:deploy", f"{repository_uri}:{tag}")
+    log(f"pushing the dashboard image {repository_uri}:{tag}")
+    _docker(docker, "push", f"{repository_uri}:{tag}")
+    return True
+
+
+# -- stacks ---------------------------------------------------------------------------------
+
+
+def describe_stack(cf, name: str) -> dict | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return cf.describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def stack_outputs(stack: Mapping) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+
+
+def ensure_stack(
+    cf,
+    name: str,
+    *,
+    body: str,
+    parameters: Mapping[str, str],
+    template_url: str | None = None,
+    log: Log = _stderr,
+) -> str:
+    """Create or update ``name`` through a change set; return created, updated or unchanged.
+
+    ``parameters`` are explicit values; every other parameter the stack already has keeps
+    its value (UsePreviousValue), and a new one takes its template default.
+    """
+    template = {"TemplateURL": template_url} if template_url else {"TemplateBody": body}
+    summary = cf.get_template_summary(**template)
+    declared = {p["ParameterKey"]: p for p in summary.get("Parameters", [])}
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise DeployError(
+            f"{', '.join(unknown)}: not a parameter of the template; it has "
+            + ", ".join(sorted(declared))
+        )
+    existing = describe_stack(cf, name)
+    status = existing["StackStatus"] if existing else None
+    if status in BLOCKED:
+        raise DeployError(f"stack {name} is {status}: {BLOCKED[status]}")
+    if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        raise DeployError(f"stack {name} is busy ({status}): wait for it to finish, then retry")
+    creating = existing is None or status == "REVIEW_IN_PROGRESS"
+    previous = {} if creating else {p["ParameterKey"]: p for p in existing["Parameters"]}
+
+    missing = [
+        key
+        for key, p in declared.items()
+        if p.get("DefaultValue") is None and key not in parameters and key not in previous
+    ]
+    if missing:
+        needed = [PARAMETER_OPTIONS.get(k, f"--parameter {k}=VALUE") for k in missing]
+        raise DeployError(f"the first deploy of {name} needs {', '.join(needed)}")
+
+    if not creating and _unchanged(cf, name, body, parameters, previous):
+        return "unchanged"
+    entries = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    entries += [
+        {"ParameterKey": k, "UsePreviousValue": True}
+        for k in previous
+        if k in declared and k not in parameters
+    ]
+    change_set = f"telcopulse-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}"
+    log(f"{'creating' if creating else 'updating'} stack {name} (change set {change_set})")
+    created = cf.create_change_set(
+        StackName=name,
+        ChangeSetName=change_set,
+        ChangeSetType="CREATE" if creating else "UPDATE",
+        Parameters=entries,
+        Capabilities=summary.get("Capabilities", []),
+        Description="telcopulse deploy",
+        **template,
+    )
+    described = _wait_for_change_set(cf, created["Id"])
+    if described["Status"] == "FAILED":
+        reason = described.get("StatusReason", "")
+        if any(text in reason for text in NO_CHANGES):
+            cf.delete_change_set(ChangeSetName=created["Id"])
+            return "unchanged"
+        raise DeployError(f"CloudFormation rejected the change set for {name}: {reason}")
+    cf.execute_change_set(ChangeSetName=created["Id"])
+    _wait_for_stack(cf, name, "stack_create_complete" if creating else "stack_update_complete")
+    return "created" if creating else "updated"
+
+
+def _unchanged(cf, name: str, body: str, parameters: Mapping[str, str], previous) -> bool:
+    """Same template text and no explicit value differing from the stack's: nothing to do."""
+    deployed = cf.get_template(StackName=name, TemplateStage="Original")["TemplateBody"]
+    if not isinstance(deployed, str) or deployed != body:
+        return False
+    return all(
+        key in previous and previous[key].get("ParameterValue") == value
+        for key, value in parameters.items()
+    )
+
+
+def _wait_for_change_set(cf, change_set_id: str) -> dict:
+    from botocore.exceptions import WaiterError
+
+    with suppress(WaiterError):  # a FAILED change set ends the waiter too; its status says why
+        cf.get_waiter("change_set_create_complete").wait(
+            ChangeSetName=change_set_id, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+        )
+    return cf.describe_change_set(ChangeSetName=change_set_id)
+
+
+def _wait_for_stack(cf, name: str, waiter: str) -> None:
+    from botocore.exceptions import WaiterError
+
+    try:
+        cf.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 10, "MaxAttempts": 360})
+    except WaiterError:
+        raise DeployError(f"stack {name} failed: {_first_failure(cf, name)}") from None
+
+
+def _first_failure(cf, name: str) -> str:
+    try:
+        events = cf.describe_stack_events(StackName=name)["StackEvents"]
+    except Exception:  # noqa: BLE001 - the stack may already be gone
+        return "see the stack's events in the CloudFormation console"
+    for event in reversed(events):  # oldest first: the first failure is the cause
+        if event["ResourceStatus"].endswith("_FAILED") and event.get("ResourceStatusReason"):
+            return f"{event['LogicalResourceId']}: {event['ResourceStatusReason']}"
+    return "see the stack's events in the CloudFormation console"
+
+
+# -- catalog views --------------------------------------------------------------------------
+
+
+def create_views(
+    athena, *, workgroup: str, database: str, log: Log, timeout: float = 300
+) -> list[str]:
+    """Create or replace, in Athena, the views that keep only current rows of compacted tables
+    (``backend.catalog``): the same SQL the local DuckDB engine runs. Idempotent."""
+    import time
+
+    created = []
+    for name, sql in current_views().items():
+        started = athena.start_query_execution(
+            QueryString=sql, QueryExecutionContext={"Database": database}, WorkGroup=workgroup
+        )
+        query_id = started["QueryExecutionId"]
+        deadline = time.monotonic() + timeout
+        while True:
+            status = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+            state = status["Status"]["State"]
+            if state == "SUCCEEDED":
+                break
+            if state in {"FAILED", "CANCELLED"} or time.monotonic() > deadline:
+                reason = status["Status"].get("StateChangeReason") or state.lower()
+                raise DeployError(f"creating the Athena view {name} failed: {reason}")
+            time.sleep(1)
+        created.append(name)
+    log(f"catalog views in {database}: {', '.join(created)}")
+    return created
+
+
+# -- artifacts ------------------------------------------------------------------------------
+
+
+def upload_artifact(s3, bucket: str, key: str, path: Path) -> bool:
+    """Upload ``path`` to ``s3://bucket/key`` unless that object has the same SHA-256."""
+    from botocore.exceptions import ClientError
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+        if head.get("Metadata", {}).get("sha256") == digest:
+            return False
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"404", "NoSuchKey", "NotFound"}:
+            raise
+    s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": digest}})
+    return True
+
+
+def stage_template(s3, bucket: str, region: str, body: str) -> str:
+    """Put the main template where CloudFormation can read it; return its URL."""
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    key = f"templates/telcopulse-{digest[:16]}.yaml"
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="text/yaml")
+    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def bootstrap_name(settings: Settings) -> str:
+    return f"{settings.stack_name}-bootstrap"
+
+
+def deploy(
+    settings: Settings,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    template: Path = MAIN_TEMPLATE,
+    bootstrap_template: Path = BOOTSTRAP_TEMPLATE,
+    with_image: bool = True,
+    log: Log = _stderr,
+    session=None,
+) -> DeployResult:
+    """Build, stage and deploy everything; see the module docstring for the order."""
+    import boto3
+
+    session = session or boto3.session.Session(region_name=settings.region)
+    cf = session.client("cloudformation")
+    s3 = session.client("s3")
+    body = template.read_text(encoding="utf-8")
+    explicit = {"ProjectName": settings.project_name, **(parameters or {})}
+
+    with tempfile.TemporaryDirectory(prefix="telcopulse-deploy-") as scratch:
+        wheel = build_glue_wheel(Path(scratch))
+        explicit |= {"GlueScriptKey": SCRIPT_KEY, "GlueWheelKey": f"glue/{wheel.name}"}
+        log(f"built {wheel.name}")
+
+        docker = docker_engine() if with_image else None
+        tag = None
+        if docker:
+            existing = describe_stack(cf, settings.stack_name)
+            previous = {
+                p["ParameterKey"]: p["ParameterValue"]
+                for p in (existing or {}).get("Parameters", [])
+            }
+            arch = explicit.get(
+                "DashboardCpuArchitecture", previous.get("DashboardCpuArchitecture", "X86_64")
+            )
+            log(f"building the dashboard image for {PLATFORMS[arch]}")
+            tag = build_image(docker, PLATFORMS[arch])
+        elif with_image:
+            log(
+                "skipped the dashboard image: no Docker engine answers here (start Docker and "
+                "run `telcopulse deploy` again; the dashboard runs no task until one is pushed)"
+            )
+
+        bootstrap_body = bootstrap_template.read_text(encoding="utf-8")
+        ensure_stack(cf, bootstrap_name(settings), body=bootstrap_body, parameters={}, log=log)
+        staging = stack_outputs(describe_stack(cf, bootstrap_name(settings)))
+        url = stage_template(s3, staging["TemplateBucketName"], settings.region, body)
+
+        result = DeployResult(
+            stack=ensure_stack(
+                cf, settings.stack_name, body=body, parameters=explicit, template_url=url, log=log
+            )
+        )
+        outputs = stack_outputs(describe_stack(cf, settings.stack_name))
+        bucket = outputs["ArtifactsBucketName"]
+        for path, key in ((ENTRY_SCRIPT, SCRIPT_KEY), (wheel, explicit["GlueWheelKey"])):
+            if upload_artifact(s3, bucket, key, path):
+                log(f"uploaded s3://{bucket}/{key}")
+                result.uploaded.append(key)
+
+        if {"AthenaWorkGroupName", "GlueDatabaseName"} <= set(outputs):
+            result.views = create_views(
+                session.client("athena"),
+                workgroup=outputs["AthenaWorkGroupName"],
+                database=outputs["GlueDatabaseName"],
+                log=log,
+            )
+        else:
+            log("warning: the stack has no Athena workgroup or Glue database output: no views")
+
+        if docker and tag:
+            pushed = push_image(
+                docker, session.client("ecr"), outputs["EcrRepositoryUri"], tag, log
+            )
+            with_tag = ensure_stack(
+                cf,
+                settings.stack_name,
+                body=body,
+                parameters={**explicit, "ImageTag": tag},
+                template_url=url,
+                log=log,
+            )
+            if with_tag != "unchanged" and result.stack == "unchanged":
+                result.stack = "updated"
+            result.image = f"{outputs['EcrRepositoryUri']}:{tag}"
+            if pushed:
+                result.uploaded.append(result.image)
+    final = describe_stack(cf, settings.stack_name)
+    result.outputs = stack_outputs(final)
+    result.image_tag = next(
+        (p["ParameterValue"] for p in final["Parameters"] if p["ParameterKey"] == "ImageTag"), ""
+    )
+    return result
+
+
+def aws_settings_env(outputs: Mapping[str, str], region: str) -> dict[str, str]:
+    """The TELCOPULSE_* variables that point produce, kpi and the dashboard at the stack."""
+    env = {f"{ENV_PREFIX}MODE": "aws", f"{ENV_PREFIX}REGION": region}
+    missing = [o for o in OUTPUT_SETTINGS.values() if o not in outputs]
+    if missing:
+        raise DeployError(f"the stack has no output {', '.join(missing)}: is it TelcoPulse's?")
+    for setting, output in OUTPUT_SETTINGS.items():
+        env[ENV_PREFIX + setting.upper()] = outputs[output]
+    return env
+
+
+def format_summary(result: DeployResult, settings: Settings) -> str:
+    outputs = result.outputs
+    lines = []
+    if not result.changed:
+        lines.append(f"stack {settings.stack_name} is up to date: nothing to deploy")
+    lines.append(f"dashboard: {outputs.get('DashboardUrl', '(no DashboardUrl output)')}")
+    if not result.image_tag:
+        lines.append("  (no image pushed yet: the dashboard service runs no task until one is)")
+    if "GlueJobName" in outputs:
+        lines.append(
+            f"stream job: aws glue start-job-run --region {settings.region} "
+            f"--job-name {outputs['GlueJobName']}  (a run reads the script and wheel when it "
+            "starts: stop and start it after new code is uploaded)"
+        )
+    lines.append("settings for `telcopulse produce`, `kpi` and `dashboard` against this stack:")
+    lines += [f"export {k}={v}" for k, v in aws_settings_env(outputs, settings.region).items()]
+    return "\n".join(lines) + "\n"
+
+
+def destroy(settings: Settings, *, yes: bool, log: Log = _stderr, session=None) -> list[str]:
+    """Empty the stacks' buckets and delete the main and bootstrap stacks; return their names."""
+    import boto3
+
+    session = session or boto3.session.Session(region_name=settings.region)
+    cf = session.client("cloudformation")
+    names = [n for n in (settings.stack_name, bootstrap_name(settings)) if describe_stack(cf, n)]
+    if not names:
+        raise DeployError(
+            f"no stack {settings.stack_name} in {settings.region}: nothing to destroy "
+            "(set TELCOPULSE_STACK_NAME or TELCOPULSE_REGION if it lives elsewhere)"
+        )
+    buckets = {name: _owned_buckets(cf, name) for name in names}
+    if not yes:
+        every = [b for owned in buckets.values() for b in owned]
+        raise DeployError(
+            f"this deletes {' and '.join(names)} with everything in {', '.join(every)}: "
+            "add --yes to confirm"
+        )
+    s3 = session.resource("s3")
+    for name in names:
+        for attempt in (1, 2):  # logs can land in a bucket between emptying and deleting it
+            for bucket in buckets[name]:
+                _empty_bucket(s3, bucket, log)
+            log(f"deleting stack {name}")
+            cf.delete_stack(StackName=name)
+            try:
+                _wait_for_stack(cf, name, "stack_delete_complete")
+                break
+            except DeployError:
+                if attempt == 2:
+                    raise
+    return names
+
+
+def _owned_buckets(cf, name: str) -> list[str]:
+    pages = cf.get_paginator("list_stack_resources").paginate(StackName=name)
+    return [
+        r["PhysicalResourceId"]
+        for page in pages
+        for r in page["StackResourceSummaries"]
+        if r.get("ResourceType") == "AWS::S3::Bucket" and r.get("PhysicalResourceId")
+    ]
+
+
+def _empty_bucket(s3, bucket: str, log: Log) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.Bucket(bucket).object_versions.delete()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NoSuchBucket":
+            raise
+        return
+    log(f"emptied s3://{bucket}")
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn what boto3 raises for missing credentials or a refused call into a DeployError."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        yield
+    except NoCredentialsError:
+        raise DeployError(
+            "no AWS credentials found: configure them (aws configure, AWS_PROFILE or "
+            "environment variables) and retry"
+        ) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise DeployError(f"AWS refused: {' '.join(str(exc).split())[:300]}") from None

@@ -1,0 +1,163 @@
+"""Sink (all layers): batch-keyed Parquet tables under one root, a local path or an s3:// URI.
+
+Each table is ``<root>/<path>/<date partitions>/commit=N/*.parquet`` (``glue_job.tables``).
+Directory work goes through Hadoop's FileSystem API, so the same code runs on a laptop and
+on Glue against S3.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from glue_job.tables import COMMIT_DIR, TABLES
+
+
+class ParquetLake:
+    def __init__(self, spark: SparkSession, root: str) -> None:
+        self.spark = spark
+        self.root = root.rstrip("/")
+
+    def path(self, table: str) -> str:
+        return f"{self.root}/{TABLES[table].path}"
+
+    def _fs(self, path: str):
+        jvm = self.spark.sparkContext._jvm
+        hpath = jvm.org.apache.hadoop.fs.Path(path)
+        return hpath, hpath.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+
+    def _glob(self, pattern: str) -> list:
+        hpath, fs = self._fs(pattern)
+        return [status.getPath() for status in fs.globStatus(hpath) or []]
+
+    def _delete(self, paths) -> int:
+        deleted = 0
+        for hpath in paths:
+            if hpath.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()).delete(
+                hpath, True
+            ):
+                deleted += 1
+        return deleted
+
+    def _commit_pattern(self, table: str, commit: int | str = "*") -> str:
+        depth = len(TABLES[table].partitions)
+        return "/".join([self.path(table), *["*"] * depth, f"{COMMIT_DIR}={commit}"])
+
+    def clear_batch(self, table: str, commit: int) -> None:
+        """Remove whatever an earlier attempt of batch ``commit`` left in ``table``."""
+        self._delete(self._glob(self._commit_pattern(table, commit)))
+
+    def clear_commit(self, commit: int) -> None:
+        """Remove what an earlier attempt of batch ``commit`` left anywhere in the lake."""
+        for table in TABLES:
+            self.clear_batch(table, commit)
+
+    def write(self, table: str, df: DataFrame, commit: int, *, replace: bool = True) -> int:
+        """Write ``df`` as part of batch ``commit``; return the rows written.
+
+        ``replace`` first removes what an earlier attempt of the batch wrote to the table;
+        compaction appends to what the batch itself wrote (``replace=False``).
+        """
+        if replace:
+            self.clear_batch(table, commit)
+        spec = TABLES[table]
+        names = [name for name, _ in spec.columns]
+        out = df
+        if "batch_id" in names and "batch_id" not in df.columns:
+            out = out.withColumn("batch_id", F.lit(commit).cast("long"))
+        out = out.withColumn("commit_id", F.lit(commit).cast("long"))
+        out = out.withColumn(COMMIT_DIR, F.lit(commit).cast("long"))
+        partitions = [*spec.partitions, COMMIT_DIR]
+        # Counting while writing saves a Spark job per table.
+        written = Observation(f"{table}-{commit}-{id(df)}")
+        (
+            out.select(*names, *spec.partitions, COMMIT_DIR)
+            .observe(written, F.count(F.lit(1)).alias("rows"))
+            .coalesce(1)
+            .write.mode("append")
+            .partitionBy(*partitions)
+            .parquet(self.path(table))
+        )
+        return int(written.get["rows"])
+
+    def write_committed(self, table: str, df: DataFrame) -> int:
+        """Bulk load (benchmarks): rows that carry their own ``commit_id`` (and ``batch_id``
+        where the table has one), each written under its own commit directory."""
+        spec = TABLES[table]
+        written = Observation(f"{table}-bulk-{id(df)}")
+        (
+            df.withColumn(COMMIT_DIR, F.col("commit_id"))
+            .select(*[name for name, _ in spec.columns], *spec.partitions, COMMIT_DIR)
+            .observe(written, F.count(F.lit(1)).alias("rows"))
+            .repartition(*spec.partitions, COMMIT_DIR)
+            .write.mode("append")
+            .partitionBy(*spec.partitions, COMMIT_DIR)
+            .parquet(self.path(table))
+        )
+        return int(written.get["rows"])
+
+    def commit_dirs(self, table: str) -> list[tuple[date | None, int]]:
+        """(date partition, commit) of every commit directory of ``table``."""
+        found = []
+        key = TABLES[table].partition_date
+        for hpath in self._glob(self._commit_pattern(table)):
+            commit = int(hpath.getName().split("=", 1)[1])
+            day = None
+            if key is not None:
+                parent = hpath.getParent()
+                while parent is not None and not parent.getName().startswith(f"{key}="):
+                    parent = parent.getParent()
+                day = date.fromisoformat(parent.getName().split("=", 1)[1]) if parent else None
+            found.append((day, commit))
+        return found
+
+    def last_committed(self) -> int | None:
+        """The newest batch whose ``_ops`` row exists: the commit point of every batch.
+
+        A commit directory of ``_ops`` can also hold a compaction's rows, written before the
+        batch's own row, so a directory alone does not prove the commit: its rows do.
+        """
+        for commit in sorted({c for _, c in self.commit_dirs("ops")}, reverse=True):
+            paths = [str(p) for p in self._glob(self._commit_pattern("ops", commit))]
+            own = self.spark.read.parquet(*paths).where(F.col("batch_id") == commit)
+            if own.limit(1).count():
+                return commit
+        return None
+
+    def exists(self, table: str) -> bool:
+        hpath, fs = self._fs(self.path(table))
+        return bool(fs.exists(hpath))
+
+    def read(self, table: str) -> DataFrame | None:
+        """Every file of ``table``, current or not; filter on ``commit_id`` to choose."""
+        if not self.exists(table):
+            return None
+        return self.spark.read.parquet(self.path(table)).drop(COMMIT_DIR)
+
+    def read_partition(self, table: str, day: date, first: int, last: int) -> DataFrame | None:
+        """Rows of one date partition from commits ``first`` to ``last`` (inclusive)."""
+        key = TABLES[table].partition_date
+        where = f"{self.path(table)}/{key}={day.isoformat()}"
+        hpath, fs = self._fs(where)
+        if not fs.exists(hpath):
+            return None
+        frame = self.spark.read.option("basePath", self.path(table)).parquet(where)
+        return frame.where(F.col("commit_id").between(first, last)).drop(COMMIT_DIR)
+
+    def delete_older_commits(self, table: str, day: date | None, below: int) -> int:
+        """Delete the commit directories of one date partition (or of an undated table)
+        older than ``below``; return how many went."""
+        spec = TABLES[table]
+        if day is None:
+            pattern = self._commit_pattern(table)
+        else:
+            if spec.partitions != (spec.partition_date,):
+                raise ValueError(f"{table} is not partitioned by date alone")
+            pattern = f"{self.path(table)}/{spec.partition_date}={day.isoformat()}/{COMMIT_DIR}=*"
+        stale = [p for p in self._glob(pattern) if int(p.getName().split("=", 1)[1]) < below]
+        return self._delete(stale)
+
+    def delete_commit(self, table: str, commit: int) -> int:
+        return self._delete(self._glob(self._commit_pattern(table, commit)))

@@ -1,0 +1,152 @@
+"""Query engines: AthenaEngine's calls into pyathena, and through pyathena into Athena (moto).
+
+A fake ``connect`` shows what the engine asks of pyathena, and the installed pyathena's own
+signatures confirm those keyword names exist. moto then takes real pyathena calls: it records
+the StartQueryExecution request (query text, workgroup, database, execution parameters) but
+never writes a result file, so the run ends in a one-line QueryError there, which is also
+what a user sees when Athena fails.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import boto3
+import pandas as pd
+import pytest
+from moto import mock_aws
+from pyathena.connection import Connection
+from pyathena.pandas.cursor import PandasCursor
+
+from backend.engine import AthenaEngine, QueryError, athena_literal, make_engine
+from backend.queries import Window, load_sql, run_kpi
+from backend.settings import load_settings
+
+REGION = "eu-west-1"
+
+
+class FakeCursor:
+    def __init__(self, calls: list, result: pd.DataFrame) -> None:
+        self.calls = calls
+        self.result = result
+
+    def execute(self, operation, parameters=None, **kwargs):
+        self.calls.append((operation, parameters, kwargs))
+        return self
+
+    def as_pandas(self) -> pd.DataFrame:
+        return self.result
+
+
+class FakeConnect:
+    """Stands in for ``pyathena.connect``: records the connection and every execute."""
+
+    def __init__(self, result: pd.DataFrame) -> None:
+        self.result = result
+        self.kwargs: dict = {}
+        self.calls: list = []
+
+    def __call__(self, **kwargs):
+        self.kwargs = kwargs
+        return self
+
+    def cursor(self) -> FakeCursor:
+        return FakeCursor(self.calls, self.result)
+
+
+def test_athena_engine_uses_the_workgroup_result_reuse_and_qmark_literals() -> None:
+    result = pd.DataFrame({"batch_id": [7]})
+    connect = FakeConnect(result)
+    engine = AthenaEngine(
+        workgroup="telcopulse",
+        database="telcopulse_db",
+        region=REGION,
+        output="s3://results/results/",
+        reuse_minutes=5,
+        connect=connect,
+    )
+    frame = engine.run("SELECT * FROM ops WHERE batch_id <= ? AND x = ?", [3, "O'Brien"])
+
+    assert frame is result
+    assert connect.kwargs["work_group"] == "telcopulse"
+    assert connect.kwargs["schema_name"] == "telcopulse_db"
+    assert connect.kwargs["region_name"] == REGION
+    assert connect.kwargs["s3_staging_dir"] == "s3://results/results/"
+    assert connect.kwargs["cursor_class"] is PandasCursor
+    ((sql, parameters, options),) = connect.calls
+    assert sql == "SELECT * FROM ops WHERE batch_id <= ? AND x = ?"  # never formatted
+    assert parameters == ["3", "'O''Brien'"]
+    assert options == {
+        "paramstyle": "qmark",
+        "result_reuse_enable": True,
+        "result_reuse_minutes": 5,
+    }
+    # The names are the installed pyathena's, not guesses.
+    assert set(connect.kwargs) <= set(inspect.signature(Connection.__init__).parameters)
+    assert set(options) <= set(inspect.signature(PandasCursor.execute).parameters)
+
+
+def test_a_query_without_parameters_sends_none_and_a_failure_is_one_line() -> None:
+    class Failing(FakeConnect):
+        def cursor(self):
+            raise RuntimeError("boom\nsecond line")
+
+    connect = FakeConnect(pd.DataFrame())
+    AthenaEngine(workgroup="w", database="d", region=REGION, connect=connect).run("SELECT 1")
+    assert connect.calls[0][1] is None
+
+    failing = AthenaEngine(workgroup="w", database="d", region=REGION, connect=Failing(None))
+    with pytest.raises(QueryError, match=r"^Athena: boom second line$"):
+        failing.run("SELECT 1")
+
+
+def test_literals_quote_text_and_reject_what_athena_cannot_bind() -> None:
+    assert athena_literal(2) == "2"
+    assert athena_literal(-1.5) == "-1.5"
+    assert athena_literal("2026-01-01 00:00:00.000000") == "'2026-01-01 00:00:00.000000'"
+    for value in (None, True):
+        with pytest.raises(TypeError):
+            athena_literal(value)
+
+
+def test_aws_settings_pick_athena(monkeypatch) -> None:
+    monkeypatch.setattr("pyathena.connect", FakeConnect(pd.DataFrame()))
+    settings = load_settings(
+        mode="aws",
+        lake_uri="s3://lake",
+        athena_workgroup="telcopulse",
+        athena_database="telcopulse",
+        region=REGION,
+    )
+    assert isinstance(make_engine(settings), AthenaEngine)
+
+
+@mock_aws
+def test_kpi_query_reaches_athena_with_bound_parameters(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="results", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    athena = boto3.client("athena", region_name=REGION)
+    athena.create_work_group(
+        Name="telcopulse",
+        Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/results/"}},
+    )
+    engine = AthenaEngine(
+        workgroup="telcopulse", database="telcopulse", region=REGION, output="s3://results/"
+    )
+    with pytest.raises(QueryError, match=r"^Athena: "):  # moto writes no result file
+        run_kpi(engine, "kpi_signal", Window(), batch=41)
+
+    (query_id,) = athena.list_query_executions(WorkGroup="telcopulse")["QueryExecutionIds"]
+    execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    assert execution["Query"] == load_sql("kpi_signal")
+    assert execution["WorkGroup"] == "telcopulse"
+    assert execution["QueryExecutionContext"]["Database"] == "telcopulse"
+    assert execution["ExecutionParameters"] == [
+        "''",
+        "''",
+        "41",
+        *(athena_literal(p) for p in Window().params()),
+    ]
