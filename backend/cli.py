@@ -110,6 +110,8 @@ def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
         until_idle=args.until_idle,
         max_records_per_shard=settings.max_records_per_shard,
         dedup_horizon_hours=settings.dedup_horizon_hours,
+        compact_after_batches=settings.compact_after_batches,
+        compaction_grace_seconds=settings.compaction_grace_seconds,
         **credentials,
     )
 

@@ -56,6 +56,8 @@ JOB_ARGUMENTS = (
     "trigger_seconds",
     "max_records_per_shard",
     "dedup_horizon_hours",
+    "compact_after_batches",
+    "compaction_grace_seconds",
     "checkpoint_location",
     "starting_position",
 )
@@ -167,7 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     lake = ParquetLake(spark, args["lake_uri"])
     check_checkpoint(spark, lake, args["checkpoint_location"])
     processor = BatchProcessor(
-        spark, lake, dedup_horizon=timedelta(hours=int(args["dedup_horizon_hours"]))
+        spark,
+        lake,
+        dedup_horizon=timedelta(hours=int(args["dedup_horizon_hours"])),
+        compact_after=int(args["compact_after_batches"]),
+        compaction_grace_seconds=float(args["compaction_grace_seconds"]),
     )
     stream_name = args["stream_name"]
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from glue_job.batch import BatchProcessor, ParquetLake
+from glue_job.compaction import DEFAULT_COMPACT_AFTER, DEFAULT_GRACE_SECONDS
 from glue_job.errors import JobError
 from glue_job.kinesis_source import SOURCE_NAME, KinesisDataSource
 from glue_job.spark_conf import SPARK_CONF
@@ -59,6 +60,8 @@ def run_stream(
     until_idle: bool = False,
     max_records_per_shard: int = 40_000,
     dedup_horizon_hours: int = 24,
+    compact_after_batches: int = DEFAULT_COMPACT_AFTER,
+    compaction_grace_seconds: float = DEFAULT_GRACE_SECONDS,
     access_key: str | None = None,
     secret_key: str | None = None,
     log=None,
@@ -70,7 +73,12 @@ def run_stream(
     lake = ParquetLake(spark, lake_root)
     check_checkpoint(lake, checkpoint)
     processor = BatchProcessor(
-        spark, lake, dedup_horizon=timedelta(hours=dedup_horizon_hours), log=log
+        spark,
+        lake,
+        dedup_horizon=timedelta(hours=dedup_horizon_hours),
+        compact_after=compact_after_batches,
+        compaction_grace_seconds=compaction_grace_seconds,
+        log=log,
     )
 
     reader = (

@@ -18,7 +18,7 @@ from moto import mock_aws
 from pyathena.connection import Connection
 from pyathena.pandas.cursor import PandasCursor
 
-from backend.engine import AthenaEngine, QueryError, athena_literal, make_engine
+from backend.engine import AthenaEngine, DuckDBEngine, QueryError, athena_literal, make_engine
 from backend.queries import Window, load_sql, run_kpi
 from backend.settings import load_settings
 
@@ -26,6 +26,8 @@ REGION = "eu-west-1"
 
 
 class FakeCursor:
+    data_scanned_in_bytes = 4_096  # what pyathena's cursor reports after a query
+
     def __init__(self, calls: list, result: pd.DataFrame) -> None:
         self.calls = calls
         self.result = result
@@ -68,6 +70,7 @@ def test_athena_engine_uses_the_workgroup_result_reuse_and_qmark_literals() -> N
     frame = engine.run("SELECT * FROM ops WHERE batch_id <= ? AND x = ?", [3, "O'Brien"])
 
     assert frame is result
+    assert engine.last_bytes_read == 4_096
     assert connect.kwargs["work_group"] == "telcopulse"
     assert connect.kwargs["schema_name"] == "telcopulse_db"
     assert connect.kwargs["region_name"] == REGION
@@ -84,6 +87,7 @@ def test_athena_engine_uses_the_workgroup_result_reuse_and_qmark_literals() -> N
     # The names are the installed pyathena's, not guesses.
     assert set(connect.kwargs) <= set(inspect.signature(Connection.__init__).parameters)
     assert set(options) <= set(inspect.signature(PandasCursor.execute).parameters)
+    assert isinstance(inspect.getattr_static(PandasCursor, "data_scanned_in_bytes"), property)
 
 
 def test_a_query_without_parameters_sends_none_and_a_failure_is_one_line() -> None:
@@ -150,3 +154,25 @@ def test_kpi_query_reaches_athena_with_bound_parameters(monkeypatch) -> None:
         "41",
         *(athena_literal(p) for p in Window().params()),
     ]
+
+
+def test_duckdb_engine_measures_the_bytes_a_query_reads(spark, tmp_path) -> None:
+    from conftest import build_lake, event
+
+    root = build_lake(spark, tmp_path / "lake", [[event(event_id=f"e{i}") for i in range(20)]])
+    plain = DuckDBEngine(root)
+    run_kpi(plain, "kpi_signal", Window())
+    assert plain.last_bytes_read is None  # off unless asked for
+
+    measured = DuckDBEngine(root, measure_io=True)
+    signal = run_kpi(measured, "kpi_signal", Window())
+    assert signal.samples.tolist() == [20]
+    gold_bytes = measured.last_bytes_read
+    gold_files = sum(
+        p.stat().st_size for p in (root / "gold" / "operator_minute").rglob("*.parquet")
+    )
+    assert gold_bytes > 0
+    # What DuckDB reads of the files: their footers and the columns the query needs.
+    assert gold_bytes <= gold_files + sum(
+        p.stat().st_size for p in (root / "_ops").rglob("*.parquet")
+    )

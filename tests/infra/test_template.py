@@ -414,6 +414,7 @@ def test_glue_job_runs_glue_5_streaming_with_settings_as_arguments(template: dic
     assert args["--checkpoint_location"]["Fn::Sub"].startswith("s3://")
     settings_args = {"stream_name", "lake_uri", "trigger_seconds", "max_records_per_shard"}
     settings_args |= {"dedup_horizon_hours", "region"}
+    settings_args |= {"compact_after_batches", "compaction_grace_seconds"}
     assert settings_args <= {a.removeprefix("--") for a in args}
     assert settings_args <= set(Settings.model_fields), "each maps onto a TELCOPULSE_* setting"
 
