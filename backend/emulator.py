@@ -24,9 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from backend.kinesis import kinesis_client
 from backend.settings import Settings
 
 # The repository root, where `npm install` puts node_modules. Derived from this file rather
@@ -208,6 +205,12 @@ def endpoint_answers(settings: Settings, timeout: float = 1.0) -> bool:
                 pass
         except OSError:
             return False
+    # Imported here: `telcopulse emulator` itself never talks to the stream, and boto3
+    # would cost that long-lived process some 90 MB.
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from backend.kinesis import kinesis_client
+
     try:
         client = kinesis_client(settings, connect_timeout=timeout, retries=1)
         client.list_streams(Limit=1)

@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from backend.catalog import current_views
+from backend.errors import QueryError
 from glue_job.tables import COMMIT_DIR, TABLES, Table
 
 _DUCKDB_TYPES = {
@@ -32,10 +33,6 @@ _DUCKDB_TYPES = {
     "timestamp": "TIMESTAMPTZ",
     "array<string>": "VARCHAR[]",
 }
-
-
-class QueryError(RuntimeError):
-    """A query failed; the message is one line that names the cause."""
 
 
 class QueryEngine(Protocol):
@@ -94,9 +91,10 @@ class DuckDBEngine:
                     cursor.execute(f"SET profiling_output = {_quote(profile.name)}")
                     frame = cursor.execute(sql, list(params)).df()
                     cursor.execute("SET enable_profiling = 'no_output'")
-                    self.last_bytes_read = json.loads(Path(profile.name).read_text())["io"][
-                        "total_bytes_read"
-                    ]
+                    # The column chunks of the row groups the scans did not skip: what Athena
+                    # would bill as data scanned (file footers not included).
+                    profiled = json.loads(Path(profile.name).read_text())
+                    self.last_bytes_read = profiled["query"]["total_bytes_scanned"]
                     return frame
             finally:
                 cursor.close()

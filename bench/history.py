@@ -388,7 +388,9 @@ def write_history(
     quarantined = quarantined.withColumn(
         "commit_id", layout.commit_of(F.col("ingest_date"), F.col("batch_id"))
     )
+    quarantined = quarantined.persist(StorageLevel.MEMORY_AND_DISK)
     summary["quarantined"] = lake.write_committed("quarantine", quarantined)
+    bad_per_batch = quarantined.groupBy("batch_id").agg(F.count(F.lit(1)).alias("bad"))
     pool[0].unpersist()
     log(f"  quarantine: {summary['quarantined']:,} rows in {time.perf_counter() - tick:.0f} s")
 
@@ -397,11 +399,13 @@ def write_history(
     tick = time.perf_counter()
     per_batch = rate * TRIGGER_SECONDS
     batch = F.col("id")
-    bad_before = F.floor(batch * (per_batch * invalid_rate))
-    bad = (F.floor((batch + 1) * (per_batch * invalid_rate)) - bad_before).cast(LongType())
+    bad = F.coalesce(F.col("bad"), F.lit(0)).cast(LongType())
     batch_start = F.timestamp_seconds(F.lit(layout.start.timestamp()) + batch * TRIGGER_SECONDS)
     duration = F.round(0.6 + F.rand(seed + 7), 3)
-    ops = spark.range(layout.batches).select(
+    batches = spark.range(layout.batches).join(
+        bad_per_batch.withColumnRenamed("batch_id", "id"), "id", "left"
+    )
+    ops = batches.select(
         batch.alias("batch_id"),
         batch_start.alias("batch_start"),
         (batch_start + F.expr("INTERVAL 1 SECOND") * duration).alias("batch_end"),
@@ -420,6 +424,7 @@ def write_history(
     )
     ops = ops.withColumn("commit_id", layout.commit_of(F.col("batch_date"), F.col("batch_id")))
     lake.write_committed("ops", ops)
+    quarantined.unpersist()
     log(f"  _ops: {layout.batches:,} rows in {time.perf_counter() - tick:.0f} s")
 
     # One compactions row per compacted partition, as the job records them.

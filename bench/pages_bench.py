@@ -1,18 +1,18 @@
-"""Dashboard page benchmark (bench): each page's server-side run time over a gold history.
+"""Dashboard page benchmark (bench): each page's server-side run time and gold read per refresh.
 
-Points the app at a lake (by default the one ``bench/history.py`` wrote), runs
-every page headlessly with ``streamlit.testing.v1.AppTest`` and times whole
-script runs:
+Points the app at lakes ``bench/history.py`` wrote (1, 7 and 30 days by default), runs
+every page headlessly with ``streamlit.testing.v1.AppTest`` and times whole script runs:
 
-- cold: ``st.cache_data`` and ``st.cache_resource`` cleared (so a new DuckDB
-  engine too), as for the first visitor after a server start;
+- cold: ``st.cache_data`` and ``st.cache_resource`` cleared (so a new DuckDB engine too),
+  as for the first visitor after a server start;
 - refresh: ``st.cache_data`` cleared, engine kept, as on every auto-refresh tick;
 - warm: plain reruns that hit the caches, as on a widget click.
 
-Every query the pages send is timed at ``DuckDBEngine.run``. Prints a Markdown
-report and writes it to ``bench/results-pages.md``. Usage:
+Every query the pages send is timed at ``DuckDBEngine.run``, which also profiles it for
+the bytes DuckDB read (``measure_io``): summed over a refresh run's gold queries, that is
+what one refresh reads of gold, the stand-in for Athena's bytes scanned. Usage:
 
-    .venv/bin/python bench/pages_bench.py [--home .telcopulse/bench] [--range "1 h" --range "7 d"]
+    .venv/bin/python bench/pages_bench.py [--home .telcopulse/bench] [--days 1 --days 30]
 """
 
 from __future__ import annotations
@@ -20,20 +20,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import re
 import socket
 import statistics
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HOME_PAGE = "Home.py"
-RESULTS = PROJECT_ROOT / "bench" / "results-pages.md"
-BUDGET_MS = 500.0
+PRESETS = ("1 h", "24 h", "7 d", "all")
+GOLD_TABLES = re.compile(r"\bgold_(operator_minute|postal_status_minute)\b")
 TIMEOUT_S = 300
 
 
@@ -41,22 +40,34 @@ TIMEOUT_S = 300
 class PageResult:
     page: str
     preset: str
+    days: int
     cold_ms: list[float] = field(default_factory=list)
     refresh_ms: list[float] = field(default_factory=list)
     warm_ms: list[float] = field(default_factory=list)
     query_ms: list[float] = field(default_factory=list)  # per refresh run, summed
+    gold_bytes: list[int] = field(default_factory=list)  # per refresh run, summed
+    other_bytes: list[int] = field(default_factory=list)  # _ops, quarantine, compactions
     problem: str | None = None
 
 
+@dataclass
+class Call:
+    name: str
+    seconds: float
+    bytes_read: int
+    gold: bool
+
+
 class QueryTimer:
-    """Wraps ``DuckDBEngine.run`` to time each query by its name in ``backend/sql``."""
+    """Wraps ``DuckDBEngine.run``: times each query by its name in ``backend/sql`` and has the
+    engine measure the bytes it read."""
 
     def __init__(self) -> None:
         from backend.queries import load_sql, query_names
 
         self.names = {load_sql(name): name for name in query_names()}
-        self.calls: list[tuple[str, float]] = []
-        self.by_query: dict[str, list[float]] = defaultdict(list)
+        self.calls: list[Call] = []
+        self.by_query: dict[tuple[str, str, int], list[Call]] = defaultdict(list)
 
     def install(self) -> None:
         from backend.engine import DuckDBEngine
@@ -65,17 +76,23 @@ class QueryTimer:
         timer = self
 
         def timed_run(engine, sql, params=()):
+            engine.measure_io = True
             started = time.perf_counter()
             try:
                 return original(engine, sql, params)
             finally:
                 timer.calls.append(
-                    (timer.names.get(sql, "(unnamed)"), time.perf_counter() - started)
+                    Call(
+                        timer.names.get(sql, "(unnamed)"),
+                        time.perf_counter() - started,
+                        engine.last_bytes_read or 0,
+                        bool(GOLD_TABLES.search(sql)),
+                    )
                 )
 
         DuckDBEngine.run = timed_run
 
-    def take(self) -> list[tuple[str, float]]:
+    def take(self) -> list[Call]:
         calls, self.calls = self.calls, []
         return calls
 
@@ -110,12 +127,14 @@ def failure(at) -> str | None:
     return None
 
 
-def measure_page(page: str, preset: str, timer: QueryTimer, *, cold: int, runs: int) -> PageResult:
+def measure_page(
+    page: str, preset: str, days: int, timer: QueryTimer, *, cold: int, runs: int
+) -> PageResult:
     from streamlit.testing.v1 import AppTest
 
     from backend.dashboard_data import DEFAULT_PRESET
 
-    result = PageResult(page, preset)
+    result = PageResult(page, preset, days)
     at = AppTest.from_file(str(PROJECT_ROOT / HOME_PAGE), default_timeout=TIMEOUT_S)
     if page != HOME_PAGE:
         at.switch_page(page)
@@ -133,9 +152,11 @@ def measure_page(page: str, preset: str, timer: QueryTimer, *, cold: int, runs: 
         clear_caches(engine=False)
         result.refresh_ms.append(timed_run(at))
         calls = timer.take()
-        result.query_ms.append(sum(seconds for _, seconds in calls) * 1000)
-        for name, seconds in calls:
-            timer.by_query[f"{name} · {preset}"].append(seconds * 1000)
+        result.query_ms.append(sum(c.seconds for c in calls) * 1000)
+        result.gold_bytes.append(sum(c.bytes_read for c in calls if c.gold))
+        result.other_bytes.append(sum(c.bytes_read for c in calls if not c.gold))
+        for call in calls:
+            timer.by_query[(call.name, preset, days)].append(call)
     for _ in range(runs):
         result.warm_ms.append(timed_run(at))
     timer.take()
@@ -148,117 +169,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def describe_machine() -> str:
-    memory = ""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f", {int(line.split()[1]) / 1024**2:.0f} GiB memory"
-    except OSError:
-        pass
-    load = ""
-    if hasattr(os, "getloadavg"):
-        load = f", load average {os.getloadavg()[0]:.1f} at the end (the CPU may be shared)"
-    return f"{os.cpu_count()} cores{memory}, {platform.system()} {platform.machine()}{load}"
-
-
-def describe_lake(home: Path) -> str:
-    from history import MARKER
-
-    marker = home / MARKER
-    try:
-        info = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return f"the lake under {home}"
-    return (
-        f"{info['days']:g} days at {info['rate']} events/s ending {info['end']} "
-        f"({info['events']:,} events, {info['quarantined']:,} quarantined), written by "
-        f"bench/history.py as {info['batches']} committed batches of {info['batch_minutes']} "
-        f"min each (compacted history); gold holds {info['operator_minute_rows']:,} "
-        f"operator-minute and {info['postal_status_minute_rows']:,} postal-status-minute rows"
-    )
-
-
-def report(results: list[PageResult], timer: QueryTimer, home: Path, runs: int) -> str:
-    import duckdb
-    import streamlit
-
-    now = datetime.now(UTC)
-    lines = [
-        "# Dashboard pages: server-side run time",
-        "",
-        f"Measured {now:%Y-%m-%d %H:%M} UTC with `bench/pages_bench.py` on {describe_machine()}; "
-        f"Python {platform.python_version()}, Streamlit {streamlit.__version__}, "
-        f"DuckDB {duckdb.__version__}.",
-        "",
-        f"Lake: {describe_lake(home)}.",
-        "",
-        "Each figure is one whole script run under `streamlit.testing.v1.AppTest`. "
-        "Cold: caches and engine cleared (first visitor after a server start; median of the "
-        f"cold runs). Refresh: query cache cleared, engine kept (every auto-refresh; {runs} "
-        f"runs). Warm: cached reruns (a widget click; {runs} runs). Queries: the DuckDB time "
-        f"inside a refresh run (median). Budget: {BUDGET_MS:.0f} ms.",
-        "",
-        "| page | range | cold ms | refresh p50 / p95 ms | warm p50 / p95 ms | queries ms |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    over = []
-    for r in results:
-        if r.problem and not r.cold_ms:
-            lines.append(f"| {r.page} | {r.preset} | {r.problem} | | | |")
-            continue
-        cold = statistics.median(r.cold_ms)
-        refresh = (percentile(r.refresh_ms, 0.5), percentile(r.refresh_ms, 0.95))
-        warm = (percentile(r.warm_ms, 0.5), percentile(r.warm_ms, 0.95))
-        lines.append(
-            f"| {r.page} | {r.preset} | {cold:.0f} | {refresh[0]:.0f} / {refresh[1]:.0f} | "
-            f"{warm[0]:.0f} / {warm[1]:.0f} | {statistics.median(r.query_ms):.0f} |"
-        )
-        for label, value in (("cold", cold), ("refresh p95", refresh[1]), ("warm p95", warm[1])):
-            if value > BUDGET_MS:
-                over.append(f"{r.page} ({r.preset}) {label} {value:.0f} ms")
-        if r.problem:
-            over.append(f"{r.page} ({r.preset}) ended with {r.problem}")
-    lines += ["", "Over budget: " + ("; ".join(over) if over else "none") + ".", ""]
-    lines += [
-        "## Queries (DuckDB, inside refresh runs)",
-        "",
-        "| query · range | calls | p50 ms | p95 ms | max ms |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, values in sorted(timer.by_query.items()):
-        lines.append(
-            f"| {name} | {len(values)} | {percentile(values, 0.5):.1f} | "
-            f"{percentile(values, 0.95):.1f} | {max(values):.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, default=PROJECT_ROOT / ".telcopulse" / "bench")
-    parser.add_argument(
-        "--range",
-        dest="presets",
-        action="append",
-        help='time-range preset to measure (repeatable; default "1 h" and "7 d")',
-    )
-    parser.add_argument("--runs", type=int, default=10, help="refresh and warm runs per page")
-    parser.add_argument("--cold", type=int, default=3, help="cold runs per page")
-    parser.add_argument("--page", action="append", help="only these pages (e.g. pages/1_KPIs.py)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-
-    home = args.home.resolve()
-    if not (home / "lake" / "_ops").is_dir():
-        print(f"no committed lake under {home}: run bench/history.py first", file=sys.stderr)
-        return 2
+def point_app_at(home: Path) -> None:
     for name in [n for n in os.environ if n.startswith("TELCOPULSE_")]:
         del os.environ[name]
     os.environ["TELCOPULSE_HOME"] = str(home)
@@ -266,24 +183,58 @@ def main(argv: list[str] | None = None) -> int:
     # health page's stream probe fails fast instead of reaching another process's emulator.
     os.environ["TELCOPULSE_REFRESH_SECONDS"] = "600"
     os.environ["TELCOPULSE_EMULATOR_PORT"] = str(free_port())
-    os.chdir(PROJECT_ROOT)
-    sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 
+
+def lake_facts(home: Path) -> dict:
+    """What history.py wrote there, and what the gold files hold on disk."""
+    info = json.loads((home / "history.json").read_text())
+    lake = home / "lake"
+    gold = list((lake / "gold").rglob("*.parquet"))
+    info["gold_files"] = len(gold)
+    info["gold_bytes"] = sum(p.stat().st_size for p in gold)
+    return info
+
+
+def measure_pages(
+    homes: dict[int, Path], *, presets=PRESETS, runs: int = 5, cold: int = 2, log=print
+) -> tuple[list[PageResult], QueryTimer]:
+    """Every page over every preset and lake size; ``homes`` maps days to a history home."""
+    os.chdir(PROJECT_ROOT)
     timer = QueryTimer()
     timer.install()
-    pages = args.page or app_pages()
-    presets = args.presets or ["1 h", "7 d"]
-    # The first run in a process imports pandas, plotly and friends: keep that out of the figures.
-    measure_page(HOME_PAGE, presets[0], timer, cold=0, runs=0)
-    timer.by_query.clear()
     results = []
-    for preset in presets:
-        for page in pages:
-            print(f"measuring {page} over {preset}", file=sys.stderr, flush=True)
-            results.append(measure_page(page, preset, timer, cold=args.cold, runs=args.runs))
-    text = report(results, timer, home, args.runs)
-    print(text)
-    args.output.write_text(text, encoding="utf-8")
+    for days, home in sorted(homes.items()):
+        point_app_at(home)
+        clear_caches(engine=True)
+        # The first run in a process imports pandas, plotly and friends: not in the figures.
+        measure_page(HOME_PAGE, presets[0], days, timer, cold=0, runs=0)
+        timer.take()
+        for preset in presets:
+            for page in app_pages():
+                log(f"measuring {page} over {preset} with {days} days of gold")
+                results.append(measure_page(page, preset, days, timer, cold=cold, runs=runs))
+    return results, timer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, default=PROJECT_ROOT / ".telcopulse" / "bench")
+    parser.add_argument("--days", type=int, action="append", help="history sizes (1, 7, 30)")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    homes = {d: args.home.resolve() / f"{d}d" for d in (args.days or [1, 7, 30])}
+    missing = [str(h) for h in homes.values() if not (h / "history.json").exists()]
+    if missing:
+        print(f"no history in {', '.join(missing)}: run bench/history.py", file=sys.stderr)
+        return 2
+    results, _ = measure_pages(homes, runs=args.runs, log=lambda m: print(m, file=sys.stderr))
+    for r in results:
+        print(
+            f"{r.days:>2} d {r.preset:>5} {r.page:28s} refresh p50 "
+            f"{statistics.median(r.refresh_ms) if r.refresh_ms else float('nan'):6.0f} ms, "
+            f"gold {statistics.median(r.gold_bytes) / 1e6 if r.gold_bytes else 0:6.2f} MB "
+            f"{r.problem or ''}"
+        )
     return 0
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 STATUS_LABELS: dict[int, str] = {
     0: "IN_SERVICE",
@@ -137,8 +140,28 @@ def _reject_constant(name: str) -> float:
     return float(name.replace("-Infinity", "-inf").replace("Infinity", "inf"))
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def parse_json(text: str) -> Any:
+    """JSON text -> Python values: orjson (fast, strict), else the standard library.
+
+    What orjson refuses but the contract still reads field by field goes through
+    ``json``: NaN/Infinity literals and numbers too large for a double (both then fail
+    the range check of their field). Strings that are not valid Unicode (lone
+    ``\\ud800`` escapes) could never be written to the lake: InvalidUnicodeError.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    doc = json.loads(text, parse_constant=_reject_constant)
+    try:
+        json.dumps(doc, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidUnicodeError("a string holds a lone surrogate escape") from None
+    return doc
+
+
+class InvalidUnicodeError(ValueError):
+    """JSON that parses, but holds text that is not Unicode (a lone ``\\ud800``)."""
 
 
 @dataclass
@@ -170,9 +193,11 @@ def validate_payload(
     else:
         text = payload
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = parse_json(text)
     except RecursionError:
         return Verdict(None, ["too_deeply_nested"])
+    except InvalidUnicodeError:
+        return Verdict(None, ["invalid_unicode"])
     except ValueError:
         return Verdict(None, ["malformed_json"])
     if not isinstance(doc, dict):
@@ -185,20 +210,20 @@ def _validate_object(
 ) -> Verdict:
     reasons: list[str] = []
     out: dict[str, Any] = {}
-
-    for spec in FIELDS:
-        value = doc.get(spec.name)
-        if isinstance(value, str) and spec.kind == "string":
+    get = doc.get
+    for name, strip, missing, check in _CHECKS:
+        value = get(name)
+        if strip and type(value) is str:
             value = value.strip() or None
         if value is None:
-            if spec.required:
-                reasons.append(f"missing_{spec.name}")
-            out[spec.name] = None
+            if missing:
+                reasons.append(missing)
+            out[name] = None
             continue
-        checked, reason = _check_field(spec, value, ingest_time)
+        checked, reason = check(value, ingest_time)
         if reason:
             reasons.append(reason)
-        out[spec.name] = checked
+        out[name] = checked
 
     event_id = out["event_id"] if isinstance(out.get("event_id"), str) else None
     if event_id is None and isinstance(doc.get("event_id"), str):
@@ -219,39 +244,87 @@ def _validate_object(
     return Verdict(out, [], event_id)
 
 
-def _check_field(spec: Field, value: Any, ingest_time: datetime) -> tuple[Any, str | None]:
-    """Return ``(normalised value, None)``, or ``(None, reason code)`` when the value fails."""
-    name = spec.name
-    if spec.kind == "string":
-        if not isinstance(value, str):
-            return None, f"bad_type_{name}"
-        if len(value) > MAX_LENGTH.get(name, 256):
-            return None, f"too_long_{name}"
+# -- field checks ----------------------------------------------------------------------------
+# One specialised function per field, built once from FIELDS, BOUNDS and MAX_LENGTH: each
+# returns ``(normalised value, None)`` or ``(None, reason code)``. JSON values are exactly
+# str, int, float, bool, None, list or dict, so ``type(x) is`` tests are exact here (and
+# keep booleans out of numbers).
+
+Check = Callable[[Any, datetime], tuple[Any, str | None]]
+
+
+def _string_check(name: str) -> Check:
+    limit, bad, too_long = MAX_LENGTH.get(name, 256), f"bad_type_{name}", f"too_long_{name}"
+
+    def check(value: Any, _ingest: datetime) -> tuple[Any, str | None]:
+        if type(value) is not str:
+            return None, bad
+        if len(value) > limit:
+            return None, too_long
         return value, None
-    if spec.kind == "timestamp":
-        if not isinstance(value, str):
-            return None, f"bad_type_{name}"
+
+    return check
+
+
+def _timestamp_check(name: str) -> Check:
+    bad, bad_format = f"bad_type_{name}", f"bad_format_{name}"
+    future, too_old = f"future_{name}", f"out_of_range_{name}"
+
+    def check(value: Any, ingest_time: datetime) -> tuple[Any, str | None]:
+        if type(value) is not str:
+            return None, bad
         try:
             moment = parse_event_time(value) if len(value) <= 64 else None
         except ValueError:
             moment = None
         if moment is None:
-            return None, f"bad_format_{name}"
+            return None, bad_format
         if moment > ingest_time + MAX_FUTURE_SKEW:
-            return None, f"future_{name}"
+            return None, future
         if moment < EARLIEST_EVENT_TIME:
-            return None, f"out_of_range_{name}"
+            return None, too_old
         return moment, None
-    # numeric kinds
-    if not _is_number(value):
-        return None, f"bad_type_{name}"
-    if not math.isfinite(value):
-        return None, f"out_of_range_{name}"
-    if spec.kind == "int":
-        if isinstance(value, float) and not value.is_integer():
-            return None, f"bad_type_{name}"
-        value = int(value)
+
+    return check
+
+
+def _number_check(name: str, integer: bool) -> Check:
     low, high = BOUNDS.get(name, (-math.inf, math.inf))
-    if not low <= value <= high:
-        return None, f"out_of_range_{name}"
-    return (value if spec.kind == "int" else float(value)), None
+    bad, out_of_range = f"bad_type_{name}", f"out_of_range_{name}"
+
+    def check(value: Any, _ingest: datetime) -> tuple[Any, str | None]:
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return None, out_of_range
+            if integer:
+                if not value.is_integer():
+                    return None, bad
+                value = int(value)
+        elif kind is not int:
+            return None, bad
+        if not low <= value <= high:  # exact for ints of any size, unlike a float cast
+            return None, out_of_range
+        return (value if integer else float(value)), None
+
+    return check
+
+
+def _check_for(spec: Field) -> Check:
+    if spec.kind == "string":
+        return _string_check(spec.name)
+    if spec.kind == "timestamp":
+        return _timestamp_check(spec.name)
+    return _number_check(spec.name, integer=spec.kind == "int")
+
+
+# (field, strip surrounding spaces?, reason when missing or None, check)
+_CHECKS: tuple[tuple[str, bool, str | None, Check], ...] = tuple(
+    (
+        spec.name,
+        spec.kind == "string",
+        f"missing_{spec.name}" if spec.required else None,
+        _check_for(spec),
+    )
+    for spec in FIELDS
+)

@@ -24,11 +24,18 @@ def first_arrival_mask(arrivals: pd.DataFrame) -> np.ndarray:
     """
     if arrivals.empty:
         return np.zeros(0, dtype=bool)
-    order = arrivals.assign(_seq=arrivals["sequence_number"].str.zfill(128)).sort_values(
+    mask = np.ones(len(arrivals), dtype=bool)
+    # Only keys that occur more than once need ordering; usually there are none or few.
+    repeated = arrivals[EVENT_KEY].duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return mask
+    rivals = arrivals[repeated]
+    order = rivals.assign(_seq=rivals["sequence_number"].str.zfill(128)).sort_values(
         ["arrival_time", "shard_id", "_seq"], kind="stable"
     )
     firsts = ~order[EVENT_KEY].duplicated(keep="first")
-    return firsts.reindex(arrivals.index).to_numpy(dtype=bool)
+    mask[repeated] = firsts.reindex(rivals.index).to_numpy(dtype=bool)
+    return mask
 
 
 @dataclass

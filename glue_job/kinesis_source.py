@@ -116,7 +116,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
             if last_seq is not None:
                 end[shard_id] = last_seq
         self._start_prefetch(end, pending)
-        return iter(rows), end
+        return iter(to_record_batches(rows)), end
 
     def _start_prefetch(self, start: dict, shards: list[str]) -> None:
         """Read the next batch's records in the background while Spark is busy."""
@@ -144,7 +144,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
             if start.get(shard_id) == last:
                 continue
             rows.extend(self._replay_shard(shard_id, start.get(shard_id), last))
-        return iter(rows)
+        return iter(to_record_batches(rows))
 
     def commit(self, end: dict) -> None:
         pass
@@ -259,6 +259,20 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
             record.get("PartitionKey"),
             record["ApproximateArrivalTimestamp"],
         )
+
+
+def to_record_batches(rows: list[tuple]) -> list:
+    """Rows as one Arrow batch in RAW_SCHEMA: Spark takes it as is, where tuples would be
+    converted value by value in this (single) Python process."""
+    if not rows:
+        return []
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(RAW_SCHEMA, timezone="UTC")
+    columns = list(zip(*rows, strict=True))
+    arrays = [pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)]
+    return [pa.RecordBatch.from_arrays(arrays, schema=schema)]
 
 
 def _warn(message: str) -> None:

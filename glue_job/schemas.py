@@ -75,12 +75,20 @@ OPERATOR_MINUTE_SCHEMA = table_schema(OPERATOR_MINUTE)
 POSTAL_STATUS_MINUTE_SCHEMA = table_schema(POSTAL_STATUS_MINUTE)
 OPS_SCHEMA = table_schema(OPS)
 
-# Output of validation: the bronze columns, the verdict and the typed event.
+# What validation reads of a raw record, and what it returns: the record's id and arrival,
+# the verdict, the typed event, and the payload only when the record failed (quarantine
+# keeps it; bronze takes every payload straight from the raw records).
+VALIDATION_INPUT = ("data", "shard_id", "sequence_number", "arrival_time")
 VALIDATED_SCHEMA = StructType(
     [
-        *BRONZE_SCHEMA.fields,
+        StructField("shard_id", StringType(), True),
+        StructField("sequence_number", StringType(), True),
+        StructField("arrival_time", TimestampType(), True),
+        StructField("ingest_time", TimestampType(), True),
         StructField("reasons", ArrayType(StringType(), containsNull=False), True),
         StructField("event_id_hint", StringType(), True),
+        StructField("payload", StringType(), True),
+        StructField("payload_base64", StringType(), True),
         *EVENT_SCHEMA.fields,
     ]
 )

@@ -38,6 +38,9 @@ class Table:
     # ``keys`` (``*_min``/``*_max`` columns take the min/max), "append" keeps every row.
     compaction: str | None = None
     keys: tuple[str, ...] = ()
+    # Rows are written in this order, in small row groups, so a query over a short time
+    # range reads only the row groups of that range from a compacted day's file.
+    sort_by: tuple[str, ...] = ()
 
     @property
     def partition_types(self) -> tuple[tuple[str, str], ...]:
@@ -118,6 +121,7 @@ QUARANTINE = Table(
         *_BATCH,
     ),
     compaction="append",
+    sort_by=("ingest_time",),
 )
 OPERATOR_MINUTE = Table(
     "gold_operator_minute",
@@ -138,6 +142,7 @@ OPERATOR_MINUTE = Table(
     ),
     compaction="merge",
     keys=("minute", "operator"),
+    sort_by=("minute", "operator"),
 )
 POSTAL_STATUS_MINUTE = Table(
     "gold_postal_status_minute",
@@ -159,6 +164,7 @@ POSTAL_STATUS_MINUTE = Table(
     ),
     compaction="merge",
     keys=("minute", "postal_code", "operator", "status", "status_label"),
+    sort_by=("minute", "postal_code"),
 )
 OPS = Table(
     "ops",
@@ -182,6 +188,7 @@ OPS = Table(
         ("commit_id", "long"),
     ),
     compaction="append",
+    sort_by=("batch_id",),
 )
 # One row per partition a batch compacted: from that batch's commit on, the partition's
 # current rows are those of commits at or after it.

@@ -24,14 +24,16 @@ from glue_job.schemas import (
     QUARANTINE_SCHEMA,
     SILVER_SCHEMA,
     VALIDATED_SCHEMA,
+    VALIDATION_INPUT,
 )
 from glue_job.tables import BAND_COLUMNS
 
 
 def validate_records(raw: DataFrame, ingest_time: datetime) -> DataFrame:
-    """Raw stream rows -> one row per record with its bronze columns, verdict and typed event.
+    """Raw stream rows -> one row per record with its id, verdict and typed event.
 
-    Never drops a row: a record that cannot even be inspected gets a reason too.
+    Never drops a row: a record that cannot even be inspected gets a reason too. Only the
+    columns validation needs go to Python, and only a failed record's payload comes back.
     Each partition is validated on its own, so more partitions use more cores.
     """
     ingest_time = ingest_time.astimezone(UTC)
@@ -43,7 +45,7 @@ def validate_records(raw: DataFrame, ingest_time: datetime) -> DataFrame:
             if batch.num_rows:
                 yield validate_arrow(batch, ingest_time, arrow_schema)
 
-    return raw.mapInArrow(validate_partition, VALIDATED_SCHEMA)
+    return raw.select(*VALIDATION_INPUT).mapInArrow(validate_partition, VALIDATED_SCHEMA)
 
 
 def validate_arrow(
@@ -52,14 +54,11 @@ def validate_arrow(
     """Validate one Arrow batch of raw rows (the work behind ``validate_records``)."""
     aliases = load_aliases()
     columns = {name: [] for name in arrow_schema.names}
-    passthrough = ("stream_name", "shard_id", "sequence_number", "partition_key", "arrival_time")
-    for name in passthrough:
-        columns[name] = batch.column(name).to_pylist()
+    for name in ("shard_id", "sequence_number", "arrival_time"):
+        columns[name] = batch.column(name)
     event_names = [f.name for f in EVENT_SCHEMA.fields]
     for data in batch.column("data").to_pylist():
         payload, payload_b64 = _decode(data)
-        columns["payload"].append(payload)
-        columns["payload_base64"].append(payload_b64)
         try:
             # Already-decoded text skips a second UTF-8 decode; invalid bytes go in as bytes.
             verdict = validate_payload(data if payload_b64 else payload, ingest_time, aliases)
@@ -68,17 +67,15 @@ def validate_arrow(
             reasons, event, hint = [f"validation_error_{type(exc).__name__}"], None, None
         columns["reasons"].append(reasons)
         columns["event_id_hint"].append(hint)
+        columns["payload"].append(payload if reasons else None)
+        columns["payload_base64"].append(payload_b64 if reasons else None)
         for name in event_names:
             columns[name].append(event.get(name) if event else None)
-    rows = batch.num_rows
-    constants = {
-        "ingest_time": ingest_time,
-        "ingest_date": ingest_time.date(),
-        "ingest_hour": ingest_time.hour,
-    }
-    for name, value in constants.items():
-        columns[name] = [value] * rows
-    arrays = [pa.array(columns[f.name], type=f.type) for f in arrow_schema]
+    columns["ingest_time"] = [ingest_time] * batch.num_rows
+    arrays = [
+        column if isinstance(column, pa.Array) else pa.array(column, type=f.type)
+        for f, column in zip(arrow_schema, (columns[n] for n in arrow_schema.names), strict=True)
+    ]
     return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
 
 
@@ -113,14 +110,39 @@ def _select(df: DataFrame, schema) -> DataFrame:
     return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
-def to_bronze(validated: DataFrame) -> DataFrame:
-    """Every record received, byte for byte, with stream metadata and ingest time."""
-    return _select(validated, BRONZE_SCHEMA)
+def to_bronze(raw: DataFrame, ingest_time: datetime) -> DataFrame:
+    """Every record received, byte for byte, with stream metadata and ingest time.
+
+    Done in Spark, not Python: UTF-8 text as is, and bytes that are not UTF-8 also as
+    base64 (decoding replaced them, so re-encoding no longer gives the same bytes).
+    """
+    ingest_time = ingest_time.astimezone(UTC)
+    text = F.expr("decode(data, 'UTF-8')")
+    exact = F.encode(text, "UTF-8") == F.col("data")
+    return _select(
+        raw.select(
+            text.alias("payload"),
+            F.when(~exact, F.base64("data")).alias("payload_base64"),
+            "stream_name",
+            "shard_id",
+            "sequence_number",
+            "partition_key",
+            "arrival_time",
+            F.lit(ingest_time).alias("ingest_time"),
+            F.lit(ingest_time.date()).alias("ingest_date"),
+            F.lit(ingest_time.hour).alias("ingest_hour"),
+        ),
+        BRONZE_SCHEMA,
+    )
 
 
 def to_quarantine(validated: DataFrame) -> DataFrame:
     """Every record that failed validation, with the raw payload and all reason codes."""
-    failed = validated.where(F.size("reasons") > 0).withColumn("event_id", F.col("event_id_hint"))
+    failed = (
+        validated.where(F.size("reasons") > 0)
+        .withColumn("event_id", F.col("event_id_hint"))
+        .withColumn("ingest_date", F.to_date("ingest_time"))
+    )
     return _select(failed, QUARANTINE_SCHEMA)
 
 

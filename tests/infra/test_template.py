@@ -410,7 +410,10 @@ def test_glue_job_runs_glue_5_streaming_with_settings_as_arguments(template: dic
     assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 1}
     args = job["DefaultArguments"]
     assert args["--enable-metrics"] == "true"
-    assert args["--additional-python-modules"]["Fn::Sub"].startswith("s3://${ArtifactsBucket}/")
+    modules = args["--additional-python-modules"]["Fn::Sub"].split(",")
+    assert modules[0].startswith("s3://${ArtifactsBucket}/")
+    # What glue_job imports beyond Glue's own pyspark, pandas, numpy, pyarrow and boto3.
+    assert modules[1:] == [f"orjson=={metadata.version('orjson')}"]
     assert args["--checkpoint_location"]["Fn::Sub"].startswith("s3://")
     settings_args = {"stream_name", "lake_uri", "trigger_seconds", "max_records_per_shard"}
     settings_args |= {"dedup_horizon_hours", "region"}

@@ -1,0 +1,200 @@
+"""Memory benchmark (bench): resident memory of every process `telcopulse up` starts.
+
+Starts `telcopulse up` in a throwaway data directory on free ports, opens every dashboard
+page in headless Chromium (Debian's ``/usr/bin/chromium`` through Playwright) so the
+dashboard's own memory includes real sessions, and samples each component's resident
+set (its process and all its children: the stream job's JVM and Python workers, say)
+right after start-up and again after ``--seconds``, opening the pages again at the end.
+With ``--seconds`` long and a high ``--rate`` this is the soak test (`make soak`).
+Usage:
+
+    .venv/bin/python bench/memory_bench.py [--seconds 120] [--rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+# Each component by what its command line holds (the dashboard command becomes Streamlit).
+COMPONENTS = {
+    "emulator": "backend.cli emulator",
+    "stream": "backend.cli stream",
+    "producer": "backend.cli produce",
+    "dashboard": "streamlit run",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def components(supervisor: psutil.Process) -> dict[str, psutil.Process]:
+    """`telcopulse up`'s children by role, from their command lines."""
+    found = {}
+    for child in supervisor.children():
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        for name, marker in COMPONENTS.items():
+            if marker in command:
+                found[name] = child
+    return found
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total
+
+
+def open_pages(port: int) -> list[str]:
+    """Open each page like a visitor would; return the problems seen (empty when fine)."""
+    if not CHROMIUM.exists():
+        return [f"{CHROMIUM} is missing, so no page was opened"]
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        for path in ("", "KPIs", "Map", "Pipeline_Health"):
+            started = time.monotonic()
+            page.goto(f"http://127.0.0.1:{port}/{path}", wait_until="domcontentloaded")
+            page.wait_for_selector('[data-testid="stMain"] h1', timeout=60_000)
+            page.wait_for_timeout(1500)
+            if page.locator('[data-testid="stException"]').count():
+                problems.append(f"/{path}: an exception is shown")
+            elapsed = time.monotonic() - started
+            if elapsed > 30:
+                problems.append(f"/{path}: took {elapsed:.0f} s to show")
+        browser.close()
+    return problems
+
+
+def committed_events(home: Path) -> int:
+    from backend.engine import DuckDBEngine
+    from backend.queries import committed_batch
+
+    engine = DuckDBEngine(home / "lake")
+    batch = committed_batch(engine)
+    frame = engine.run(
+        "SELECT sum(records_read) AS n FROM ops WHERE ? BETWEEN commit_id AND visible_through",
+        [batch],
+    )
+    value = frame["n"].iloc[0]
+    return 0 if value is None or math.isnan(value) else int(value)
+
+
+def measure(seconds: float, rate: float, log=print, samples_every: float = 30.0) -> dict:
+    with tempfile.TemporaryDirectory(prefix="telcopulse-memory-") as tmp:
+        home = Path(tmp)
+        dashboard_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELCOPULSE_")}
+        env.update(
+            TELCOPULSE_HOME=str(home),
+            TELCOPULSE_EMULATOR_PORT=str(free_port()),
+            TELCOPULSE_DASHBOARD_PORT=str(dashboard_port),
+        )
+        up = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "up", "--rate", f"{rate:g}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=PROJECT_ROOT,
+        )
+        try:
+            for line in up.stdout:
+                if "Ctrl-C stops everything" in line:
+                    break
+                if "failed" in line or "did not start" in line:
+                    raise RuntimeError(line.strip())
+            supervisor = psutil.Process(up.pid)
+            deadline = time.monotonic() + 180
+            while committed_events(home) == 0 and time.monotonic() < deadline:
+                time.sleep(2)
+            problems = open_pages(dashboard_port)
+            parts = components(supervisor)
+            start = {name: tree_rss(p) for name, p in parts.items()}
+            supervisor_rss = supervisor.memory_info().rss
+            timeline = []
+            began = time.monotonic()
+            while time.monotonic() - began < seconds:
+                time.sleep(min(samples_every, max(0.0, seconds - (time.monotonic() - began))))
+                health = ""
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=5
+                    ) as answer:
+                        health = answer.read().decode()
+                except OSError as exc:
+                    health = f"no answer: {exc}"
+                timeline.append(
+                    {
+                        "seconds": round(time.monotonic() - began),
+                        "rss": {name: tree_rss(p) for name, p in parts.items()},
+                        "events": committed_events(home),
+                        "dashboard": health,
+                    }
+                )
+                total = sum(timeline[-1]["rss"].values()) / 2**20
+                log(f"  {timeline[-1]['seconds']} s: {total:.0f} MiB")
+            problems += open_pages(dashboard_port)
+            end = {name: tree_rss(p) for name, p in parts.items()}
+        finally:
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                up.kill()
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "supervisor": supervisor_rss,
+        "start": start,
+        "end": end,
+        "timeline": timeline,
+        "page_problems": problems,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    figures = measure(args.seconds, args.rate, log=lambda m: print(m, file=sys.stderr))
+    text = json.dumps(figures, indent=1)
+    if args.output:
+        args.output.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
