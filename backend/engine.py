@@ -117,7 +117,7 @@ def _parquet_view(table: Table, root: str) -> str:
     return (
         f"CREATE OR REPLACE VIEW {table.files_name} AS SELECT * EXCLUDE ({COMMIT_DIR}) "
         f"FROM read_parquet({_quote(table.file_glob(root))}, hive_partitioning = true, "
-        f"union_by_name = true, hive_types = {{{hive_types}}})"
+        f"hive_types = {{{hive_types}}})"
     )
 
 

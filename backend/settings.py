@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     max_records_per_shard: int = Field(default=40_000, ge=100)
     dedup_horizon_hours: int = Field(default=24, ge=1)
     # Gold, quarantine and _ops compaction (glue_job.compaction).
-    compact_after_batches: int = Field(default=150, ge=2)
+    compact_after_batches: int = Field(default=30, ge=2)  # = compaction.DEFAULT_COMPACT_AFTER
     compaction_grace_seconds: float = Field(default=900.0, ge=0)
 
     # lake and query layer

@@ -44,7 +44,7 @@ DEGRADED_DB = 12.0  # how much worse signal was while the job was down
 
 
 def build(root: Path, *, hours: float, rate: int, outage_minutes: float, seed: int) -> dict:
-    spark = build_spark("telcopulse-bench-baseline")
+    spark = build_spark("telcopulse-bench-baseline", **{"spark.driver.memory": "4g"})
     try:
         end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
         start = end - timedelta(hours=hours)

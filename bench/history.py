@@ -275,25 +275,51 @@ class Layout:
             (F.unix_timestamp(moment) - F.lit(int(self.start.timestamp()))) / TRIGGER_SECONDS
         ).cast(LongType())
 
-    def commit_of(self, day: Column, batch: Column) -> Column:
-        """Where the live job's compaction left a row: a past date's rows in the commit of
-        the first batch of the next day, today's in ``open_first``, open batches in their own."""
-        midnight = F.unix_timestamp(F.date_add(day, 1).cast("timestamp"))
-        next_day = F.floor((midnight - F.lit(int(self.start.timestamp()))) / TRIGGER_SECONDS)
-        compacted = F.when(day < F.lit(self.today), next_day).otherwise(F.lit(self.open_first))
+    def commit_of(self, partition_end: Column, batch: Column) -> Column:
+        """Where the live job's compaction left a row: rows of a partition (an hour of gold, a
+        day of the rest) that ended before the open batches in the commit of the first batch
+        after its end, the current partition's in ``open_first``, open batches in their own."""
+        after_end = F.ceil(
+            (F.unix_timestamp(partition_end) - F.lit(int(self.start.timestamp()))) / TRIGGER_SECONDS
+        )
+        compacted = F.least(after_end, F.lit(self.open_first))
         return F.when(batch >= self.open_first, batch).otherwise(compacted).cast(LongType())
 
-    def dates(self) -> list:
-        days, day = [], self.start.date()
-        while day <= self.today:
-            days.append(day)
-            day += timedelta(days=1)
-        return days
+    def first_commit(self, partition_end: datetime) -> int:
+        """``commit_of`` for one partition's compacted rows."""
+        seconds = (partition_end - self.start).total_seconds()
+        return min(math.ceil(seconds / TRIGGER_SECONDS), self.open_first)
+
+    def partitions(self, spec) -> list[tuple[str, datetime]]:
+        """(``Table.partition_path``, end) of each partition of ``spec`` the history covers."""
+        hourly = "event_hour" in spec.partitions
+        step = timedelta(hours=1) if hourly else timedelta(days=1)
+        moment = self.start.replace(minute=0, second=0, microsecond=0)
+        if not hourly:
+            moment = moment.replace(hour=0)
+        found = []
+        while moment < self.end:
+            found.append((spec.partition_of(moment), moment + step))
+            moment += step
+        return found
 
 
-def shifted(frame: DataFrame, days: int, time_column: str, date_column: str) -> DataFrame:
-    moved = F.col(time_column) - F.expr(f"INTERVAL {days} DAYS")
-    return frame.withColumn(time_column, moved).withColumn(date_column, F.to_date(time_column))
+def day_end(day: Column) -> Column:
+    return F.date_add(day, 1).cast("timestamp")
+
+
+def hour_end(day: Column, hour: Column) -> Column:
+    return F.timestamp_seconds(F.unix_timestamp(day.cast("timestamp")) + (hour + 1) * 3600)
+
+
+def shifted(frame: DataFrame, days: int) -> DataFrame:
+    """Gold rows ``days`` earlier, with their partition columns to match."""
+    moved = F.col("minute") - F.expr(f"INTERVAL {days} DAYS")
+    return (
+        frame.withColumn("minute", moved)
+        .withColumn("event_date", F.to_date("minute"))
+        .withColumn("event_hour", F.hour("minute"))
+    )
 
 
 def write_history(
@@ -365,12 +391,15 @@ def write_history(
         template = transform(silver).persist(StorageLevel.MEMORY_AND_DISK)
         history = template.where(F.col("minute") < open_start)
         for k in range(1, days):
-            history = history.unionByName(shifted(template, k, "minute", "event_date"))
+            history = history.unionByName(shifted(template, k))
         history = history.where(F.col("minute") >= F.lit(layout.start))
         rows = lake.write_committed(
             table,
             history.withColumn(
-                "commit_id", layout.commit_of(F.col("event_date"), layout.batch_of("minute"))
+                "commit_id",
+                layout.commit_of(
+                    hour_end(F.col("event_date"), F.col("event_hour")), layout.batch_of("minute")
+                ),
             ),
         )
         template.unpersist()
@@ -386,7 +415,7 @@ def write_history(
         spark, pool, start=layout.start, seconds=DAY_SECONDS * days, count=invalid
     ).withColumn("batch_id", layout.batch_of("ingest_time"))
     quarantined = quarantined.withColumn(
-        "commit_id", layout.commit_of(F.col("ingest_date"), F.col("batch_id"))
+        "commit_id", layout.commit_of(day_end(F.col("ingest_date")), F.col("batch_id"))
     )
     quarantined = quarantined.persist(StorageLevel.MEMORY_AND_DISK)
     summary["quarantined"] = lake.write_committed("quarantine", quarantined)
@@ -422,16 +451,18 @@ def write_history(
         duration.alias("duration_seconds"),
         F.to_date(batch_start).alias("batch_date"),
     )
-    ops = ops.withColumn("commit_id", layout.commit_of(F.col("batch_date"), F.col("batch_id")))
+    ops = ops.withColumn(
+        "commit_id", layout.commit_of(day_end(F.col("batch_date")), F.col("batch_id"))
+    )
     lake.write_committed("ops", ops)
     quarantined.unpersist()
     log(f"  _ops: {layout.batches:,} rows in {time.perf_counter() - tick:.0f} s")
 
     # One compactions row per compacted partition, as the job records them.
     records = [
-        (spec.name, day, None, None, -1, first_commit(layout, day))
+        (spec.name, partition, None, None, -1, layout.first_commit(end))
         for spec in COMPACTED
-        for day in layout.dates()
+        for partition, end in layout.partitions(spec)
     ]
     schema = ", ".join(f"{name} {kind}" for name, kind in TABLES["compactions"].columns)
     lake.write_committed(
@@ -442,14 +473,6 @@ def write_history(
     return summary
 
 
-def first_commit(layout: Layout, day) -> int:
-    """The commit that holds ``day``'s compacted rows (``Layout.commit_of`` for one date)."""
-    if day >= layout.today:
-        return layout.open_first
-    midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    return int((midnight - layout.start).total_seconds()) // TRIGGER_SECONDS
-
-
 def derive(source: Path, target: Path, days: int, end: datetime) -> None:
     """A smaller history: a hard-linked copy of ``source`` without the dates before
     ``end - days`` (their compactions rows stay; they describe no file any more)."""
@@ -458,7 +481,8 @@ def derive(source: Path, target: Path, days: int, end: datetime) -> None:
     shutil.copytree(source, target, copy_function=os.link)
     first = (end - timedelta(days=days)).date()
     for spec in COMPACTED:
-        for folder in (target / "lake" / spec.path).glob(f"{spec.partition_date}=*"):
+        # Every compacted table's first partition level is a date.
+        for folder in (target / "lake" / spec.path).glob(f"{spec.partitions[0]}=*"):
             if datetime.fromisoformat(folder.name.split("=", 1)[1]).date() < first:
                 shutil.rmtree(folder)
 
@@ -489,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     largest = history_home(home, args.days)
     lake = prepare_home(largest, args.force)
     end = datetime.now(UTC).replace(second=0, microsecond=0)
-    spark = build_spark("telcopulse-bench-history")
+    # History is one big batch job, not a stream: it gets a heap to match.
+    spark = build_spark("telcopulse-bench-history", **{"spark.driver.memory": "6g"})
     try:
         summary = write_history(
             spark,

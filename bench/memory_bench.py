@@ -27,6 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import psutil
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,33 @@ def open_pages(port: int) -> list[str]:
     return problems
 
 
+def stream_lag(home: Path, since: float) -> dict:
+    """Over the batches committed in the last ``since`` seconds: the worst source lag (newest
+    record's arrival to batch start) and how old the newest committed event is now."""
+    from datetime import UTC, datetime, timedelta
+
+    from backend.engine import DuckDBEngine
+    from backend.queries import committed_batch
+
+    engine = DuckDBEngine(home / "lake")
+    batch = committed_batch(engine)
+    recent = datetime.now(UTC) - timedelta(seconds=since)
+    frame = engine.run(
+        "SELECT max(source_lag_seconds) AS lag, max(max_event_time) AS newest, count(*) AS n "
+        "FROM ops WHERE ? BETWEEN commit_id AND visible_through AND batch_start >= ?",
+        [batch, recent.strftime("%Y-%m-%d %H:%M:%S")],
+    )
+    lag, newest = frame["lag"].iloc[0], frame["newest"].iloc[0]
+    age = None
+    if not pd.isna(newest):
+        age = (datetime.now(UTC) - newest.to_pydatetime()).total_seconds()
+    return {
+        "batches": int(frame["n"].iloc[0]),
+        "source_lag_seconds": None if pd.isna(lag) else float(lag),
+        "newest_event_age_seconds": age,
+    }
+
+
 def committed_events(home: Path) -> int:
     from backend.engine import DuckDBEngine
     from backend.queries import committed_batch
@@ -158,6 +186,7 @@ def measure(seconds: float, rate: float, log=print, samples_every: float = 30.0)
                         "seconds": round(time.monotonic() - began),
                         "rss": {name: tree_rss(p) for name, p in parts.items()},
                         "events": committed_events(home),
+                        "lag": stream_lag(home, samples_every),
                         "dashboard": health,
                     }
                 )
@@ -182,17 +211,82 @@ def measure(seconds: float, rate: float, log=print, samples_every: float = 30.0)
     }
 
 
+def soak_verdict(figures: dict) -> list[str]:
+    """Why a soak run failed: memory still growing, lag growing, or the dashboard gone."""
+    problems = list(figures["page_problems"])
+    timeline = figures["timeline"]
+    if len(timeline) < 3:
+        return [*problems, "too short to judge: fewer than three samples"]
+    settled = timeline[len(timeline) // 3]  # after warm-up: JIT, caches, first compactions
+    for name, first in settled["rss"].items():
+        last = timeline[-1]["rss"].get(name, 0)
+        if last > first * 1.15 + 50 * 2**20:
+            problems.append(
+                f"{name} grew from {first / 2**20:.0f} to {last / 2**20:.0f} MiB after warm-up"
+            )
+    lags = [t["lag"]["newest_event_age_seconds"] or 0 for t in timeline]
+    early, late = max(lags[: len(lags) // 3] or [0]), max(lags[-(len(lags) // 3) :] or [0])
+    if late > 2 * early + 10:
+        problems.append(f"falling behind: newest event {early:.0f} s old early, {late:.0f} s late")
+    problems += [
+        f"dashboard did not answer at {t['seconds']} s: {t['dashboard']}"
+        for t in timeline
+        if t["dashboard"] != "ok"
+    ]
+    return problems
+
+
+def soak_report(figures: dict, problems: list[str]) -> str:
+    start, end = figures["start"], figures["end"]
+    lines = [
+        "# Soak test",
+        "",
+        f"`make soak`: `telcopulse up --rate {figures['rate']:g}` for "
+        f"{figures['seconds'] / 60:.0f} minutes on this machine ({os.cpu_count()} cores), "
+        f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| process | RSS at start | RSS at end |",
+        "|---|---:|---:|",
+        *[
+            f"| {name} | {start[name] / 2**20:.0f} MiB | {end.get(name, 0) / 2**20:.0f} MiB |"
+            for name in sorted(start)
+        ],
+        "",
+        "| time | total RSS | events committed | worst source lag | newest event age | dashboard |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for t in figures["timeline"]:
+        lag = t["lag"]
+        lines.append(
+            f"| {t['seconds']} s | {sum(t['rss'].values()) / 2**20:.0f} MiB | "
+            f"{t['events']:,} | {lag['source_lag_seconds'] or 0:.1f} s | "
+            f"{lag['newest_event_age_seconds'] or 0:.1f} s | {t['dashboard']} |"
+        )
+    lines += ["", "Result: " + ("pass." if not problems else "**fail**: " + "; ".join(problems))]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--output", type=Path)
+    parser.add_argument(
+        "--soak-report", type=Path, help="judge the run as a soak test and write this report"
+    )
     args = parser.parse_args(argv)
     figures = measure(args.seconds, args.rate, log=lambda m: print(m, file=sys.stderr))
     text = json.dumps(figures, indent=1)
     if args.output:
         args.output.write_text(text)
     print(text)
+    if args.soak_report:
+        problems = soak_verdict(figures)
+        args.soak_report.write_text(soak_report(figures, problems), encoding="utf-8")
+        print(
+            f"soak: {'pass' if not problems else 'FAIL: ' + '; '.join(problems)}", file=sys.stderr
+        )
+        return 1 if problems else 0
     return 0
 
 

@@ -136,7 +136,12 @@ class Page:
         return found.rated_at(datetime.now(UTC), *thresholds)
 
     def _banner(self, what: str, cause: str) -> None:
-        # One banner per cause and run: an unreachable engine fails every query alike.
+        # One banner per cause and run: an unreachable engine fails every query alike. When
+        # not even the committed batch could be looked up, the source itself is failing and
+        # each query words it its own way (a missing lake names every table's files): that
+        # first banner says why, and the queries after it only mark their data stale.
+        if self.snapshot_error is not None and cause != self.snapshot_error:
+            return
         if cause not in self._shown:
             self._shown.add(cause)
             panels.error_banner(what, cause)

@@ -91,8 +91,8 @@ class BatchProcessor:
         )
         # compaction commit -> the partitions it folded; and per partition, the newest commit
         # whose superseded files are deleted (older compaction rows then matter no more).
-        self._compactions: dict[int, set[tuple[str, date]]] = defaultdict(set)
-        self._collected: dict[tuple[str, date], int] = {}
+        self._compactions: dict[int, set[tuple[str, str]]] = defaultdict(set)
+        self._collected: dict[tuple[str, str], int] = {}
         self._fresh_start = True
         self._restore_compaction_state()
 
@@ -114,10 +114,11 @@ class BatchProcessor:
         self._laps = [("", time.perf_counter())]
         stats, new_keys, written = self._write_layers(raw, batch_id, started)
 
-        for table, day in written:
-            self.plan.wrote(table, day, batch_id)
-        self.plan.wrote("ops", started.date(), batch_id)  # the commit row, written last
-        compacted = self._compact(batch_id, started.date())
+        for table, partition in written:
+            self.plan.wrote(table, partition, batch_id)
+        # The commit row, written last.
+        self.plan.wrote("ops", TABLES["ops"].partition_of(started), batch_id)
+        compacted = self._compact(batch_id, started)
         if compacted:
             self._lap("compact")
         stats.update(
@@ -127,9 +128,9 @@ class BatchProcessor:
             duration_seconds=round(time.perf_counter() - tick, 3),
         )
         self._commit(stats, batch_id, started.date())
-        for table, day in compacted:
-            self.plan.committed(table, day, batch_id)
-            self._compactions[batch_id].add((table, day))
+        for table, partition in compacted:
+            self.plan.committed(table, partition, batch_id)
+            self._compactions[batch_id].add((table, partition))
         if len(new_keys):
             self.seen.add(new_keys, started)
         note = f", compacted {len(compacted)} partitions" if compacted else ""
@@ -150,10 +151,10 @@ class BatchProcessor:
 
     def _write_layers(
         self, raw: DataFrame, batch_id: int, started: datetime
-    ) -> tuple[dict, np.ndarray, set[tuple[str, date]]]:
+    ) -> tuple[dict, np.ndarray, set[tuple[str, str]]]:
         """Write bronze, quarantine, silver and gold; return the _ops stats, the new event
-        keys and the (table, date partition) pairs of compacted tables this batch wrote."""
-        written: set[tuple[str, date]] = set()
+        keys and the (table, partition) pairs of compacted tables this batch wrote."""
+        written: set[tuple[str, str]] = set()
         stats: dict = {
             "records_read": 0,
             "bronze_rows": 0,
@@ -199,7 +200,7 @@ class BatchProcessor:
                 bronze = pool.submit(self.lake.write, "bronze", to_bronze(raw, started), batch_id)
                 if quarantined:
                     self.lake.write("quarantine", to_quarantine(validated), batch_id)
-                    written.add(("quarantine", started.date()))
+                    written.add(("quarantine", TABLES["quarantine"].partition_of(started)))
                 arrivals = verdicts[~verdicts["failed"]].reset_index(drop=True)
                 keep = choose_silver(arrivals, self.seen)
                 silver_rows = int(keep.sum())
@@ -216,8 +217,15 @@ class BatchProcessor:
                         stats=stats,
                         pool=pool,
                     )
+                    hours = set(zip(kept_times.dt.date, kept_times.dt.hour, strict=True))
                     for table in ("gold_operator_minute", "gold_postal_status_minute"):
-                        written.update((table, day) for day in set(kept_times.dt.date))
+                        written.update(
+                            (
+                                table,
+                                TABLES[table].partition_path({"event_date": d, "event_hour": h}),
+                            )
+                            for d, h in hours
+                        )
                 self._lap("gold")
                 stats["bronze_rows"] = bronze.result()
                 self._lap("bronze")
@@ -257,15 +265,15 @@ class BatchProcessor:
         )
         stats["operator_minute_rows"] = operator_minute.result()
 
-    def _compact(self, batch_id: int, today: date) -> list[tuple[str, date]]:
+    def _compact(self, batch_id: int, started: datetime) -> list[tuple[str, str]]:
         """Fold the partitions that are due into files of this batch; return them."""
-        due = self.plan.due(batch_id, today)
+        due = self.plan.due(batch_id, started)
         if not due:
             return []
         records = []
-        for table, day in due:
-            files = self.plan.partitions[(table, day)]
-            rows = self.lake.read_partition(table, day, files.since, batch_id - 1)
+        for table, partition in due:
+            files = self.plan.partitions[(table, partition)]
+            rows = self.lake.read_partition(table, partition, files.since, batch_id - 1)
             if rows is None:
                 continue
             spec = TABLES[table]
@@ -275,11 +283,11 @@ class BatchProcessor:
                 after = self.lake.write(table, fold_rows(spec, rows), batch_id, replace=False)
             finally:
                 rows.unpersist()
-            records.append((table, day, before, after, files.since))
+            records.append((table, partition, before, after, files.since))
         if records:
             frame = self.spark.createDataFrame(records, table_schema(COMPACTIONS))
             self.lake.write("compactions", frame, batch_id)
-        return [(table, day) for table, day, *_ in records]
+        return [(table, partition) for table, partition, *_ in records]
 
     def _commit(self, stats: dict, batch_id: int, batch_date: date) -> None:
         row = {f.name: stats.get(f.name) for f in OPS_SCHEMA.fields}
@@ -295,21 +303,21 @@ class BatchProcessor:
         """What is current on disk: the latest committed compaction of each partition, and
         every commit directory; superseded files found now get a full grace period."""
         last = -1 if self.last_committed is None else self.last_committed
-        since: dict[tuple[str, date], int] = {}
+        since: dict[tuple[str, str], int] = {}
         done = self.lake.read("compactions")
         if done is not None:
             for row in done.where(F.col("commit_id") <= last).collect():
-                key = (row["table_name"], row["partition_date"])
+                key = (row["table_name"], row["partition_path"])
                 since[key] = max(since.get(key, -1), row["commit_id"])
                 self._compactions[row["commit_id"]].add(key)
         for spec in COMPACTED:
-            by_day: dict[date, list[int]] = defaultdict(list)
-            for day, commit in self.lake.commit_dirs(spec.name):
-                by_day[day].append(commit)
-            for day, commits in by_day.items():
+            by_partition: dict[str, list[int]] = defaultdict(list)
+            for partition, commit in self.lake.commit_dirs(spec.name):
+                by_partition[partition].append(commit)
+            for partition, commits in by_partition.items():
                 if min(commits) <= last:
                     self.plan.restore(
-                        spec.name, day, since.get((spec.name, day), -1), commits, last
+                        spec.name, partition, since.get((spec.name, partition), -1), commits, last
                     )
 
     def _collect_garbage(self) -> None:

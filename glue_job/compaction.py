@@ -2,15 +2,16 @@
 
 A live job commits a batch every couple of seconds, so a day of gold is tens of thousands
 of small files, each holding partial sums for the minutes it saw. Compaction reads the
-current rows of one date partition, folds them (``fold_rows``: gold partials merged to one
-row per key, quarantine and ``_ops`` rows kept as they are) and writes the result as part
-of the batch that runs it. It is a plain step of ``BatchProcessor``: the folded files sit
-under that batch's ``commit=N`` directories and become current with its commit, together
-with a ``compactions`` row per partition. From that commit on, readers take only the
-partition's files of commits at or after N (``backend.catalog``), and the older files,
-now superseded, are deleted a grace period later (``Compactor.collect_garbage``).
-A crash before the commit leaves the old files current and the new ones invisible; the
-replayed batch clears them and decides afresh.
+current rows of one partition (an hour of gold, a day of quarantine or ``_ops``), folds
+them (``fold_rows``: gold partials merged to one row per key, quarantine and ``_ops``
+rows kept as they are) and writes the result as part of the batch that runs it. It is a
+plain step of ``BatchProcessor``: the folded files sit under that batch's ``commit=N``
+directories and become current with its commit, together with a ``compactions`` row per
+partition. From that commit on, readers take only the partition's files of commits at or
+after N (``backend.catalog``), and the older files, now superseded, are deleted a grace
+period later (``CompactionPlan.collectable``). A crash before the commit leaves the old
+files current and the new ones invisible; the replayed batch clears them and decides
+afresh.
 
 ``CompactionPlan`` is plain bookkeeping, free of Spark, so the policy can be unit-tested.
 """
@@ -20,20 +21,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from glue_job.schemas import table_schema
-from glue_job.tables import Table
+from glue_job.tables import TABLES, Table
 
-# A partition with this many batch files is folded into one (at a 2 s trigger: 5 minutes).
-DEFAULT_COMPACT_AFTER = 150
+# A partition with this many batch files is folded into one (at a 2 s trigger: a minute).
+DEFAULT_COMPACT_AFTER = 30
 # Superseded files stay on disk this long, so a query that listed them just before the
 # compaction committed, or a paused dashboard's snapshot, still finds them.
 DEFAULT_GRACE_SECONDS = 900.0
-# A date that no batch wrote to for this many batches is closed: fold it at once.
+# An hour (gold) or day (quarantine, _ops) gone by that no batch wrote to for this many
+# batches is closed: fold it at once.
 QUIET_BATCHES = 30
 
 
@@ -85,7 +87,7 @@ class Superseded:
     """Files of ``table``/``partition`` older than ``commit``, superseded when it committed."""
 
     table: str
-    partition: date
+    partition: str  # Table.partition_path
     commit: int
     committed_at: float  # time.monotonic()
 
@@ -97,16 +99,16 @@ class CompactionPlan:
     compact_after: int = DEFAULT_COMPACT_AFTER
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     clock: Callable[[], float] = time.monotonic
-    partitions: dict[tuple[str, date], PartitionFiles] = field(default_factory=dict)
+    partitions: dict[tuple[str, str], PartitionFiles] = field(default_factory=dict)
     garbage: list[Superseded] = field(default_factory=list)
 
-    def wrote(self, table: str, partition: date, commit: int) -> None:
+    def wrote(self, table: str, partition: str, commit: int) -> None:
         files = self.partitions.setdefault((table, partition), PartitionFiles())
         files.commits.add(commit)
         files.last_write = max(files.last_write, commit)
 
     def restore(
-        self, table: str, partition: date, since: int, commits: Iterable[int], last_commit: int
+        self, table: str, partition: str, since: int, commits: Iterable[int], last_commit: int
     ) -> None:
         """State found on disk at start-up: what is current, and what is already garbage."""
         commits = [c for c in commits if c <= last_commit]
@@ -117,20 +119,22 @@ class CompactionPlan:
         if since >= 0 and any(c < since for c in commits):
             self.garbage.append(Superseded(table, partition, since, self.clock()))
 
-    def due(self, commit: int, today: date) -> list[tuple[str, date]]:
-        """Partitions to fold in batch ``commit``: many batch files, or a closed date."""
+    def due(self, commit: int, now: datetime) -> list[tuple[str, str]]:
+        """Partitions to fold in batch ``commit`` (which started at ``now``): those with many
+        batch files, and closed ones (an hour or day gone by that no batch writes to now)."""
         chosen = []
         for (table, partition), files in sorted(self.partitions.items()):
             older = files.commits - {commit, files.since}
             if not older:
                 continue
             quiet = files.last_write < commit - QUIET_BATCHES
-            closed = partition < today and quiet and len(files.commits - {files.since}) >= 2
+            current = TABLES[table].partition_of(now) == partition
+            closed = not current and quiet and len(files.commits - {files.since}) >= 2
             if len(older) >= self.compact_after or closed:
                 chosen.append((table, partition))
         return chosen
 
-    def committed(self, table: str, partition: date, commit: int) -> None:
+    def committed(self, table: str, partition: str, commit: int) -> None:
         """Batch ``commit`` folded the partition and committed: only its files are current."""
         files = self.partitions.setdefault((table, partition), PartitionFiles())
         files.since = commit

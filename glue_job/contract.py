@@ -100,7 +100,10 @@ def load_aliases(path: str | None = None) -> dict[str, str]:
 
 
 def _alias_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    # Upper-case first: the fallback name is upper-cased, and casefold alone can miss that
+    # two names are one ("movıstar" with a dotless i upper-cases to "MOVISTAR"), which would
+    # make canonicalisation depend on whether a name had been canonicalised already.
+    return " ".join(name.split()).upper().casefold()
 
 
 def canonical_operator(name: str, aliases: dict[str, str] | None = None) -> str:
@@ -140,6 +143,16 @@ def _reject_constant(name: str) -> float:
     return float(name.replace("-Infinity", "-inf").replace("Infinity", "inf"))
 
 
+def _parse_int(digits: str) -> int | float:
+    # Python refuses to read integers of more than a few thousand digits (a guard against
+    # slow conversions); as a float such a number is infinite, so it fails its field's range
+    # check instead of making a well-formed record look malformed.
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
+
+
 def parse_json(text: str) -> Any:
     """JSON text -> Python values: orjson (fast, strict), else the standard library.
 
@@ -152,7 +165,7 @@ def parse_json(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         pass
-    doc = json.loads(text, parse_constant=_reject_constant)
+    doc = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     try:
         json.dumps(doc, ensure_ascii=False, allow_nan=True).encode("utf-8")
     except UnicodeEncodeError:
@@ -236,10 +249,15 @@ def _validate_object(
     elif lat is not None and lon is not None and lat == 0 and lon == 0:
         reasons.append("out_of_range_position")
 
+    if out["operator"] is not None:
+        out["operator"] = canonical_operator(out["operator"], aliases)
+        # The limit holds for what silver keeps: upper-casing can lengthen a name (ß -> SS).
+        if len(out["operator"]) > MAX_LENGTH["operator"]:
+            reasons.append("too_long_operator")
+
     if reasons:
         return Verdict(None, reasons, event_id)
 
-    out["operator"] = canonical_operator(out["operator"], aliases)
     out["status_label"] = STATUS_LABELS[out["status"]]
     return Verdict(out, [], event_id)
 
@@ -275,6 +293,11 @@ def _timestamp_check(name: str) -> Check:
             return None, bad
         try:
             moment = parse_event_time(value) if len(value) <= 64 else None
+        except OverflowError:
+            # Year 9999 or year 1 pushed past what a datetime holds by the offset, in UTC:
+            # well-formed, and as far in the future (or past) as a time can be.
+            far_future = datetime.fromisoformat(value).year > EARLIEST_EVENT_TIME.year
+            return None, future if far_future else too_old
         except ValueError:
             moment = None
         if moment is None:

@@ -7,11 +7,10 @@ on Glue against S3.
 
 from __future__ import annotations
 
-from datetime import date
-
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from glue_job.schemas import file_schema
 from glue_job.tables import COMMIT_DIR, TABLES
 
 # Parquet row groups of about this size: DuckDB and Athena skip a row group whose min/max
@@ -111,19 +110,18 @@ class ParquetLake:
         self._save(table, frame)
         return int(written.get["rows"])
 
-    def commit_dirs(self, table: str) -> list[tuple[date | None, int]]:
-        """(date partition, commit) of every commit directory of ``table``."""
+    def commit_dirs(self, table: str) -> list[tuple[str, int]]:
+        """(partition path, commit) of every commit directory of ``table``; the path is
+        ``Table.partition_path`` form, "" for a table without partitions."""
         found = []
-        key = TABLES[table].partition_date
+        levels = len(TABLES[table].partitions)
         for hpath in self._glob(self._commit_pattern(table)):
             commit = int(hpath.getName().split("=", 1)[1])
-            day = None
-            if key is not None:
-                parent = hpath.getParent()
-                while parent is not None and not parent.getName().startswith(f"{key}="):
-                    parent = parent.getParent()
-                day = date.fromisoformat(parent.getName().split("=", 1)[1]) if parent else None
-            found.append((day, commit))
+            names, parent = [], hpath.getParent()
+            for _ in range(levels):
+                names.insert(0, parent.getName())
+                parent = parent.getParent()
+            found.append(("/".join(names), commit))
         return found
 
     def last_committed(self) -> int | None:
@@ -147,28 +145,23 @@ class ParquetLake:
         """Every file of ``table``, current or not; filter on ``commit_id`` to choose."""
         if not self.exists(table):
             return None
-        return self.spark.read.parquet(self.path(table)).drop(COMMIT_DIR)
+        schema = file_schema(TABLES[table])
+        return self.spark.read.schema(schema).parquet(self.path(table)).drop(COMMIT_DIR)
 
-    def read_partition(self, table: str, day: date, first: int, last: int) -> DataFrame | None:
-        """Rows of one date partition from commits ``first`` to ``last`` (inclusive)."""
-        key = TABLES[table].partition_date
-        where = f"{self.path(table)}/{key}={day.isoformat()}"
+    def read_partition(self, table: str, partition: str, first: int, last: int) -> DataFrame | None:
+        """Rows of one partition (``Table.partition_path``) from commits ``first`` to ``last``."""
+        where = f"{self.path(table)}/{partition}".rstrip("/")
         hpath, fs = self._fs(where)
         if not fs.exists(hpath):
             return None
-        frame = self.spark.read.option("basePath", self.path(table)).parquet(where)
+        reader = self.spark.read.schema(file_schema(TABLES[table]))
+        frame = reader.option("basePath", self.path(table)).parquet(where)
         return frame.where(F.col("commit_id").between(first, last)).drop(COMMIT_DIR)
 
-    def delete_older_commits(self, table: str, day: date | None, below: int) -> int:
-        """Delete the commit directories of one date partition (or of an undated table)
-        older than ``below``; return how many went."""
-        spec = TABLES[table]
-        if day is None:
-            pattern = self._commit_pattern(table)
-        else:
-            if spec.partitions != (spec.partition_date,):
-                raise ValueError(f"{table} is not partitioned by date alone")
-            pattern = f"{self.path(table)}/{spec.partition_date}={day.isoformat()}/{COMMIT_DIR}=*"
+    def delete_older_commits(self, table: str, partition: str, below: int) -> int:
+        """Delete the commit directories of one partition older than ``below``; return how
+        many went."""
+        pattern = "/".join(p for p in (self.path(table), partition, f"{COMMIT_DIR}=*") if p)
         stale = [p for p in self._glob(pattern) if int(p.getName().split("=", 1)[1]) < below]
         return self._delete(stale)
 

@@ -106,16 +106,17 @@ def run_stream(
         writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
 
     query = writer.start()
-    log(
-        f"stream job running: {stream_name} -> {lake_root} "
-        f"({'until idle' if until_idle else f'every {trigger_seconds:g}s'})"
-    )
     stop_requested = []
 
     def request_stop(signum, _frame):
         stop_requested.append(signum)
 
+    # Before saying it runs: from that line on, Ctrl-C stops the job between batches.
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    log(
+        f"stream job running: {stream_name} -> {lake_root} "
+        f"({'until idle' if until_idle else f'every {trigger_seconds:g}s'})"
+    )
     try:
         while query.isActive:
             if stop_requested:

@@ -22,6 +22,7 @@ from pyspark.sql.types import (
 
 from glue_job.tables import (
     BRONZE,
+    COMMIT_DIR,
     EVENT_COLUMNS,
     OPERATOR_MINUTE,
     OPS,
@@ -53,6 +54,13 @@ def table_schema(table: Table) -> StructType:
     batch and commit ids, which the writer adds."""
     data = [(name, kind) for name, kind in table.columns if name not in WRITER_COLUMNS]
     return struct((*data, *table.partition_types))
+
+
+def file_schema(table: Table) -> StructType:
+    """What reading the table's directory gives: every column, the partitions and the
+    commit directory. Given to the reader, so a table whose only directories hold no
+    file yet (a first batch killed mid-write) reads as empty instead of failing."""
+    return struct((*table.columns, *table.partition_types, (COMMIT_DIR, "long")))
 
 
 # What the Kinesis reader emits, one row per record.

@@ -27,12 +27,11 @@ SPARK_CONF = {
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     # Task output goes straight to its batch directory; readers never see uncommitted batches.
     "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
-    # A local[2] driver holds a batch of at most a few hundred thousand small records, so
-    # 640 MB of heap is plenty. The serial collector has no concurrent GC threads competing
-    # with the job for two cores and the least overhead beside the heap; with a smaller code
-    # cache and thread stacks, the whole `telcopulse up` stack stays within 2.5 GB resident
-    # (bench/results.md). Measured: no throughput lost against G1 with 1 GB.
-    "spark.driver.memory": "640m",
+    # The heap grows to 1 GB only for batches of a few hundred thousand records (a backlog);
+    # the serial collector gives memory back once they are done (the free ratios) and has no
+    # concurrent GC threads competing with the job for two cores. With a smaller code cache
+    # and thread stacks, `telcopulse up` stays within 2.5 GB resident (bench/results.md).
+    "spark.driver.memory": "1g",
     "spark.driver.extraJavaOptions": (
         "-Duser.timezone=UTC -XX:+UseSerialGC -XX:ReservedCodeCacheSize=96m -Xss512k "
         "-XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30"

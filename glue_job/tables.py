@@ -24,8 +24,13 @@ _PARTITION_KINDS = {
     "ingest_date": "date",
     "ingest_hour": "int",
     "event_date": "date",
+    "event_hour": "int",
     "batch_date": "date",
 }
+
+
+def _partition_text(value) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,17 @@ class Table:
         view of that name's rows that are current (``backend.catalog``)."""
         return f"{self.name}_files" if self.compaction else self.name
 
-    @property
-    def partition_date(self) -> str | None:
-        """The date partition compaction works on, one partition at a time."""
-        return next((p for p, kind in self.partition_types if kind == "date"), None)
+    def partition_path(self, values: dict) -> str:
+        """A partition's directory below the table, e.g. ``event_date=2026-12-01/event_hour=9``:
+        how compaction names the partition it folds (Spark writes the values with str())."""
+        return "/".join(f"{p}={_partition_text(values[p])}" for p in self.partitions)
+
+    def partition_of(self, moment) -> str:
+        """The partition a row of this moment lands in (for tables keyed by time alone)."""
+        values = {}
+        for name, kind in self.partition_types:
+            values[name] = moment.date() if kind == "date" else moment.hour
+        return self.partition_path(values)
 
     def file_glob(self, root: str) -> str:
         levels = [f"{p}=*" for p in self.partitions]
@@ -123,10 +135,11 @@ QUARANTINE = Table(
     compaction="append",
     sort_by=("ingest_time",),
 )
+# Gold is cut by the hour too: compaction rewrites one hour of a day, never the whole day.
 OPERATOR_MINUTE = Table(
     "gold_operator_minute",
     "gold/operator_minute",
-    ("event_date",),
+    ("event_date", "event_hour"),
     (
         ("minute", "timestamp"),
         ("operator", "string"),
@@ -147,7 +160,7 @@ OPERATOR_MINUTE = Table(
 POSTAL_STATUS_MINUTE = Table(
     "gold_postal_status_minute",
     "gold/postal_status_minute",
-    ("event_date",),
+    ("event_date", "event_hour"),
     (
         ("minute", "timestamp"),
         ("postal_code", "string"),
@@ -198,7 +211,7 @@ COMPACTIONS = Table(
     (),
     (
         ("table_name", "string"),
-        ("partition_date", "date"),
+        ("partition_path", "string"),  # Table.partition_path: event_date=2026-12-01/event_hour=9
         ("rows_before", "long"),
         ("rows_after", "long"),
         ("first_commit_id", "long"),

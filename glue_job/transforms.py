@@ -170,6 +170,13 @@ def _minute(df: DataFrame) -> DataFrame:
     return df.withColumn("minute", F.date_trunc("minute", "event_time"))
 
 
+def _hour_partition(df: DataFrame) -> DataFrame:
+    """Gold's partition columns: the minute's UTC date and hour."""
+    return df.withColumn("event_date", F.to_date("minute")).withColumn(
+        "event_hour", F.hour("minute")
+    )
+
+
 def _band_counts() -> list:
     """One count per signal band; each band is [its floor, the floor of the band above)."""
     counts, ceiling = [], None
@@ -198,7 +205,7 @@ def to_operator_minute(silver: DataFrame) -> DataFrame:
             F.count("precision_m").alias("precision_count"),
         )
     )
-    return _select(grouped.withColumn("event_date", F.to_date("minute")), OPERATOR_MINUTE_SCHEMA)
+    return _select(_hour_partition(grouped), OPERATOR_MINUTE_SCHEMA)
 
 
 def to_postal_status_minute(silver: DataFrame) -> DataFrame:
@@ -217,6 +224,4 @@ def to_postal_status_minute(silver: DataFrame) -> DataFrame:
             F.sum(F.when(has_position, F.col("longitude"))).alias("longitude_sum"),
         )
     )
-    return _select(
-        grouped.withColumn("event_date", F.to_date("minute")), POSTAL_STATUS_MINUTE_SCHEMA
-    )
+    return _select(_hour_partition(grouped), POSTAL_STATUS_MINUTE_SCHEMA)

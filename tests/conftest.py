@@ -1,4 +1,4 @@
-"""Shared fixtures: one SparkSession per test session, and lakes built by the real job."""
+"""Shared fixtures (one SparkSession per session, lakes built by the real job), results hook."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import reliability
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MOBILE_LOGS = PROJECT_ROOT / "backend" / "data" / "mobile-logs.csv"
@@ -91,3 +92,18 @@ def csv_lake(spark, tmp_path_factory, csv_records) -> Path:
 
 def replay_day() -> date:
     return REPLAY_DATE
+
+
+# --- docs/reliability.md: results of the scenarios this session measured ------------------
+
+_collection_errors: list[str] = []
+
+
+def pytest_collectreport(report) -> None:
+    if report.failed:
+        _collection_errors.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """docs/reliability.{json,md} from the scenarios recorded this session (see reliability)."""
+    reliability.publish(exitstatus, collection_failed=bool(_collection_errors))

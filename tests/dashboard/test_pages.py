@@ -184,7 +184,9 @@ def test_empty_lake_shows_the_waiting_panel(monkeypatch, tmp_path, page):
 def test_corrupt_lake_file_shows_a_banner_not_a_traceback(monkeypatch, csv_lake, tmp_path, page):
     lake = tmp_path / "lake"
     shutil.copytree(csv_lake, lake)
-    partition = next((lake / "gold" / "operator_minute").glob("event_date=*/commit=0"))
+    # Each page reads its own tables: the health page reads _ops and quarantine, not gold.
+    table = lake / ("_ops" if page == HEALTH else "gold/operator_minute")
+    partition = next(table.rglob("commit=0"))
     (partition / "part-99999-corrupt.parquet").write_bytes(b"not parquet at all")
 
     at = open_page(monkeypatch, tmp_path, page, preset="all")

@@ -110,6 +110,19 @@ def test_restart_rebuilds_dedup_index_from_committed_silver(spark, tmp_path):
     assert sorted(table(root, "silver").event_id) == ["p", "q", "r"]
 
 
+def test_restart_after_a_first_batch_killed_before_any_file_landed(spark, tmp_path):
+    # SIGKILL mid-write of batch 0 can leave a table's directories with no file in them.
+    root = tmp_path / "lake"
+    for table_dir in ("silver/event_date=2026-12-01", "compactions", "quarantine/ingest_date=x"):
+        (root / table_dir / "commit=0" / "_temporary").mkdir(parents=True)
+    lake = ParquetLake(spark, str(root))
+    restarted = BatchProcessor(spark, lake, log=lambda _m: None)
+    assert len(restarted.seen) == 0
+    batch = spark.createDataFrame(raw_rows([event(event_id="k")]), RAW_SCHEMA)
+    assert restarted.process_batch(batch, 0)["silver_rows"] == 1
+    assert sorted(table(root, "silver").event_id) == ["k"]
+
+
 def test_empty_batch_still_commits(spark, tmp_path):
     lake = ParquetLake(spark, str(tmp_path / "lake"))
     processor = BatchProcessor(spark, lake, log=lambda _m: None)

@@ -19,8 +19,12 @@ from backend.queries import Window, committed_batch, run_kpi
 from glue_job.batch import BatchProcessor, ParquetLake
 from glue_job.compaction import QUIET_BATCHES, CompactionPlan
 from glue_job.schemas import RAW_SCHEMA
+from glue_job.tables import TABLES
 
 DAY = date(2026, 11, 30)
+MIDDAY = datetime(2026, 11, 30, 12, 10, tzinfo=UTC)
+GOLD_NOON = TABLES["gold_operator_minute"].partition_of(MIDDAY)  # event_date=…/event_hour=12
+OPS_DAY = TABLES["ops"].partition_of(MIDDAY)  # batch_date=2026-11-30
 
 # --- the plan ---------------------------------------------------------------------------
 
@@ -34,53 +38,66 @@ class Clock:
 
 
 def test_a_partition_is_due_once_it_holds_enough_batch_files():
+    assert GOLD_NOON == "event_date=2026-11-30/event_hour=12"
     plan = CompactionPlan(compact_after=3)
     for commit in range(3):
-        plan.wrote("gold_operator_minute", DAY, commit)
-        assert plan.due(commit, DAY) == []  # the batch's own files never count
-    plan.wrote("gold_operator_minute", DAY, 3)
-    assert plan.due(3, DAY) == [("gold_operator_minute", DAY)]
+        plan.wrote("gold_operator_minute", GOLD_NOON, commit)
+        assert plan.due(commit, MIDDAY) == []  # the batch's own files never count
+    plan.wrote("gold_operator_minute", GOLD_NOON, 3)
+    assert plan.due(3, MIDDAY) == [("gold_operator_minute", GOLD_NOON)]
 
-    plan.committed("gold_operator_minute", DAY, 3)
-    plan.wrote("gold_operator_minute", DAY, 4)
-    assert plan.due(4, DAY) == []
-    assert plan.partitions[("gold_operator_minute", DAY)].commits == {3, 4}
+    plan.committed("gold_operator_minute", GOLD_NOON, 3)
+    plan.wrote("gold_operator_minute", GOLD_NOON, 4)
+    assert plan.due(4, MIDDAY) == []
+    assert plan.partitions[("gold_operator_minute", GOLD_NOON)].commits == {3, 4}
 
 
-def test_a_closed_date_is_folded_once_no_batch_writes_to_it():
+def test_a_closed_partition_is_folded_once_no_batch_writes_to_it():
     plan = CompactionPlan(compact_after=100)
-    plan.wrote("ops", DAY, 0)
-    plan.wrote("ops", DAY, 1)
-    today = DAY + timedelta(days=1)
-    assert plan.due(QUIET_BATCHES + 1, today) == []  # still being written to recently
-    assert plan.due(QUIET_BATCHES + 2, today) == [("ops", DAY)]
-    assert plan.due(QUIET_BATCHES + 2, DAY) == []  # today's date is never "closed"
+    for commit in (0, 1):
+        plan.wrote("ops", OPS_DAY, commit)
+        plan.wrote("gold_operator_minute", GOLD_NOON, commit)
+    tomorrow = MIDDAY + timedelta(days=1)
+    assert plan.due(QUIET_BATCHES + 1, tomorrow) == []  # still being written to recently
+    assert plan.due(QUIET_BATCHES + 2, tomorrow) == [
+        ("gold_operator_minute", GOLD_NOON),
+        ("ops", OPS_DAY),
+    ]
+    # An hour later, gold's noon hour is closed; the day of _ops is not.
+    one_pm = MIDDAY + timedelta(hours=1)
+    assert plan.due(QUIET_BATCHES + 2, one_pm) == [("gold_operator_minute", GOLD_NOON)]
+    assert plan.due(QUIET_BATCHES + 2, MIDDAY) == []  # the current partition is never closed
 
 
 def test_superseded_files_wait_out_their_grace_period():
     clock = Clock()
     plan = CompactionPlan(compact_after=1, grace_seconds=60, clock=clock)
-    plan.committed("quarantine", DAY, 5)
+    plan.committed("quarantine", OPS_DAY.replace("batch_date", "ingest_date"), 5)
     assert plan.collectable() == []
     clock.now = 59.9
     assert plan.collectable() == []
     clock.now = 60
     (ripe,) = plan.collectable()
-    assert (ripe.table, ripe.partition, ripe.commit) == ("quarantine", DAY, 5)
+    assert (ripe.table, ripe.partition, ripe.commit) == (
+        "quarantine",
+        "ingest_date=2026-11-30",
+        5,
+    )
     assert plan.collectable() == []  # taken off the list
 
 
 def test_restore_finds_what_is_current_and_what_is_garbage():
     plan = CompactionPlan()
-    plan.restore("ops", DAY, since=4, commits=[1, 2, 4, 5, 9], last_commit=5)
-    files = plan.partitions[("ops", DAY)]
+    plan.restore("ops", OPS_DAY, since=4, commits=[1, 2, 4, 5, 9], last_commit=5)
+    files = plan.partitions[("ops", OPS_DAY)]
     assert (files.since, files.commits, files.last_write) == (4, {4, 5}, 5)  # 9 is uncommitted
     assert [(g.table, g.commit) for g in plan.garbage] == [("ops", 4)]
 
 
 # --- folding real batches ---------------------------------------------------------------
 
-NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+# Half past the previous hour: every event (up to two minutes before) falls in one hour.
+NOW = (datetime.now(UTC) - timedelta(hours=1)).replace(minute=30, second=0, microsecond=0)
 OPERATORS = ["Movistar", "Orange", "Vodafone"]
 
 
@@ -132,7 +149,7 @@ def signal_kpi(engine, batch: int | None = None) -> dict[str, tuple[float, int]]
 
 
 def commit_dirs(lake: Path, table_path: str) -> list[str]:
-    return sorted(p.name for p in (lake / table_path).glob("*/commit=*"))
+    return sorted(p.name for p in (lake / table_path).rglob("commit=*"))
 
 
 def run_batch(processor, spark, number: int) -> None:
@@ -193,8 +210,8 @@ def test_garbage_goes_after_the_grace_and_late_events_stay_current(spark, lake_r
         assert signal_kpi(engine) == expected_signal(number + 1)
 
     # Batch 4 deleted what batch 3's compaction superseded; 4 and 5 wrote their own files.
-    today = f"event_date={NOW.date().isoformat()}"
-    kept = sorted(p.name for p in (lake_root / "gold/operator_minute" / today).iterdir())
+    hour = TABLES["gold_operator_minute"].partition_of(NOW)
+    kept = sorted(p.name for p in (lake_root / "gold/operator_minute" / hour).iterdir())
     assert kept == ["commit=3", "commit=4", "commit=5"]
     # Batch 4's late event went to yesterday's partition, which stays current.
     yesterday = engine.run(
@@ -242,7 +259,9 @@ def test_a_restart_picks_up_the_compaction_state(spark, lake_root):
     for number in range(4):
         run_batch(processor, spark, number)
     restarted = BatchProcessor(spark, lake, compact_after=3, log=lambda _m: None)
-    files = restarted.plan.partitions[("gold_operator_minute", NOW.date())]
+    files = restarted.plan.partitions[
+        ("gold_operator_minute", TABLES["gold_operator_minute"].partition_of(NOW))
+    ]
     assert (files.since, files.commits) == (3, {3})
     # The files batch 3 superseded are garbage again, with a fresh grace period.
     assert {(g.table, g.commit) for g in restarted.plan.garbage} >= {("gold_operator_minute", 3)}

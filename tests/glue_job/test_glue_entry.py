@@ -121,7 +121,7 @@ def job_argv(lake, checkpoint) -> list[str]:
         "trigger_seconds": "60",
         "max_records_per_shard": "40000",
         "dedup_horizon_hours": "24",
-        "compact_after_batches": "150",
+        "compact_after_batches": "30",
         "compaction_grace_seconds": "900",
         "checkpoint_location": str(checkpoint),
         "starting_position": "TRIM_HORIZON",

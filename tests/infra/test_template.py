@@ -392,10 +392,14 @@ def test_partition_projection_follows_the_lake_layout(template: dict, name: str)
     levels = [f"{p}=${{!{p}}}" for p in table.partitions]
     expected = "/".join([f"s3://${{LakeBucket}}/{table.path}", *levels])
     assert params["storage.location.template"] == {"Fn::Sub": expected}
-    for date_column in table.partitions:
-        assert params[f"projection.{date_column}.type"] == "date"
-        assert params[f"projection.{date_column}.format"] == "yyyy-MM-dd"
-        assert params[f"projection.{date_column}.range"]["Fn::Sub"].endswith(",NOW")
+    for column, kind in table.partition_types:
+        if kind == "int":  # gold's hour of the day
+            assert params[f"projection.{column}.type"] == "integer"
+            assert params[f"projection.{column}.range"] == "0,23"
+            continue
+        assert params[f"projection.{column}.type"] == "date"
+        assert params[f"projection.{column}.format"] == "yyyy-MM-dd"
+        assert params[f"projection.{column}.range"]["Fn::Sub"].endswith(",NOW")
 
 
 # ------------------------------------------------------------------- settings wiring

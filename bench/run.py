@@ -1,0 +1,565 @@
+"""`make bench`: every benchmark of the local stack in one run, written to bench/results.md.
+
+Phases, each a module of its own that can also run alone:
+
+1. stream (``stream_bench``): producer send rate, the job draining a queued backlog, and
+   live runs at 200, 1,000, 5,000 and 10,000 events/s with produce-to-`kpi` freshness;
+2. history (``history``): 30 days of gold laid out as the compacting job leaves it, plus
+   7- and 1-day copies;
+3. pages (``pages_bench``): every page's server-side run, each query, and the gold bytes a
+   refresh reads, over each history;
+4. baseline (``baseline_bench``): the naive designs against ours on the same events;
+5. memory (``memory_bench``): resident memory of every `telcopulse up` process.
+
+Figures go to bench/results.json too. ``--skip`` leaves phases out (their section keeps
+the figures of the last run that had them, and says when those were measured). Usage:
+
+    .venv/bin/python bench/run.py [--skip memory] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH.parent
+RESULTS_MD = BENCH / "results.md"
+RESULTS_JSON = BENCH / "results.json"
+HISTORY_HOME = PROJECT_ROOT / ".telcopulse" / "bench"
+PHASES = ("stream", "history", "pages", "baseline", "memory")
+TARGETS = {
+    "throughput": 10_000,  # events/s, sustained with p95 freshness <= 10 s
+    "throughput_p95": 10.0,
+    "fresh_1000_p95": 5.0,
+    "page_ms": 300.0,  # server-side, 30 days of gold
+    "refresh_mb": 5.0,  # gold read per refresh
+    "stack_gb": 2.5,
+}
+LIVE_RATES = (200, 1_000, 5_000, 10_000)
+HISTORY_DAYS = (1, 7, 30)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import duckdb
+    import pyspark
+    import streamlit
+
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "spark": pyspark.__version__,
+        "duckdb": duckdb.__version__,
+        "streamlit": streamlit.__version__,
+        "java": _java_version(),
+    }
+
+
+def _java_version() -> str:
+    try:
+        out = subprocess.run(
+            ["java", "-version"], capture_output=True, text=True, check=False, timeout=30
+        )
+    except OSError:
+        return "not found"
+    return (out.stderr or out.stdout).splitlines()[0].strip()
+
+
+# -- phases ------------------------------------------------------------------------------------
+
+
+def run_stream(quick: bool) -> dict:
+    import stream_bench
+
+    root = Path(tempfile.mkdtemp(prefix="telcopulse-bench-stream-"))
+    try:
+        return stream_bench.run(
+            root,
+            drain=100_000 if quick else 400_000,
+            rates=[200, 1000] if quick else list(LIVE_RATES),
+            seconds=20 if quick else 60,
+            shards=4,
+            log=log,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_history(quick: bool) -> dict:
+    days = 2 if quick else max(HISTORY_DAYS)
+    command = [
+        sys.executable,
+        str(BENCH / "history.py"),
+        "--home",
+        str(HISTORY_HOME),
+        "--days",
+        str(days),
+        "--force",
+        *[arg for d in HISTORY_DAYS if d < days for arg in ("--also", str(d))],
+    ]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=PROJECT_ROOT)
+    facts = {}
+    for home in sorted(HISTORY_HOME.glob("*d")):
+        info = json.loads((home / "history.json").read_text())
+        gold = list((home / "lake" / "gold").rglob("*.parquet"))
+        info["gold_files"] = len(gold)
+        info["gold_bytes_on_disk"] = sum(p.stat().st_size for p in gold)
+        facts[str(info["days"])] = info
+    return {"seconds": round(time.perf_counter() - started), "lakes": facts}
+
+
+def run_pages(quick: bool) -> dict:
+    import pages_bench
+
+    homes = {int(p.name[:-1]): p for p in HISTORY_HOME.glob("*d") if (p / "history.json").exists()}
+    results, timer = pages_bench.measure_pages(
+        homes, runs=3 if quick else 5, cold=1 if quick else 2, log=log
+    )
+    pages = [
+        {
+            "page": r.page,
+            "preset": r.preset,
+            "days": r.days,
+            "cold_ms": r.cold_ms,
+            "refresh_ms": r.refresh_ms,
+            "warm_ms": r.warm_ms,
+            "query_ms": r.query_ms,
+            "gold_bytes": r.gold_bytes,
+            "other_bytes": r.other_bytes,
+            "problem": r.problem,
+        }
+        for r in results
+    ]
+    queries = [
+        {
+            "query": name,
+            "preset": preset,
+            "days": days,
+            "ms": [c.seconds * 1000 for c in calls],
+            "bytes": [c.bytes_read for c in calls],
+            "gold": calls[0].gold,
+        }
+        for (name, preset, days), calls in sorted(timer.by_query.items())
+    ]
+    return {"pages": pages, "queries": queries}
+
+
+def run_baseline(quick: bool) -> dict:
+    import baseline_bench
+
+    return baseline_bench.run(
+        hours=1 if quick else 6, rate=200, outage_minutes=10, runs=3 if quick else 5, log=log
+    )
+
+
+def run_memory(quick: bool) -> dict:
+    import memory_bench
+
+    return memory_bench.measure(30 if quick else 180, 200, log=log, samples_every=30)
+
+
+RUNNERS = {
+    "stream": run_stream,
+    "history": run_history,
+    "pages": run_pages,
+    "baseline": run_baseline,
+    "memory": run_memory,
+}
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def p(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def seconds(value) -> str:
+    return "—" if value is None else f"{value:.1f} s"
+
+
+def mb(value: float) -> str:
+    return f"{value / 1e6:.2f} MB"
+
+
+def verdict(met: bool, shortfall: str = "") -> str:
+    return "met" if met else f"**not met**{': ' + shortfall if shortfall else ''}"
+
+
+def live_at(stream: dict, rate: int) -> dict | None:
+    return next((r for r in stream.get("live", []) if r["offered_rate"] == rate), None)
+
+
+def sustained(stream: dict) -> dict | None:
+    """The highest live rate the job kept up with, freshness p95 within the target."""
+    good = [
+        r
+        for r in stream.get("live", [])
+        if r["p95"] is not None
+        and r["p95"] <= TARGETS["throughput_p95"]
+        and r["committed_rate"] >= 0.95 * r["sent_rate"]
+        and r["backlog_seconds"] < 15
+    ]
+    return max(good, key=lambda r: r["offered_rate"], default=None)
+
+
+def report(figures: dict) -> str:
+    m = figures["machine"]
+    out = [
+        "# TelcoPulse benchmark results",
+        "",
+        f"Measured by `make bench` (`bench/run.py`) on {m['date']}: {m['cores']} cores "
+        f"({m['cpu']}), {m['memory_gib']} GiB memory; Python {m['python']}, Spark "
+        f"{m['spark']}, DuckDB {m['duckdb']}, Streamlit {m['streamlit']}, {m['java']}. "
+        "Everything runs on this one machine at once: the Kinesis emulator, the producers, "
+        "the stream job and the dashboard share its cores. Rerun with `make bench` "
+        "(about 25 minutes); each phase can also run alone (see `bench/run.py`).",
+        "",
+    ]
+    out += targets_section(figures)
+    out += stream_section(figures.get("stream"), figures.get("measured", {}).get("stream"))
+    out += pages_section(figures.get("history"), figures.get("pages"), figures.get("measured", {}))
+    out += baseline_section(figures.get("baseline"), figures.get("measured", {}).get("baseline"))
+    out += memory_section(figures.get("memory"), figures.get("measured", {}).get("memory"))
+    return "\n".join(out) + "\n"
+
+
+def page_rows(pages: dict | None, days: int, preset: str) -> list[dict]:
+    if not pages:
+        return []
+    return [r for r in pages["pages"] if r["days"] == days and r["preset"] == preset]
+
+
+def targets_section(figures: dict) -> list[str]:
+    stream, pages, memory = figures.get("stream"), figures.get("pages"), figures.get("memory")
+    rows = []
+    if stream:
+        top = live_at(stream, 10_000)
+        best = sustained(stream)
+        if top:
+            met = top is best
+            drain = stream["drain"]["steady_rate"]
+            shortfall = (
+                f"at 10,000 events/s offered the job committed {top['committed_rate']:,.0f}/s "
+                f"with p95 freshness {seconds(top['p95'])}; the highest rate kept within "
+                f"target was {best['offered_rate']:,.0f}/s"
+                if best
+                else "no live rate met it"
+            ) + (
+                f". Draining a backlog alone it processes {drain:,.0f} events/s: the emulator "
+                "and the producers take the rest of the two cores (see below)"
+            )
+            rows.append(
+                (
+                    "stream job sustains 10,000 events/s with p95 freshness ≤ 10 s",
+                    f"{top['committed_rate']:,.0f}/s committed, p95 {seconds(top['p95'])}",
+                    verdict(met, "" if met else shortfall),
+                )
+            )
+        fresh = live_at(stream, 1_000)
+        if fresh:
+            ok = fresh["p95"] is not None and fresh["p95"] <= TARGETS["fresh_1000_p95"]
+            rows.append(
+                (
+                    "p95 freshness ≤ 5 s at 1,000 events/s",
+                    f"p95 {seconds(fresh['p95'])} (p50 {seconds(fresh['p50'])})",
+                    verdict(ok, f"{fresh['p95'] - 5:.1f} s over" if not ok else ""),
+                )
+            )
+    if pages:
+        worst = max(
+            page_rows(pages, 30, "1 h"), key=lambda r: p(r["refresh_ms"], 0.95), default=None
+        )
+        if worst:
+            value = p(worst["refresh_ms"], 0.95)
+            rows.append(
+                (
+                    "every page ≤ 300 ms server-side with 30 days of gold (default 1 h range)",
+                    f"slowest: {worst['page']} p95 {value:.0f} ms",
+                    verdict(value <= TARGETS["page_ms"], f"{value - 300:.0f} ms over"),
+                )
+            )
+            heavy = max(
+                page_rows(pages, 30, "1 h"), key=lambda r: statistics.median(r["gold_bytes"])
+            )
+            gold = statistics.median(heavy["gold_bytes"])
+            rows.append(
+                (
+                    "a refresh reads ≤ 5 MB of gold (30 days, default 1 h range)",
+                    f"most: {heavy['page']} {mb(gold)}",
+                    verdict(gold <= TARGETS["refresh_mb"] * 1e6, f"{mb(gold - 5e6)} over"),
+                )
+            )
+    if memory:
+        peak = max(
+            [sum(t["rss"].values()) + memory["supervisor"] for t in memory["timeline"]]
+            + [sum(memory["end"].values()) + memory["supervisor"]]
+        )
+        rows.append(
+            (
+                "`telcopulse up` within 2.5 GB resident",
+                f"peak {peak / 2**30:.2f} GiB",
+                verdict(
+                    peak <= TARGETS["stack_gb"] * 2**30,
+                    f"{(peak - TARGETS['stack_gb'] * 2**30) / 2**20:.0f} MiB over",
+                ),
+            )
+        )
+    out = ["## Targets", "", "| target | measured | |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return [*out, ""]
+
+
+def stream_section(stream: dict | None, when: str | None) -> list[str]:
+    if not stream:
+        return []
+    drain = stream["drain"]
+    out = [
+        "## Stream job",
+        "",
+        f"Measured {when}. Producer: one `send` loop puts {drain['events']:,} synthetic "
+        f"events on the local Kinesis at {drain['producer_rate']:,.0f} events/s (500-record "
+        "PutRecords, unpaced).",
+        "",
+        f"**Draining a backlog** of {drain['events']:,} queued events ({drain['shards']} "
+        f"shards, `stream --until-idle`, nothing else running): {drain['batches']} batches, "
+        f"{drain['steady_rate']:,.0f} events/s after the first batch, which carries "
+        f"{drain['first_batch_seconds']:.1f} s of JVM and Python worker warm-up.",
+        "",
+        "**Live**: producers (`telcopulse produce`, one process per 5,000 events/s) and the "
+        "job (`telcopulse stream`, 2 s trigger) running together; a marker event every 2 s, "
+        "timed from its PutRecord to the moment `kpi signal` (the CLI's query) returns it. "
+        "Shards as AWS would need them (1,000 records/s each). Backlog: from the producers' "
+        "stop to the end of the last batch that still read records.",
+        "",
+        "| offered events/s | shards | sent/s | committed/s | mean batch | freshness p50 | p95 "
+        "| max | markers | backlog |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in stream["live"]:
+        out.append(
+            f"| {r['offered_rate']:,.0f} | {r['shards']} | {r['sent_rate']:,.0f} | "
+            f"{r['committed_rate']:,.0f} | {r['mean_batch_records']:,.0f} | {seconds(r['p50'])} | "
+            f"{seconds(r['p95'])} | {seconds(r['max'])} | {r['samples']} | "
+            f"{r['backlog_seconds']:.1f} s |"
+        )
+    best = sustained(stream)
+    out += [
+        "",
+        "Sustained with bounded freshness (committed ≥ 95 % of sent, p95 ≤ 10 s, backlog "
+        f"< 15 s): **{best['offered_rate']:,.0f} events/s**."
+        if best
+        else "",
+        "",
+    ]
+    return out
+
+
+def pages_section(history: dict | None, pages: dict | None, measured: dict) -> list[str]:
+    if not pages:
+        return []
+    out = ["## Dashboard: server-side time and gold read per refresh", ""]
+    if history:
+        out.append(f"History written by `bench/history.py` in {history['seconds']} s:")
+        out.append("")
+        out.append("| history | events | gold rows (compacted) | gold files | gold on disk |")
+        out.append("|---|---:|---:|---:|---:|")
+        for days, info in sorted(history["lakes"].items(), key=lambda kv: int(kv[0])):
+            rows = info.get("gold_operator_minute_compacted_rows", 0) + info.get(
+                "gold_postal_status_minute_compacted_rows", 0
+            )
+            out.append(
+                f"| {days} d | {info['events']:,} at {info['rate']}/s | {rows:,} (full history) "
+                f"| {info['gold_files']:,} | {mb(info['gold_bytes_on_disk'])} |"
+            )
+        out.append("")
+    out += [
+        f"Measured {measured.get('pages')} with `streamlit.testing.v1.AppTest`: a refresh "
+        "is a whole script run with the query cache cleared (what every auto-refresh tick "
+        "does); p50/p95 over the runs. Gold read: bytes of Parquet column chunks DuckDB "
+        "scanned for the page's gold queries in one refresh (its profiler's "
+        "`total_bytes_scanned`), the stand-in for what Athena bills. `_ops`, quarantine and "
+        "compaction reads are shown apart (health page).",
+        "",
+    ]
+    presets = sorted({r["preset"] for r in pages["pages"]}, key=["1 h", "24 h", "7 d", "all"].index)
+    days_all = sorted({r["days"] for r in pages["pages"]})
+    header = "| page | range | " + " | ".join(f"{d} d: refresh p50/p95 · gold" for d in days_all)
+    out += [header + " |", "|---|---|" + "---:|" * len(days_all)]
+    for preset in presets:
+        for page in sorted({r["page"] for r in pages["pages"]}):
+            cells = []
+            for days in days_all:
+                row = next(
+                    (
+                        r
+                        for r in pages["pages"]
+                        if r["page"] == page and r["preset"] == preset and r["days"] == days
+                    ),
+                    None,
+                )
+                if row is None or not row["refresh_ms"]:
+                    cells.append(row["problem"] if row else "—")
+                    continue
+                gold = statistics.median(row["gold_bytes"])
+                other = statistics.median(row["other_bytes"])
+                extra = f" (+{mb(other)} other)" if other > 1e5 else ""
+                cells.append(
+                    f"{p(row['refresh_ms'], 0.5):.0f} / {p(row['refresh_ms'], 0.95):.0f} ms · "
+                    f"{mb(gold)}{extra}"
+                )
+            out.append(f"| {page} | {preset} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Queries (DuckDB time per call inside the refreshes, p50; bytes scanned per call):",
+        "",
+        "| query | range | " + " | ".join(f"{d} d" for d in days_all) + " |",
+        "|---|---|" + "---:|" * len(days_all),
+    ]
+    by = {(q["query"], q["preset"], q["days"]): q for q in pages["queries"]}
+    for name, preset in sorted({(q["query"], q["preset"]) for q in pages["queries"]}):
+        cells = []
+        for days in days_all:
+            q = by.get((name, preset, days))
+            cells.append(
+                f"{p(q['ms'], 0.5):.1f} ms · {mb(statistics.median(q['bytes']))}" if q else "—"
+            )
+        out.append(f"| {name} | {preset} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+def baseline_section(base: dict | None, when: str | None) -> list[str]:
+    if not base:
+        return []
+    ours, naive, scan = base["ours"], base["naive_averages"], base["silver_scan"]
+    out = [
+        "## Baseline: the naive designs on the same events",
+        "",
+        f"Measured {when}. {base['hours']:g} h of events at {base['rate']}/s "
+        f"({base['events']:,} events in {base['batches']:,} micro-batches), with one "
+        f"{base['outage_minutes']:g}-minute stretch when the job was down and signal was "
+        f"poor: its {base['backlog_batch_events']:,} events arrive in one backlog batch. "
+        "Question: average signal per operator over the whole range (median of the runs).",
+        "",
+        "| design | query time | bytes scanned | worst error vs exact |",
+        "|---|---:|---:|---:|",
+        f"| ours: compacted one-minute gold, Σ sum / Σ count | {ours['ms']:.1f} ms | "
+        f"{mb(ours['bytes'])} | {ours['max_error_db']:.2g} dB |",
+        f"| naive: average of per-batch averages, one file per batch | {naive['ms']:.1f} ms "
+        f"({naive['ms'] / ours['ms']:.0f}×) | {mb(naive['bytes'])} "
+        f"({naive['bytes'] / max(ours['bytes'], 1):.0f}×) | **{naive['max_error_db']:.1f} dB** "
+        f"({naive['worst_operator']}) |",
+        f"| naive: scan silver | {scan['ms']:.1f} ms ({scan['ms'] / ours['ms']:.0f}×) | "
+        f"{mb(scan['bytes'])} ({scan['bytes'] / max(ours['bytes'], 1):.0f}×) | exact (the "
+        "reference) |",
+        "",
+        "The average of averages gives the backlog batch the weight of one 2-second batch, "
+        "however many events it holds, so the bad stretch all but disappears from the KPI; "
+        "summing partial sums and counts weighs every event once. Per operator (dBm):",
+        "",
+        "| operator | exact | ours | average of averages |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in base["per_operator"]:
+        out.append(
+            f"| {row['operator']} | {row['exact']:.2f} | {row['ours']:.2f} | {row['naive']:.2f} |"
+        )
+    return [*out, ""]
+
+
+def memory_section(memory: dict | None, when: str | None) -> list[str]:
+    if not memory:
+        return []
+    names = sorted(memory["start"])
+    out = [
+        "## Memory of `telcopulse up`",
+        "",
+        f"Measured {when}: `telcopulse up --rate {memory['rate']:g}` for "
+        f"{memory['seconds']:.0f} s after its first committed batch, every page opened in "
+        "headless Chromium at the start and at the end. Resident set of each component with "
+        "all its child processes (the stream job's JVM and Python workers, the emulator's "
+        "node).",
+        "",
+        "| process | start | end |",
+        "|---|---:|---:|",
+    ]
+    for name in names:
+        out.append(
+            f"| {name} | {memory['start'][name] / 2**20:.0f} MiB | "
+            f"{memory['end'].get(name, 0) / 2**20:.0f} MiB |"
+        )
+    total_start = sum(memory["start"].values()) + memory["supervisor"]
+    total_end = sum(memory["end"].values()) + memory["supervisor"]
+    out += [
+        f"| `telcopulse up` itself | {memory['supervisor'] / 2**20:.0f} MiB | |",
+        f"| **total** | **{total_start / 2**20:.0f} MiB** | **{total_end / 2**20:.0f} MiB** |",
+        "",
+        "Pages opened in Chromium: "
+        + ("all fine." if not memory["page_problems"] else "; ".join(memory["page_problems"])),
+        "",
+    ]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip", action="append", choices=PHASES, default=[])
+    parser.add_argument("--only", action="append", choices=PHASES, default=[])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a check, not figures")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(BENCH))
+    os.chdir(PROJECT_ROOT)
+    figures = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    figures.setdefault("measured", {})
+    phases = [ph for ph in PHASES if ph not in args.skip and (not args.only or ph in args.only)]
+    for phase in phases:
+        log(f"phase {phase}")
+        started = time.perf_counter()
+        figures[phase] = RUNNERS[phase](args.quick)
+        figures["measured"][phase] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        log(f"phase {phase} done in {time.perf_counter() - started:.0f} s")
+        RESULTS_JSON.write_text(json.dumps(figures, indent=1, default=str))
+    figures["machine"] = machine()
+    RESULTS_JSON.write_text(json.dumps(figures, indent=1, default=str))
+    RESULTS_MD.write_text(report(figures), encoding="utf-8")
+    log(f"wrote {RESULTS_MD.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Exactly once under fire: SIGKILL the stream job at random moments, and restart the emulator.
+
+Each test streams a known feed of events (valid ones, bad ones and re-sent duplicates,
+written to a JSON Lines file first so the expected outcome is computed from the file
+with plain Python and pandas, not with the pipeline's code) through the real CLI, hurts
+the pipeline while it runs, then checks every layer against the feed. Compaction runs
+every few batches meanwhile (TELCOPULSE_COMPACT_AFTER_BATCHES), so the kills also land
+while partitions are being folded and superseded files deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import PROJECT_ROOT, free_port
+from reliability import PipelineScenario, record
+from test_pipeline import Stack
+
+from backend.engine import DuckDBEngine
+from backend.queries import committed_batch
+from backend.synthetic import SyntheticGenerator
+from glue_job.contract import ALIASES_FILE
+
+pytestmark = pytest.mark.slow
+
+VALID_EVENTS = 20_000
+BAD_EVERY = 400  # one bad record per this many valid ones
+RESENT_EVERY = 250  # and one valid event sent twice
+
+
+def write_feed(path: Path, valid: int, seed: int) -> dict:
+    """A feed of ``valid`` synthetic events plus bad records and re-sent duplicates."""
+    generator = SyntheticGenerator(seed=seed)
+    events, lines, bad = [], [], 0
+    for i in range(valid):
+        event = generator.next_event()
+        events.append(event)
+        lines.append(json.dumps(event))
+        if i % RESENT_EVERY == 0:
+            lines.append(json.dumps(event))  # the same event again: a duplicate
+        if i % BAD_EVERY == 0:
+            lines.append(json.dumps({**event, "event_id": f"bad-{i}", "status": 9}))
+            bad += 1
+    path.write_text("\n".join(lines) + "\n")
+    return {"events": events, "records": len(lines), "bad": bad}
+
+
+def canonical(operator: str, aliases: dict[str, str]) -> str:
+    """The contract's rule, restated from its data file: case and spacing never split one."""
+    key = " ".join(operator.split()).casefold()
+    return aliases.get(key) or " ".join(operator.split()).upper()
+
+
+def expected_signal(events: list[dict]) -> pd.DataFrame:
+    aliases = pd.read_csv(ALIASES_FILE)
+    table = dict(zip(aliases["alias"].str.casefold(), aliases["operator"], strict=True))
+    frame = pd.DataFrame(events)
+    frame["operator"] = frame["operator"].map(lambda op: canonical(op, table))
+    signal = frame.dropna(subset=["signal_dbm"]).groupby("operator")["signal_dbm"]
+    return signal.agg(avg_signal_dbm="mean", samples="count")
+
+
+def current(stack: Stack, table: str) -> pd.DataFrame:
+    """The rows of ``table`` a reader at the newest committed batch sees."""
+    engine = DuckDBEngine(stack.settings.lake)
+    if table in ("bronze", "silver", "compactions"):
+        where = "commit_id <= ?"  # never compacted: every file of a committed batch counts
+    else:
+        where = "? BETWEEN commit_id AND visible_through"
+    return engine.run(f"SELECT * FROM {table} WHERE {where}", [committed_batch(engine)])
+
+
+def wait_until_running(running: subprocess.Popen, timeout: float = 180) -> None:
+    """Until the job says its query runs: from then on Ctrl-C stops it between batches."""
+    deadline = time.monotonic() + timeout
+    while "stream job running" not in Path(running.args_log).read_text():
+        assert running.poll() is None, f"the stream job exited with {running.returncode}"
+        assert time.monotonic() < deadline, f"the stream job was not running after {timeout} s"
+        time.sleep(0.5)
+
+
+def job(stack: Stack, *args: str) -> subprocess.Popen:
+    log = stack.home / f"stream-{time.monotonic_ns()}.log"
+    with log.open("w") as out:
+        running = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "stream", *args],
+            env=stack.env,
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running.args_log = str(log)
+    return running
+
+
+def producer(stack: Stack, feed: Path, rate: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "produce", "--file", str(feed), "--rate", str(rate)],
+        env=stack.env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def signal_samples(stack: Stack) -> int:
+    """What `telcopulse kpi signal` reports, summed: readings in committed gold."""
+    frame = pd.DataFrame(json.loads(stack.cli("kpi", "signal", "--format", "json").stdout))
+    return int(frame["samples"].sum()) if len(frame) else 0
+
+
+def whole_batch_totals(stack: Stack) -> set[int]:
+    """Signal readings after each committed batch: the only totals a reader may ever see."""
+    silver = current(stack, "silver")
+    per_commit = silver.dropna(subset=["signal_dbm"]).groupby("commit_id").size().sort_index()
+    ops = current(stack, "ops")
+    totals, running = {0}, 0
+    for batch in sorted(ops["batch_id"]):
+        running += int(per_commit.get(batch, 0))
+        totals.add(running)
+    return totals
+
+
+def measure_layers(stack: Stack, feed: dict) -> dict:
+    """Every figure the scenario is judged on, read from the lake and the CLI."""
+    silver = current(stack, "silver")
+    quarantine = current(stack, "quarantine")
+    ops = current(stack, "ops")
+    sent_ids = {e["event_id"] for e in feed["events"]}
+    kpi = stack.kpi("signal").set_index("operator")
+    expected = expected_signal(feed["events"])
+    return {
+        "records": int(ops["records_read"].sum()),
+        "bronze": len(current(stack, "bronze")),
+        "silver": len(silver),
+        "duplicates": int(ops["duplicates"].sum()),
+        "quarantined": len(quarantine),
+        "reasons": {
+            str(k): int(v) for k, v in quarantine["reasons"].explode().value_counts().items()
+        },
+        "lost": len(sent_ids - set(silver["event_id"])),
+        "extra": len(set(silver["event_id"]) - sent_ids),
+        "doubled": int(silver["event_id"].duplicated().sum())
+        + max(0, int(kpi["samples"].sum()) - int(expected["samples"].sum())),
+        "batches_once": not ops["batch_id"].duplicated().any(),
+        "reconciled": bool(
+            (ops.bronze_rows == ops.silver_rows + ops.quarantine_rows + ops.duplicates).all()
+            and int(ops.silver_rows.sum()) == len(silver)
+            and int(ops.quarantine_rows.sum()) == len(quarantine)
+        ),
+        "kpi": kpi,
+        "expected_kpi": expected,
+    }
+
+
+def assert_layers_match_the_feed(figures: dict, feed: dict) -> None:
+    assert figures["lost"] == 0, f"{figures['lost']} events never reached silver"
+    assert figures["extra"] == 0, f"{figures['extra']} events in silver were never sent"
+    assert figures["doubled"] == 0, f"{figures['doubled']} events counted twice"
+    assert figures["batches_once"]
+    assert figures["reconciled"], "bronze != silver + quarantine + duplicates"
+    assert figures["quarantined"] == feed["bad"]
+    assert set(figures["reasons"]) == {"out_of_range_status"}
+    assert figures["records"] >= feed["records"]  # more when the producer re-sent
+    assert figures["bronze"] == figures["records"]
+    kpi, expected = figures["kpi"], figures["expected_kpi"]
+    assert sorted(kpi.index) == sorted(expected.index)
+    assert kpi["samples"].to_dict() == expected["samples"].to_dict()
+    for operator, row in expected.iterrows():
+        assert kpi.loc[operator, "avg_signal_dbm"] == pytest.approx(row["avg_signal_dbm"])
+
+
+def scenario(name: str, figures: dict, kills: int, passed: bool, notes: str) -> PipelineScenario:
+    return PipelineScenario(
+        name=name,
+        events_sent=figures["records"],
+        events_in_silver=figures["silver"],
+        duplicates_dropped=figures["duplicates"],
+        quarantined=figures["quarantined"],
+        quarantined_by_reason=figures["reasons"],
+        kills_survived=kills,
+        lost_events=figures["lost"],
+        double_counted_events=figures["doubled"],
+        result="pass" if passed else "fail",
+        notes=notes,
+    )
+
+
+def passes(check, *args) -> bool:
+    try:
+        check(*args)
+    except AssertionError:
+        return False
+    return True
+
+
+@pytest.fixture
+def crash_stack(tmp_path):
+    from backend.emulator import start_emulator, stop_emulator, wait_until_ready
+
+    stack = Stack(tmp_path / "home", free_port())
+    stack.env.update(TELCOPULSE_COMPACT_AFTER_BATCHES="2", TELCOPULSE_COMPACTION_GRACE_SECONDS="0")
+    process = stack.emulator = start_emulator(stack.settings)
+    try:
+        wait_until_ready(stack.settings, timeout=30)
+        yield stack
+    finally:
+        stop_emulator(process)
+
+
+def test_sigkill_at_random_moments_neither_loses_nor_double_counts(crash_stack, tmp_path):
+    stack = crash_stack
+    feed = write_feed(tmp_path / "feed.jsonl", VALID_EVENTS, seed=21)
+    sender = producer(stack, tmp_path / "feed.jsonl", rate=400)
+    chance = random.Random(os.getpid())
+    seen: list[int] = []
+    kills = 0
+    try:
+        running = job(stack, "--trigger", "1")
+        while sender.poll() is None or kills < 3:
+            # Once its query runs, somewhere from mid-first-batch to a few batches in (a
+            # batch, its compaction or its garbage collection may be half written).
+            wait_until_running(running)
+            deadline = time.monotonic() + chance.uniform(2, 12)
+            while time.monotonic() < deadline:
+                seen.append(signal_samples(stack))
+                time.sleep(0.2)
+            running.send_signal(signal.SIGKILL)
+            running.wait()
+            kills += 1
+            running = job(stack, "--trigger", "1")
+        # The last job stops the way a user stops it, once it is up and committing again.
+        wait_until_running(running)
+        running.send_signal(signal.SIGINT)
+        assert running.wait(timeout=120) == 0
+    finally:
+        for process in (sender, running):
+            if process.poll() is None:
+                process.kill()
+    assert "sent" in sender.stdout.read()
+    stack.cli("stream", "--until-idle")
+    seen.append(signal_samples(stack))
+
+    figures = measure_layers(stack, feed)
+    half_batches = set(seen) - whole_batch_totals(stack)
+    compacted = len(current(stack, "compactions"))
+    whole = seen == sorted(seen) and not half_batches
+    record(
+        scenario(
+            "SIGKILL the stream job at random moments, restart it",
+            figures,
+            kills,
+            passes(assert_layers_match_the_feed, figures, feed) and whole and compacted > 0,
+            f"{len(seen)} `kpi` polls during the run, each the total of whole committed "
+            f"batches and never falling; {compacted} partition compactions meanwhile",
+        )
+    )
+    assert_layers_match_the_feed(figures, feed)
+    # What `kpi` showed only ever grew, and was always the total of whole committed batches.
+    assert seen == sorted(seen)
+    assert not half_batches, f"kpi showed totals no committed batch had: {sorted(half_batches)}"
+    assert compacted > 0, "no compaction ran while the job was killed"
+
+
+def test_emulator_restart_while_producing_loses_and_doubles_nothing(crash_stack, tmp_path):
+    from backend.emulator import start_emulator, stop_emulator, wait_until_ready
+
+    stack = crash_stack
+    feed = write_feed(tmp_path / "feed.jsonl", 6_000, seed=22)
+    running = job(stack, "--trigger", "1")
+    sender = producer(stack, tmp_path / "feed.jsonl", rate=600)
+    emulator = None
+    try:
+        time.sleep(4)
+        # The fixture's emulator goes away for a few seconds (its data stays on disk)...
+        stop_emulator(stack.emulator)
+        time.sleep(5)
+        # ...and comes back on the same port and data directory.
+        emulator = start_emulator(stack.settings)
+        wait_until_ready(stack.settings, timeout=30)
+        output, _ = sender.communicate(timeout=300)
+        assert sender.returncode == 0, output
+        assert "retrying with backoff" in output
+        assert "reachable again" in output
+        assert running.poll() is None, "the stream job died with the stream"
+        running.send_signal(signal.SIGINT)
+        assert running.wait(timeout=120) == 0
+        stack.cli("stream", "--until-idle")
+        figures = measure_layers(stack, feed)
+    finally:
+        for process in (sender, running):
+            if process.poll() is None:
+                process.kill()
+        if emulator is not None:
+            stop_emulator(emulator)
+    record(
+        scenario(
+            "Kinesis emulator restarted while the producer sends",
+            figures,
+            0,
+            passes(assert_layers_match_the_feed, figures, feed),
+            "the producer retried through the outage and said when the stream came back; "
+            "the stream job kept running",
+        )
+    )
+    assert_layers_match_the_feed(figures, feed)
