@@ -26,6 +26,7 @@ from reliability import PipelineScenario, record
 from test_pipeline import Stack
 
 from backend.engine import DuckDBEngine
+from backend.errors import QueryError
 from backend.queries import committed_batch
 from backend.synthetic import SyntheticGenerator
 from glue_job.contract import ALIASES_FILE
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.slow
 VALID_EVENTS = 20_000
 BAD_EVERY = 400  # one bad record per this many valid ones
 RESENT_EVERY = 250  # and one valid event sent twice
+MAX_KILLS = 10
 
 
 def write_feed(path: Path, valid: int, seed: int) -> dict:
@@ -77,6 +79,14 @@ def current(stack: Stack, table: str) -> pd.DataFrame:
     else:
         where = "? BETWEEN commit_id AND visible_through"
     return engine.run(f"SELECT * FROM {table} WHERE {where}", [committed_batch(engine)])
+
+
+def compactions(stack: Stack) -> int:
+    """Compactions committed so far (none before the first batch's files exist)."""
+    try:
+        return len(current(stack, "compactions"))
+    except QueryError:
+        return 0
 
 
 def wait_until_running(running: subprocess.Popen, timeout: float = 180) -> None:
@@ -221,17 +231,19 @@ def crash_stack(tmp_path):
 def test_sigkill_at_random_moments_neither_loses_nor_double_counts(crash_stack, tmp_path):
     stack = crash_stack
     feed = write_feed(tmp_path / "feed.jsonl", VALID_EVENTS, seed=21)
-    sender = producer(stack, tmp_path / "feed.jsonl", rate=400)
+    sender = producer(stack, tmp_path / "feed.jsonl", rate=300)
     chance = random.Random(os.getpid())
     seen: list[int] = []
     kills = 0
     try:
         running = job(stack, "--trigger", "1")
-        while sender.poll() is None or kills < 3:
+        # At least three kills, all while events stream, and until compaction has run too (on
+        # a loaded machine a run may be killed before it commits a batch).
+        while sender.poll() is None or kills < 3 or (kills < MAX_KILLS and not compactions(stack)):
             # Once its query runs, somewhere from mid-first-batch to a few batches in (a
             # batch, its compaction or its garbage collection may be half written).
             wait_until_running(running)
-            deadline = time.monotonic() + chance.uniform(2, 12)
+            deadline = time.monotonic() + chance.uniform(3, 15)
             while time.monotonic() < deadline:
                 seen.append(signal_samples(stack))
                 time.sleep(0.2)
