@@ -69,8 +69,15 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def open_pages(port: int) -> list[str]:
-    """Open each page like a visitor would; return the problems seen (empty when fine)."""
+ALL_PAGES = ("", "KPIs", "Map", "Pipeline_Health")
+
+
+def open_pages(
+    port: int, paths: tuple[str, ...] = ALL_PAGES, shown: dict | None = None
+) -> list[str]:
+    """Open each page like a visitor would; return the problems seen (empty when fine).
+
+    ``shown`` gets, per path, the seconds from asking for the page to its title showing."""
     if not CHROMIUM.exists():
         return [f"{CHROMIUM} is missing, so no page was opened"]
     from playwright.sync_api import sync_playwright
@@ -82,10 +89,12 @@ def open_pages(port: int) -> list[str]:
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page()
-        for path in ("", "KPIs", "Map", "Pipeline_Health"):
+        for path in paths:
             started = time.monotonic()
             page.goto(f"http://127.0.0.1:{port}/{path}", wait_until="domcontentloaded")
             page.wait_for_selector('[data-testid="stMain"] h1', timeout=60_000)
+            if shown is not None:
+                shown[path] = round(time.monotonic() - started, 2)
             page.wait_for_timeout(1500)
             if page.locator('[data-testid="stException"]').count():
                 problems.append(f"/{path}: an exception is shown")
@@ -137,7 +146,9 @@ def committed_events(home: Path) -> int:
     return 0 if value is None or math.isnan(value) else int(value)
 
 
-def measure(seconds: float, rate: float, log=print, samples_every: float = 30.0) -> dict:
+def measure(
+    seconds: float, rate: float, log=print, samples_every: float = 30.0, soak: bool = False
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="telcopulse-memory-") as tmp:
         home = Path(tmp)
         dashboard_port = free_port()
@@ -181,6 +192,9 @@ def measure(seconds: float, rate: float, log=print, samples_every: float = 30.0)
                         health = answer.read().decode()
                 except OSError as exc:
                     health = f"no answer: {exc}"
+                shown = {}
+                if soak:  # a visitor opening the KPIs page meanwhile, in a real browser
+                    problems += open_pages(dashboard_port, ("KPIs",), shown)
                 timeline.append(
                     {
                         "seconds": round(time.monotonic() - began),
@@ -188,6 +202,7 @@ def measure(seconds: float, rate: float, log=print, samples_every: float = 30.0)
                         "events": committed_events(home),
                         "lag": stream_lag(home, samples_every),
                         "dashboard": health,
+                        "kpis_page_seconds": shown.get("KPIs"),
                     }
                 )
                 total = sum(timeline[-1]["rss"].values()) / 2**20
@@ -252,18 +267,24 @@ def soak_report(figures: dict, problems: list[str]) -> str:
             for name in sorted(start)
         ],
         "",
-        "| time | total RSS | events committed | worst source lag | newest event age | dashboard |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| time | total RSS | events committed | worst source lag | newest event age "
+        "| dashboard health | KPIs page shown in |",
+        "|---:|---:|---:|---:|---:|---|---:|",
     ]
     for t in figures["timeline"]:
         lag = t["lag"]
         lines.append(
             f"| {t['seconds']} s | {sum(t['rss'].values()) / 2**20:.0f} MiB | "
             f"{t['events']:,} | {lag['source_lag_seconds'] or 0:.1f} s | "
-            f"{lag['newest_event_age_seconds'] or 0:.1f} s | {t['dashboard']} |"
+            f"{lag['newest_event_age_seconds'] or 0:.1f} s | {t['dashboard']} | "
+            f"{_seconds(t.get('kpis_page_seconds'))} |"
         )
     lines += ["", "Result: " + ("pass." if not problems else "**fail**: " + "; ".join(problems))]
     return "\n".join(lines) + "\n"
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,7 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         "--soak-report", type=Path, help="judge the run as a soak test and write this report"
     )
     args = parser.parse_args(argv)
-    figures = measure(args.seconds, args.rate, log=lambda m: print(m, file=sys.stderr))
+    figures = measure(
+        args.seconds,
+        args.rate,
+        log=lambda m: print(m, file=sys.stderr),
+        soak=args.soak_report is not None,
+    )
     text = json.dumps(figures, indent=1)
     if args.output:
         args.output.write_text(text)

@@ -29,6 +29,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Pages run outside a Streamlit server here, which Streamlit warns about on every run.
+os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HOME_PAGE = "Home.py"
 PRESETS = ("1 h", "24 h", "7 d", "all")

@@ -146,6 +146,7 @@ class MarkerProbe:
         self.client = kinesis_client(settings)
         self.engine = DuckDBEngine(settings.lake)
         self.latencies: list[float] = []
+        self.sent = 0  # markers put on the stream
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -181,6 +182,7 @@ class MarkerProbe:
                 "signal_dbm": -80,
             }
             sent = time.monotonic()
+            self.sent += 1
             self.client.put_record(
                 StreamName=self.settings.stream_name,
                 Data=json.dumps(marker).encode(),
@@ -237,14 +239,16 @@ def measure_live(settings, rate: float, seconds: float, log=print) -> Live:
             stop(producer)
         stopped_at = datetime.now(UTC)
         sent_rate = sum(send_rate(settings.home / f"producer-{i}.log") for i in range(producers_n))
-        # The backlog: from the producers' stop to the end of the last batch that read records.
+        # The backlog: from the producers' stop to the end of the batch that read the last
+        # record sent (the job runs no batch while the stream is idle, so count them).
+        total = sum(sent_count(settings.home / f"producer-{i}.log") for i in range(producers_n))
+        total += probe.sent
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             ops = committed_ops(settings)
-            idle = ops[(ops["batch_start"] > stopped_at) & (ops["records_read"] == 0)]
-            if len(idle):
+            if int(ops["records_read"].sum()) >= total:
                 break
-            time.sleep(2)
+            time.sleep(1)
         busy = ops[ops["records_read"] > 0]
         backlog = (busy["batch_end"].max().to_pydatetime() - stopped_at).total_seconds()
     finally:
@@ -264,6 +268,12 @@ def measure_live(settings, rate: float, seconds: float, log=print) -> Live:
         mean_batch_records=float(window["records_read"].mean()) if len(window) else 0.0,
         latencies=[round(v, 3) for v in latencies],
     )
+
+
+def sent_count(log: Path) -> int:
+    """Records the producer sent, from its closing line ("sent N records in S s")."""
+    words = [line.split() for line in log.read_text().splitlines() if line.startswith("sent ")]
+    return int(words[-1][1].replace(",", "")) if words else 0
 
 
 def send_rate(log: Path) -> float:
