@@ -7,9 +7,10 @@ signal and precision spread, status mix, outages), refines it with the job's own
 lays it out as the stream job and its compaction leave a lake after ``--days`` days at a
 2-second trigger:
 
-- every date before today: one compacted commit per table (gold merged to a row per key,
-  quarantine and ``_ops`` rows kept), each with its ``compactions`` row;
-- today: a compacted commit up to the last ``--open-batches`` batches (150, the job's
+- every hour (gold) or date (quarantine, ``_ops``) before now: one compacted commit per
+  table (gold merged to a row per key, quarantine and ``_ops`` rows kept); ``compactions``
+  holds the newest compaction's rows, as the job leaves it once superseded files are gone;
+- today: a compacted commit up to the last ``--open-batches`` batches (30, the job's
   ``DEFAULT_COMPACT_AFTER``: the worst case, just before the next compaction), then one
   commit per 2-second batch, refined and written by the job's own code;
 - ``_ops``: one row per 2-second batch for the whole history (43,200 a day).
@@ -458,12 +459,15 @@ def write_history(
     quarantined.unpersist()
     log(f"  _ops: {layout.batches:,} rows in {time.perf_counter() - tick:.0f} s")
 
-    # One compactions row per compacted partition, as the job records them.
+    # The job keeps a compaction's row only while the files it superseded are on disk, and
+    # always its newest: with no superseded file in this layout, the newest compaction's rows.
     records = [
         (spec.name, partition, None, None, -1, layout.first_commit(end))
         for spec in COMPACTED
         for partition, end in layout.partitions(spec)
     ]
+    newest = max(record[-1] for record in records)
+    records = [record for record in records if record[-1] == newest]
     schema = ", ".join(f"{name} {kind}" for name, kind in TABLES["compactions"].columns)
     lake.write_committed(
         "compactions", spark.createDataFrame(records, schema.replace("long", "bigint"))
@@ -475,7 +479,7 @@ def write_history(
 
 def derive(source: Path, target: Path, days: int, end: datetime) -> None:
     """A smaller history: a hard-linked copy of ``source`` without the dates before
-    ``end - days`` (their compactions rows stay; they describe no file any more)."""
+    ``end - days``."""
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target, copy_function=os.link)
@@ -541,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
         target = history_home(home, days)
         if days != args.days:
             derive(largest, target, days, end)
+        # A derived copy's marker is a hard link to the source's: replace it, never write
+        # through it.
+        (target / MARKER).unlink(missing_ok=True)
         (target / MARKER).write_text(json.dumps({**described, "days": days}, indent=1) + "\n")
     return 0
 

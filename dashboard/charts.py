@@ -245,14 +245,37 @@ def _tint(color: str, amount: float = 0.75) -> str:
     return "#" + "".join(f"{c:02X}" for c in mixed)
 
 
+def with_gaps(rows: pd.DataFrame, column: str, step: pd.Timedelta | None) -> tuple[list, list]:
+    """``rows``' buckets and ``column`` with a blank point wherever two buckets are further
+    apart than ``step``: a line breaks where there was no data instead of joining across."""
+    rows = rows.sort_values("bucket")
+    xs, ys, previous = [], [], None
+    for bucket, value in zip(rows["bucket"], rows[column], strict=True):
+        if step is not None and previous is not None and bucket - previous > step:
+            xs.append(previous + step)
+            ys.append(None)
+        xs.append(bucket)
+        ys.append(value)
+        previous = bucket
+    return xs, ys
+
+
+def bucket_step(buckets: pd.Series) -> pd.Timedelta | None:
+    """The bucket size of a trend: the smallest distance between two of its buckets."""
+    gaps = pd.Series(sorted(buckets.unique())).diff().dropna()
+    return gaps.min() if len(gaps) else None
+
+
 def operator_lines(trend: pd.DataFrame, column: str, title: str, unit: str) -> go.Figure:
-    """One line per operator over time (UTC buckets)."""
+    """One line per operator over time (UTC buckets), broken where an operator had none."""
     figure = go.Figure()
+    step = bucket_step(trend["bucket"]) if len(trend) else None
     for operator, rows in trend.dropna(subset=[column]).groupby("operator", sort=True):
+        x, y = with_gaps(rows, column, step)
         figure.add_scatter(
             name=operator,
-            x=rows["bucket"],
-            y=rows[column],
+            x=x,
+            y=y,
             mode="lines+markers",
             marker_size=4,
             line_color=operator_color(operator),

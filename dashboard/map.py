@@ -28,7 +28,7 @@ from backend.dashboard_data import SIGNAL_BANDS, STATUS_LABELS
 from backend.engine import QueryEngine
 from backend.queries import Window
 from dashboard.cache import MAX_INTERVAL_SECONDS
-from dashboard.charts import STATUS_COLORS
+from dashboard.charts import STATUS_COLORS, bucket_step, with_gaps
 from dashboard.panels import format_dbm
 
 _ENTRIES = 256
@@ -508,10 +508,11 @@ def trend_figure(trend: pd.DataFrame, bucket: str) -> go.Figure:
         )
     signal = trend.dropna(subset=["avg_signal_dbm"])
     if len(signal):
+        x, y = with_gaps(signal, "avg_signal_dbm", bucket_step(trend["bucket"]))
         figure.add_scatter(
             name="avg signal (dBm)",
-            x=signal["bucket"],
-            y=signal["avg_signal_dbm"],
+            x=x,
+            y=y,
             yaxis="y2",
             mode="lines+markers",
             marker_size=4,

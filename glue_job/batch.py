@@ -89,8 +89,9 @@ class BatchProcessor:
         self.plan = CompactionPlan(
             compact_after=compact_after, grace_seconds=compaction_grace_seconds
         )
-        # compaction commit -> the partitions it folded; and per partition, the newest commit
-        # whose superseded files are deleted (older compaction rows then matter no more).
+        # compaction commit -> the partitions it folded; and per partition, the newest
+        # compaction whose superseded files are deleted (its row, and older ones, then
+        # describe no file any more).
         self._compactions: dict[int, set[tuple[str, str]]] = defaultdict(set)
         self._collected: dict[tuple[str, str], int] = {}
         self._fresh_start = True
@@ -310,15 +311,22 @@ class BatchProcessor:
                 key = (row["table_name"], row["partition_path"])
                 since[key] = max(since.get(key, -1), row["commit_id"])
                 self._compactions[row["commit_id"]].add(key)
+        oldest: dict[tuple[str, str], int] = {}  # each partition's oldest commit on disk
         for spec in COMPACTED:
             by_partition: dict[str, list[int]] = defaultdict(list)
             for partition, commit in self.lake.commit_dirs(spec.name):
                 by_partition[partition].append(commit)
             for partition, commits in by_partition.items():
+                oldest[(spec.name, partition)] = min(commits)
                 if min(commits) <= last:
                     self.plan.restore(
                         spec.name, partition, since.get((spec.name, partition), -1), commits, last
                     )
+        # Partitions whose superseded files were deleted before a stop: their rows can go.
+        for commit, partitions in self._compactions.items():
+            for key in partitions:
+                if oldest.get(key, commit) >= commit:
+                    self._collected[key] = max(self._collected.get(key, -1), commit)
 
     def _collect_garbage(self) -> None:
         """Delete superseded files whose grace period is over, then compaction rows that
@@ -327,7 +335,14 @@ class BatchProcessor:
             self.lake.delete_older_commits(stale.table, stale.partition, stale.commit)
             key = (stale.table, stale.partition)
             self._collected[key] = max(self._collected.get(key, -1), stale.commit)
+        # A compaction's row matters only while files it superseded are still on disk: a
+        # reader then needs it to skip them. Once they are gone, the row goes too, so the
+        # compactions table stays a few files however long the job runs.
+        # The newest row stays: readers' views need the table to hold a file.
+        newest = max(self._compactions, default=None)
         for commit, partitions in list(self._compactions.items()):
-            if all(self._collected.get(key, -1) > commit for key in partitions):
+            if commit == newest:
+                continue
+            if all(self._collected.get(key, -1) >= commit for key in partitions):
                 self.lake.delete_commit("compactions", commit)
                 del self._compactions[commit]

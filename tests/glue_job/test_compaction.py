@@ -19,7 +19,7 @@ from backend.queries import Window, committed_batch, run_kpi
 from glue_job.batch import BatchProcessor, ParquetLake
 from glue_job.compaction import QUIET_BATCHES, CompactionPlan
 from glue_job.schemas import RAW_SCHEMA
-from glue_job.tables import TABLES
+from glue_job.tables import COMPACTED, TABLES
 
 DAY = date(2026, 11, 30)
 MIDDAY = datetime(2026, 11, 30, 12, 10, tzinfo=UTC)
@@ -222,6 +222,45 @@ def test_garbage_goes_after_the_grace_and_late_events_stay_current(spark, lake_r
     assert int(yesterday.n.iloc[0]) == 1
     totals = query_window_totals(engine, Window(), 5)
     assert (totals.batches, totals.records, totals.reconciled) == (6, 48, True)
+
+
+def record_dirs(lake_root: Path) -> list[int]:
+    return sorted(int(p.name.split("=")[1]) for p in (lake_root / "_compactions").glob("commit=*"))
+
+
+def test_compaction_rows_go_once_their_superseded_files_have(spark, lake_root):
+    lake = ParquetLake(spark, str(lake_root))
+    processor = BatchProcessor(
+        spark, lake, compact_after=3, compaction_grace_seconds=0, log=lambda _m: None
+    )
+    engine = DuckDBEngine(lake_root)
+    for number in range(9):
+        run_batch(processor, spark, number)
+        assert signal_kpi(engine) == expected_signal(number + 1)
+    # Batches 3 and 7 compacted; once batch 7's superseded files were deleted, batch 3's rows
+    # described no file and went. The newest stays (a view needs a file to read), so the
+    # table holds a file or two however many days the job runs.
+    assert record_dirs(lake_root) == [7]
+    assert set(engine.run("SELECT commit_id FROM compactions").commit_id) == {7}
+    totals = query_window_totals(engine, Window(), 8)
+    assert (totals.batches, totals.reconciled) == (9, True)
+
+
+def test_a_restart_drops_compaction_rows_whose_files_are_gone(spark, lake_root):
+    lake = ParquetLake(spark, str(lake_root))
+    processor = BatchProcessor(spark, lake, compact_after=3, log=lambda _m: None)
+    for number in range(8):
+        run_batch(processor, spark, number)
+    assert record_dirs(lake_root) == [3, 7]
+    # As if the job stopped after deleting what batch 7 superseded, before the rows.
+    for spec in COMPACTED:
+        dirs = lake.commit_dirs(spec.name)
+        for partition in {p for p, commit in dirs if commit >= 7}:
+            lake.delete_older_commits(spec.name, partition, 7)
+    restarted = BatchProcessor(spark, lake, compact_after=3, log=lambda _m: None)
+    run_batch(restarted, spark, 8)
+    assert record_dirs(lake_root) == [7]
+    assert signal_kpi(DuckDBEngine(lake_root)) == expected_signal(9)
 
 
 def test_a_crash_before_the_compacting_batch_commits_changes_nothing(spark, lake_root, monkeypatch):
