@@ -20,6 +20,31 @@ from backend.emulator import die_with_parent
 from backend.settings import Settings
 
 STOP_TIMEOUT = 60.0
+# A stream job that dies (killed, out of memory) is started again: it resumes from its
+# checkpoint, exactly once. One that dies this often this fast is broken: stop instead.
+STREAM_RESTARTS = 3
+STREAM_RESTART_WINDOW = 300.0
+
+
+class RestartBudget:
+    """Whether a child that died may be started again: at most ``limit`` times a window."""
+
+    def __init__(
+        self,
+        limit: int = STREAM_RESTARTS,
+        window: float = STREAM_RESTART_WINDOW,
+        clock=time.monotonic,
+    ) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self.restarts: list[float] = []
+
+    def allow(self) -> bool:
+        now = self.clock()
+        self.restarts = [t for t in self.restarts if now - t < self.window]
+        if len(self.restarts) >= self.limit:
+            return False
+        self.restarts.append(now)
+        return True
 
 
 @dataclass
@@ -126,6 +151,7 @@ def run_stack(settings: Settings, *, rate: float = 200.0, invalid_rate: float = 
         say(f"logs        {logs}/{{emulator,stream,producer,dashboard}}.log")
         say("try         telcopulse kpi signal   (in another shell)")
         say("Ctrl-C stops everything")
+        budget = RestartBudget()
         while True:
             for child in list(children):
                 code = child.process.poll()
@@ -135,6 +161,15 @@ def run_stack(settings: Settings, *, rate: float = 200.0, invalid_rate: float = 
                     # Stopping the producer is how you watch freshness turn: keep the rest up.
                     say(f"producer exited with code {code}; the rest keeps running ({child.log})")
                     children.remove(child)
+                    continue
+                if child.name == "stream" and budget.allow():
+                    say(
+                        f"stream exited with code {code}; starting it again: it resumes from "
+                        f"its checkpoint, each event counted once ({child.log})"
+                    )
+                    children[children.index(child)] = _spawn(
+                        "stream", _cli("stream"), settings, logs
+                    )
                     continue
                 say(f"{child.name} exited with code {code}; see {child.log}. Stopping.")
                 return 1
