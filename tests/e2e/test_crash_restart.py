@@ -81,6 +81,14 @@ def current(stack: Stack, table: str) -> pd.DataFrame:
     return engine.run(f"SELECT * FROM {table} WHERE {where}", [committed_batch(engine)])
 
 
+def committed(stack: Stack) -> int:
+    """The newest committed batch, -1 before the first."""
+    try:
+        return committed_batch(DuckDBEngine(stack.settings.lake))
+    except QueryError:
+        return -1
+
+
 def compactions(stack: Stack) -> int:
     """Compactions committed so far (none before the first batch's files exist)."""
     try:
@@ -231,7 +239,7 @@ def crash_stack(tmp_path):
 def test_sigkill_at_random_moments_neither_loses_nor_double_counts(crash_stack, tmp_path):
     stack = crash_stack
     feed = write_feed(tmp_path / "feed.jsonl", VALID_EVENTS, seed=21)
-    sender = producer(stack, tmp_path / "feed.jsonl", rate=300)
+    sender = producer(stack, tmp_path / "feed.jsonl", rate=200)
     chance = random.Random(os.getpid())
     seen: list[int] = []
     kills = 0
@@ -240,10 +248,22 @@ def test_sigkill_at_random_moments_neither_loses_nor_double_counts(crash_stack, 
         # At least three kills, all while events stream, and until compaction has run too (on
         # a loaded machine a run may be killed before it commits a batch).
         while sender.poll() is None or kills < 3 or (kills < MAX_KILLS and not compactions(stack)):
-            # Once its query runs, somewhere from mid-first-batch to a few batches in (a
-            # batch, its compaction or its garbage collection may be half written).
             wait_until_running(running)
-            deadline = time.monotonic() + chance.uniform(3, 15)
+            if kills % 2 and sender.poll() is None:
+                # A few batches in, then within the next batch: the kill lands mid-batch,
+                # mid-compaction or mid-garbage-collection.
+                target = committed(stack) + chance.randint(1, 3)
+                deadline = time.monotonic() + 180
+                while (
+                    committed(stack) < target and running.poll() is None and sender.poll() is None
+                ):
+                    assert time.monotonic() < deadline, f"batch {target} never committed"
+                    seen.append(signal_samples(stack))
+                    time.sleep(0.2)
+                pause = chance.uniform(0, 1.5)
+            else:
+                pause = chance.uniform(1, 8)  # while the JVM warms up or mid-first-batch
+            deadline = time.monotonic() + pause
             while time.monotonic() < deadline:
                 seen.append(signal_samples(stack))
                 time.sleep(0.2)
