@@ -196,7 +196,14 @@ def test_choice_colour_and_view_survive_refreshes_and_page_switches(
         assert deck(at).id == chart_id
         again = json.loads(deck(at).json)
         assert again["initialViewState"] == spec["initialViewState"]
-        assert again["layers"] == spec["layers"]
+        # The same layers; centroids may differ in the last digit (DuckDB sums floats in
+        # parallel, in no fixed order).
+        strip = [{k: v for k, v in layer.items() if k != "data"} for layer in spec["layers"]]
+        assert [{k: v for k, v in la.items() if k != "data"} for la in again["layers"]] == strip
+        for old, new in zip(spec["layers"], again["layers"], strict=True):
+            pd.testing.assert_frame_equal(
+                pd.DataFrame(new["data"]), pd.DataFrame(old["data"]), rtol=1e-6
+            )
         at.switch_page("Home.py").run()
         at.switch_page(MAP).run()
 
