@@ -80,13 +80,10 @@ def cli(settings, *args: str, log: Path | None = None) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen, timeout: float = 120) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """SIGTERM, then SIGKILL after ``timeout``: the emulator's stop works for any child."""
+    from backend.emulator import stop_emulator
+
+    stop_emulator(process, timeout)
 
 
 def committed_ops(settings):
