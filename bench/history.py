@@ -53,8 +53,8 @@ from backend.synthetic import (
 from glue_job.batch import ParquetLake
 from glue_job.compaction import DEFAULT_COMPACT_AFTER
 from glue_job.contract import BOUNDS, STATUS_LABELS, canonical_operator
-from glue_job.local_entry import build_spark
 from glue_job.schemas import QUARANTINE_SCHEMA, RAW_SCHEMA
+from glue_job.spark_conf import build_spark
 from glue_job.tables import COMPACTED, TABLES
 from glue_job.transforms import (
     to_operator_minute,

@@ -2,11 +2,13 @@
 
 Exactly once, visibly: every output of batch N lives under ``commit=N`` directories
 that a retry clears and rewrites, and the ``_ops`` row of batch N is written last.
-Readers only count commits up to the newest committed batch. A batch that is
-already committed (the job died after ``_ops`` but before Spark's own commit log)
-is skipped on replay. When partitions are due, the batch also compacts them
-(``glue_job.compaction``) before it commits, so the folded files become current
-with the same commit.
+Readers only count commits up to the newest committed batch. What a retry clears is
+decided from the lake: the attempt journal names every partition an attempt wrote
+(``glue_job.lake``), whether it failed in this process or in one that died. A batch
+that is already committed (the job died after ``_ops`` but before Spark's own commit
+log, or Glue retried a batch that failed after its commit row) is skipped on replay.
+When partitions are due, the batch also compacts them (``glue_job.compaction``) before
+it commits, so the folded files become current with the same commit.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from glue_job.compaction import (
@@ -30,7 +33,7 @@ from glue_job.compaction import (
     fold_rows,
 )
 from glue_job.dedup import EVENT_KEY, ROW_ID, SeenEvents, choose_silver
-from glue_job.lake import ParquetLake
+from glue_job.lake import ParquetLake, Target
 from glue_job.schemas import OPS_SCHEMA, table_schema
 from glue_job.tables import COMPACTED, COMPACTIONS, TABLES
 from glue_job.transforms import (
@@ -45,13 +48,39 @@ from glue_job.transforms import (
 )
 
 
-def load_seen_events(lake: ParquetLake, committed: int | None, horizon: timedelta) -> SeenEvents:
-    """Rebuild the dedup index from committed silver within the horizon."""
+def load_seen_events(
+    lake: ParquetLake, committed: int | None, horizon: timedelta, now: datetime
+) -> SeenEvents:
+    """Rebuild the dedup index from committed silver within the horizon.
+
+    Reads only the silver partitions that batches of the horizon wrote: their ``_ops``
+    rows (the horizon's days of ``_ops``) name them, so start-up costs the same after a
+    day of history as after a year.
+    """
     index = SeenEvents(horizon=horizon)
-    silver = lake.read("silver")
-    if silver is None or committed is None:
+    if committed is None:
         return index
-    since = datetime.now(UTC) - horizon
+    since = now - horizon
+    days = (since.date() + timedelta(days=n) for n in range((now.date() - since.date()).days + 1))
+    ops_days = (TABLES["ops"].partition_path({"batch_date": d}) for d in days)
+    ops = lake.read_partitions("ops", ops_days)
+    if ops is None:
+        return index
+    recent = (
+        ops.where((F.col("batch_id") <= committed) & (F.col("batch_start") >= since))
+        .where(F.col("silver_rows") > 0)
+        .select(F.explode_outer("silver_dates").alias("event_date"))
+        .distinct()
+        .toPandas()["event_date"]
+    )
+    if recent.isna().any():
+        silver = lake.read("silver")  # batches from before _ops named their dates
+    else:
+        silver = lake.read_partitions(
+            "silver", (TABLES["silver"].partition_path({"event_date": d}) for d in recent)
+        )
+    if silver is None:
+        return index
     keys = (
         silver.where((F.col("commit_id") <= committed) & (F.col("ingest_time") >= since))
         .select(
@@ -65,8 +94,26 @@ def load_seen_events(lake: ParquetLake, committed: int | None, horizon: timedelt
     return index
 
 
+@dataclass
+class Verdicts:
+    """What one small collect of the validated batch decides before anything is written."""
+
+    stats: dict  # the _ops row so far
+    arrivals: pd.DataFrame  # the valid records (key, times, row id)
+    keep: np.ndarray  # which of them go to silver
+    targets: set[Target]  # every partition the batch writes, compaction's included
+    compact: list[Target]  # the partitions it folds
+
+
 class BatchProcessor:
-    """The ``foreachBatch`` function: refine one micro-batch into every layer."""
+    """The ``foreachBatch`` function: refine one micro-batch into every layer.
+
+    Every attempt of a batch that has not committed starts from a clean slate decided from
+    the lake: the attempt journal of an earlier attempt (``ParquetLake.record_attempt``)
+    names what to delete, whether that attempt ran in this process (Glue's ``forEachBatch``
+    retries a failed batch in place, with the same id) or in one that died. After any
+    failure the processor also rereads its state from the lake, as a new process would.
+    """
 
     def __init__(
         self,
@@ -84,42 +131,88 @@ class BatchProcessor:
         self.parallelism = spark.sparkContext.defaultParallelism
         self.clock = clock
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-        self.last_committed: int | None = lake.last_committed()
-        self.seen = load_seen_events(lake, self.last_committed, dedup_horizon)
+        self.dedup_horizon = dedup_horizon
+        self.compact_after = compact_after
+        self.compaction_grace_seconds = compaction_grace_seconds
+        # A lake written before attempt journals may hold leftovers no journal names.
+        self._swept = lake.is_journaled()
+        self._stale = False
+        self._load_state()
+
+    def _load_state(self) -> None:
+        """All the processor knows, read from the lake: what a new process would know."""
+        self.last_committed: int | None = self.lake.last_committed()
+        self.seen = load_seen_events(
+            self.lake, self.last_committed, self.dedup_horizon, self.clock()
+        )
         self.plan = CompactionPlan(
-            compact_after=compact_after, grace_seconds=compaction_grace_seconds
+            compact_after=self.compact_after, grace_seconds=self.compaction_grace_seconds
         )
         # compaction commit -> the partitions it folded; and per partition, the newest
         # compaction whose superseded files are deleted (its row, and older ones, then
         # describe no file any more).
-        self._compactions: dict[int, set[tuple[str, str]]] = defaultdict(set)
-        self._collected: dict[tuple[str, str], int] = {}
-        self._fresh_start = True
+        self._compactions: dict[int, set[Target]] = defaultdict(set)
+        self._collected: dict[Target, int] = {}
         self._restore_compaction_state()
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         self.process_batch(raw, batch_id)
 
     def process_batch(self, raw: DataFrame, batch_id: int) -> dict | None:
-        if self.last_committed is not None and batch_id <= self.last_committed:
+        if self._settle(batch_id):
             self.log(f"batch {batch_id} is already committed; skipping its replay")
             return None
+        try:
+            return self._process(raw, batch_id)
+        except BaseException:
+            self._stale = True  # the next attempt rereads the lake before it starts
+            raise
+
+    def _settle(self, batch_id: int) -> bool:
+        """Give batch ``batch_id`` a clean slate; True when the lake says it committed.
+
+        Costs one listing of ``_attempts`` (empty unless an attempt failed) per batch.
+        """
+        replayed = False
+        for commit in self.lake.attempts():
+            targets = self.lake.attempt_targets(commit)
+            if targets is None:
+                committed = (self.lake.last_committed() or -1) >= commit
+            else:
+                ops = (p for table, p in targets if table == "ops")
+                committed = any(self.lake.holds_commit(commit, p) for p in ops)
+            if committed:  # it failed after its commit row: nothing to undo
+                replayed |= commit == batch_id
+            else:
+                self.lake.clear_attempt(commit, targets)
+                self.log(f"batch {commit}: removed what an unfinished attempt wrote")
+            self.lake.forget_attempt(commit)
+            self._stale = True
+        if not self._swept:
+            self.lake.sweep_commit(batch_id)
+            self._swept = True
+        if self._stale:
+            self._load_state()
+            self._stale = False
+        return replayed or (self.last_committed is not None and batch_id <= self.last_committed)
+
+    def _process(self, raw: DataFrame, batch_id: int) -> dict:
         started = self.clock()
         tick = time.perf_counter()
-        if self._fresh_start:
-            # The first batch after a start may be the replay of one that died half-written.
-            self.lake.clear_commit(batch_id)
-            self._fresh_start = False
         self._collect_garbage()
-
         self._laps = [("", time.perf_counter())]
-        stats, new_keys, written = self._write_layers(raw, batch_id, started)
-
-        for table, partition in written:
-            self.plan.wrote(table, partition, batch_id)
-        # The commit row, written last.
-        self.plan.wrote("ops", TABLES["ops"].partition_of(started), batch_id)
-        compacted = self._compact(batch_id, started)
+        # Validation runs in the source's one partition: a shuffle to spread it over both
+        # cores costs more than it saves (measured), and leaves the other core to bronze.
+        validated = validate_records(raw, started).persist()
+        try:
+            verdicts = self._decide(validated, batch_id, started)
+            self._lap("validate")
+            self.lake.record_attempt(batch_id, verdicts.targets)
+            self._write_layers(raw, validated, verdicts, batch_id, started)
+        finally:
+            validated.unpersist()
+        stats = verdicts.stats
+        compacted = self._compact(verdicts.compact, batch_id)
         if compacted:
             self._lap("compact")
         stats.update(
@@ -132,6 +225,7 @@ class BatchProcessor:
         for table, partition in compacted:
             self.plan.committed(table, partition, batch_id)
             self._compactions[batch_id].add((table, partition))
+        new_keys = verdicts.arrivals[EVENT_KEY].to_numpy(dtype=np.int64)[verdicts.keep]
         if len(new_keys):
             self.seen.add(new_keys, started)
         note = f", compacted {len(compacted)} partitions" if compacted else ""
@@ -148,18 +242,27 @@ class BatchProcessor:
             f"{stats['quarantine_rows']} quarantined, {stats['duplicates']} duplicates "
             f"in {stats['duration_seconds']:.2f}s{note}"
         )
+        self.lake.forget_attempt(batch_id)
         return stats
 
-    def _write_layers(
-        self, raw: DataFrame, batch_id: int, started: datetime
-    ) -> tuple[dict, np.ndarray, set[tuple[str, str]]]:
-        """Write bronze, quarantine, silver and gold; return the _ops stats, the new event
-        keys and the (table, partition) pairs of compacted tables this batch wrote."""
-        written: set[tuple[str, str]] = set()
+    def _decide(self, validated: DataFrame, batch_id: int, started: datetime) -> Verdicts:
+        """One small collect answers every count the batch needs, drives dedup, and names
+        every partition the batch will write (its journal) before it writes any."""
+        verdicts = validated.select(
+            (F.size("reasons") > 0).alias("failed"),
+            # Every row gets a key (a failed one's is meaningless), so the column stays
+            # int64: a null would turn it into float64 and round the 64-bit keys.
+            event_key().alias(EVENT_KEY),
+            "event_time",
+            "arrival_time",
+            *ROW_ID,
+        ).toPandas()
+        records = len(verdicts)
+        quarantined = int(verdicts["failed"].sum())
         stats: dict = {
-            "records_read": 0,
+            "records_read": records,
             "bronze_rows": 0,
-            "quarantine_rows": 0,
+            "quarantine_rows": quarantined,
             "silver_rows": 0,
             "duplicates": 0,
             "operator_minute_rows": 0,
@@ -167,73 +270,77 @@ class BatchProcessor:
             "max_event_time": None,
             "max_arrival_time": None,
             "source_lag_seconds": None,
+            "silver_dates": [],
         }
-        # Validation runs in the source's one partition: a shuffle to spread it over both
-        # cores costs more than it saves (measured), and leaves the other core to bronze.
-        validated = validate_records(raw, started).persist()
-        try:
-            # One small collect answers every count the batch needs, and drives dedup.
-            verdicts = validated.select(
-                (F.size("reasons") > 0).alias("failed"),
-                # Every row gets a key (a failed one's is meaningless), so the column stays
-                # int64: a null would turn it into float64 and round the 64-bit keys.
-                event_key().alias(EVENT_KEY),
-                "event_time",
-                "arrival_time",
-                *ROW_ID,
-            ).toPandas()
-            self._lap("validate")
-            records = len(verdicts)
-            quarantined = int(verdicts["failed"].sum())
-            stats["records_read"] = records
-            stats["quarantine_rows"] = quarantined
-            if records == 0:
-                stats["bronze_rows"] = self.lake.write("bronze", to_bronze(raw, started), batch_id)
-                return stats, np.empty(0, dtype=np.int64), written
+        arrivals = verdicts[~verdicts["failed"]].reset_index(drop=True)
+        keep = choose_silver(arrivals, self.seen)
+        targets: set[Target] = {
+            ("bronze", TABLES["bronze"].partition_of(started)),
+            ("ops", TABLES["ops"].partition_of(started)),
+            ("compactions", ""),
+        }
+        written: set[Target] = set()  # partitions of compacted tables, for the plan
+        if records:
             newest = pd.to_datetime(verdicts["arrival_time"], utc=True).max()
             stats["max_arrival_time"] = newest.to_pydatetime()
             stats["source_lag_seconds"] = round(
                 (started - stats["max_arrival_time"]).total_seconds(), 3
             )
-            # Each write is one Spark task; bronze runs beside quarantine, silver and gold,
-            # so both cores write.
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="writer") as pool:
-                bronze = pool.submit(self.lake.write, "bronze", to_bronze(raw, started), batch_id)
-                if quarantined:
-                    self.lake.write("quarantine", to_quarantine(validated), batch_id)
-                    written.add(("quarantine", TABLES["quarantine"].partition_of(started)))
-                arrivals = verdicts[~verdicts["failed"]].reset_index(drop=True)
-                keep = choose_silver(arrivals, self.seen)
-                silver_rows = int(keep.sum())
-                stats["silver_rows"] = silver_rows
-                stats["duplicates"] = records - quarantined - silver_rows
-                if silver_rows:
-                    kept_times = pd.to_datetime(arrivals["event_time"][keep], utc=True)
-                    stats["max_event_time"] = kept_times.max().to_pydatetime()
-                    self._write_silver_and_gold(
-                        validated=validated,
-                        arrivals=arrivals,
-                        keep=keep,
-                        batch_id=batch_id,
-                        stats=stats,
-                        pool=pool,
-                    )
-                    hours = set(zip(kept_times.dt.date, kept_times.dt.hour, strict=True))
-                    for table in ("gold_operator_minute", "gold_postal_status_minute"):
-                        written.update(
-                            (
-                                table,
-                                TABLES[table].partition_path({"event_date": d, "event_hour": h}),
-                            )
-                            for d, h in hours
-                        )
-                self._lap("gold")
-                stats["bronze_rows"] = bronze.result()
-                self._lap("bronze")
-        finally:
-            validated.unpersist()
-        new_keys = arrivals[EVENT_KEY].to_numpy(dtype=np.int64)[keep]
-        return stats, new_keys, written
+        if quarantined:
+            written.add(("quarantine", TABLES["quarantine"].partition_of(started)))
+        silver_rows = int(keep.sum())
+        stats["silver_rows"] = silver_rows
+        stats["duplicates"] = records - quarantined - silver_rows
+        if silver_rows:
+            kept_times = pd.to_datetime(arrivals["event_time"][keep], utc=True)
+            stats["max_event_time"] = kept_times.max().to_pydatetime()
+            stats["silver_dates"] = sorted(set(kept_times.dt.date))
+            targets.update(
+                ("silver", TABLES["silver"].partition_path({"event_date": d}))
+                for d in stats["silver_dates"]
+            )
+            hours = set(zip(kept_times.dt.date, kept_times.dt.hour, strict=True))
+            for table in ("gold_operator_minute", "gold_postal_status_minute"):
+                written.update(
+                    (table, TABLES[table].partition_path({"event_date": d, "event_hour": h}))
+                    for d, h in hours
+                )
+        for table, partition in written:
+            self.plan.wrote(table, partition, batch_id)
+        # The commit row, written last.
+        self.plan.wrote("ops", TABLES["ops"].partition_of(started), batch_id)
+        compact = self.plan.due(batch_id, started)
+        targets |= written | set(compact)
+        return Verdicts(stats, arrivals, keep, targets, compact)
+
+    def _write_layers(
+        self,
+        raw: DataFrame,
+        validated: DataFrame,
+        verdicts: Verdicts,
+        batch_id: int,
+        started: datetime,
+    ) -> None:
+        """Write bronze, quarantine, silver and gold, counting rows into the _ops stats."""
+        stats = verdicts.stats
+        # Each write is one Spark task; bronze runs beside quarantine, silver and gold,
+        # so both cores write.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="writer") as pool:
+            bronze = pool.submit(self.lake.write, "bronze", to_bronze(raw, started), batch_id)
+            if stats["quarantine_rows"]:
+                self.lake.write("quarantine", to_quarantine(validated), batch_id)
+            if stats["silver_rows"]:
+                self._write_silver_and_gold(
+                    validated=validated,
+                    arrivals=verdicts.arrivals,
+                    keep=verdicts.keep,
+                    batch_id=batch_id,
+                    stats=stats,
+                    pool=pool,
+                )
+            self._lap("gold")
+            stats["bronze_rows"] = bronze.result()
+            self._lap("bronze")
 
     def _lap(self, name: str) -> None:
         """Mark the end of a step of the batch: the log line says where the time went."""
@@ -266,37 +373,40 @@ class BatchProcessor:
         )
         stats["operator_minute_rows"] = operator_minute.result()
 
-    def _compact(self, batch_id: int, started: datetime) -> list[tuple[str, str]]:
-        """Fold the partitions that are due into files of this batch; return them."""
-        due = self.plan.due(batch_id, started)
+    def _compact(self, due: list[Target], batch_id: int) -> list[Target]:
+        """Fold the partitions that are due into files of this batch; return them.
+
+        Each partition is one Spark job (its rows are counted while they are folded), and
+        two run side by side, as the layers' writes do.
+        """
         if not due:
             return []
-        records = []
-        for table, partition in due:
-            files = self.plan.partitions[(table, partition)]
-            rows = self.lake.read_partition(table, partition, files.since, batch_id - 1)
-            if rows is None:
-                continue
-            spec = TABLES[table]
-            rows = rows.persist()
-            try:
-                before = rows.count()
-                after = self.lake.write(table, fold_rows(spec, rows), batch_id, replace=False)
-            finally:
-                rows.unpersist()
-            records.append((table, partition, before, after, files.since))
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="compact") as pool:
+            folded = list(pool.map(lambda target: self._fold(*target, batch_id), due))
+        records = [record for record in folded if record is not None]
         if records:
             frame = self.spark.createDataFrame(records, table_schema(COMPACTIONS))
             self.lake.write("compactions", frame, batch_id)
         return [(table, partition) for table, partition, *_ in records]
 
+    def _fold(self, table: str, partition: str, batch_id: int) -> tuple | None:
+        """Fold one partition's current rows into batch ``batch_id``; its compactions row."""
+        files = self.plan.partitions[(table, partition)]
+        rows = self.lake.read_partition(table, partition, files.since, batch_id - 1)
+        if rows is None:
+            return None
+        read = Observation(f"fold-{table}-{partition}-{batch_id}")
+        rows = rows.observe(read, F.count(F.lit(1)).alias("rows"))
+        after = self.lake.write(table, fold_rows(TABLES[table], rows), batch_id)
+        return (table, partition, int(read.get["rows"]), after, files.since)
+
     def _commit(self, stats: dict, batch_id: int, batch_date: date) -> None:
         row = {f.name: stats.get(f.name) for f in OPS_SCHEMA.fields}
         row["batch_date"] = batch_date
         ops = self.spark.createDataFrame([row], OPS_SCHEMA)
-        # The commit point, written last. Not replace: a compaction of today's _ops may have
-        # put rows in this batch's directory already (an earlier attempt's were cleared).
-        self.lake.write("ops", ops, batch_id, replace=False)
+        # The commit point, written last, beside any rows a compaction of today's _ops put in
+        # this batch's directory.
+        self.lake.write("ops", ops, batch_id)
         self.last_committed = batch_id
 
     # -- compaction state --------------------------------------------------------------

@@ -81,10 +81,22 @@ def kinesis_options(args: dict[str, str]) -> dict[str, str]:
     }
 
 
+# Glue's forEachBatch restarts the query in this same process when a batch raises, up to
+# this many times in a row, so the failed batch runs again with the same id and records
+# (``awsglue/context.py`` in awslabs/aws-glue-libs, branch glue-5.0: "batchMaxRetries ...
+# The default value is 3", per the GlueContext forEachBatch docs). Set explicitly, not left
+# to the default: retrying in place is safe only because every attempt starts from a clean
+# slate decided from the lake (``BatchProcessor``), and it turns a transient S3 or
+# throttling error into a retried batch instead of a failed job run that waits for a
+# restart. Past the limit the job run fails and its alarms fire.
+BATCH_MAX_RETRIES = 3
+
+
 def batch_options(args: dict[str, str]) -> dict[str, str]:
     return {
         "windowSize": f"{float(args['trigger_seconds']):g} seconds",
         "checkpointLocation": args["checkpoint_location"],
+        "batchMaxRetries": str(BATCH_MAX_RETRIES),
     }
 
 

@@ -3,9 +3,19 @@
 Each table is ``<root>/<path>/<date partitions>/commit=N/*.parquet`` (``glue_job.tables``).
 Directory work goes through Hadoop's FileSystem API, so the same code runs on a laptop and
 on Glue against S3.
+
+Before batch N writes anything, it records in an attempt journal (``_attempts/N.json``)
+every partition it is about to write; the journal goes once the batch is done. A journal
+found when a batch starts is what an attempt that failed left behind, in this process
+(Glue's in-process retries) or in one that died: its partitions' ``commit=N``
+directories are deleted, and only those, so clearing costs the same however long the
+lake's history is.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterable
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -16,12 +26,22 @@ from glue_job.tables import COMMIT_DIR, TABLES
 # Parquet row groups of about this size: DuckDB and Athena skip a row group whose min/max
 # statistics miss a query's range, so a compacted day read for one hour reads about an hour.
 ROW_GROUP_BYTES = 256 * 1024
+# Attempt journals, beside the tables: <root>/_attempts/<batch>.json. The marker says every
+# writer of this lake keeps journals, so no attempt can have left files that none names.
+ATTEMPTS_DIR = "_attempts"
+JOURNALED_MARKER = "_journaled"
+
+Target = tuple[str, str]  # (table, Table.partition_path): a directory a batch writes into
 
 
 class ParquetLake:
     def __init__(self, spark: SparkSession, root: str) -> None:
         self.spark = spark
         self.root = root.rstrip("/")
+        # Directory listings this lake made, and the paths they returned: what a batch
+        # costs in S3 LIST requests (tests show it does not grow with history).
+        self.listings = 0
+        self.listed_paths = 0
 
     def path(self, table: str) -> str:
         return f"{self.root}/{TABLES[table].path}"
@@ -33,7 +53,20 @@ class ParquetLake:
 
     def _glob(self, pattern: str) -> list:
         hpath, fs = self._fs(pattern)
-        return [status.getPath() for status in fs.globStatus(hpath) or []]
+        found = [status.getPath() for status in fs.globStatus(hpath) or []]
+        self.listings += 1
+        self.listed_paths += len(found)
+        return found
+
+    def _list(self, directory: str) -> list:
+        """The entries of one directory (none when it does not exist)."""
+        hpath, fs = self._fs(directory)
+        self.listings += 1
+        if not fs.exists(hpath):
+            return []
+        found = [status.getPath() for status in fs.listStatus(hpath)]
+        self.listed_paths += len(found)
+        return found
 
     def _delete(self, paths) -> int:
         deleted = 0
@@ -48,26 +81,96 @@ class ParquetLake:
         depth = len(TABLES[table].partitions)
         return "/".join([self.path(table), *["*"] * depth, f"{COMMIT_DIR}={commit}"])
 
-    def clear_batch(self, table: str, commit: int) -> None:
-        """Remove whatever an earlier attempt of batch ``commit`` left in ``table``."""
-        self._delete(self._glob(self._commit_pattern(table, commit)))
-
-    def clear_commit(self, commit: int) -> None:
-        """Remove what an earlier attempt of batch ``commit`` left anywhere in the lake."""
+    def sweep_commit(self, commit: int) -> None:
+        """Remove ``commit=N`` directories from every partition of every table: for a lake
+        written before attempt journals, whose leftovers no journal names. Lists the
+        whole lake, so it runs at most once per start, and never on a journaled lake."""
         for table in TABLES:
-            self.clear_batch(table, commit)
+            self._delete(self._glob(self._commit_pattern(table, commit)))
 
-    def write(
-        self, table: str, df: DataFrame, commit: int, *, replace: bool = True, files: int = 1
-    ) -> int:
-        """Write ``df`` as part of batch ``commit``; return the rows written.
+    # -- attempt journals ---------------------------------------------------------------
+    def _journal(self, commit: int | str) -> str:
+        return f"{self.root}/{ATTEMPTS_DIR}/{commit}.json"
 
-        ``replace`` first removes what an earlier attempt of the batch wrote to the table;
-        compaction appends to what the batch itself wrote (``replace=False``). ``files``
-        per partition (at most as many as ``df`` has partitions): more write in parallel.
+    def _write_text(self, path: str, text: str) -> None:
+        hpath, fs = self._fs(path)
+        out = fs.create(hpath, True)
+        try:
+            out.write(bytearray(text.encode()))
+        finally:
+            out.close()
+
+    def _read_text(self, path: str) -> str:
+        hpath, fs = self._fs(path)
+        stream = fs.open(hpath)
+        try:
+            jvm = self.spark.sparkContext._jvm
+            return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+
+    def is_journaled(self) -> bool:
+        hpath, fs = self._fs(self._journal(JOURNALED_MARKER))
+        return bool(fs.exists(hpath))
+
+    def record_attempt(self, commit: int, targets: Iterable[Target]) -> None:
+        """Journal the partitions batch ``commit`` is about to write, before it writes."""
+        body = {"batch_id": commit, "targets": sorted({(t, p) for t, p in targets})}
+        if not self.is_journaled():
+            self._write_text(self._journal(JOURNALED_MARKER), "{}")
+        self._write_text(self._journal(commit), json.dumps(body))
+
+    def attempts(self) -> list[int]:
+        """Batches with a journal: each started and did not finish (one listing, of a
+        directory that holds a file or two)."""
+        found = []
+        for hpath in self._list(f"{self.root}/{ATTEMPTS_DIR}"):
+            stem = hpath.getName().removesuffix(".json")
+            if stem.isdigit():
+                found.append(int(stem))
+        return sorted(found)
+
+    def attempt_targets(self, commit: int) -> list[Target] | None:
+        """The partitions the journal of ``commit`` names; None when it cannot be read (a
+        writer killed while writing it had written no data yet, but sweep to be safe)."""
+        try:
+            body = json.loads(self._read_text(self._journal(commit)))
+            return [(str(t), str(p)) for t, p in body["targets"]]
+        except Exception:  # noqa: BLE001 - an unreadable journal means: sweep
+            return None
+
+    def clear_attempt(self, commit: int, targets: list[Target] | None) -> None:
+        """Delete what an attempt of batch ``commit`` wrote: the ``commit=N`` directory of
+        each partition its journal names (every table's, when it names none)."""
+        if targets is None:
+            self.sweep_commit(commit)
+            return
+        paths = (self._commit_path(table, partition, commit) for table, partition in targets)
+        self._delete(self._fs(path)[0] for path in paths)
+
+    def forget_attempt(self, commit: int) -> None:
+        self._delete([self._fs(self._journal(commit))[0]])
+
+    def _commit_path(self, table: str, partition: str, commit: int) -> str:
+        return "/".join(p for p in (self.path(table), partition, f"{COMMIT_DIR}={commit}") if p)
+
+    def holds_commit(self, commit: int, ops_partition: str) -> bool:
+        """Whether batch ``commit`` committed: its own row is in ``_ops`` (a compaction of
+        ``_ops`` may have put other batches' rows in the same directory)."""
+        where = self._commit_path("ops", ops_partition, commit)
+        hpath, fs = self._fs(where)
+        if not fs.exists(hpath):
+            return False
+        rows = self.spark.read.schema(file_schema(TABLES["ops"])).parquet(where)
+        return bool(rows.where(F.col("batch_id") == commit).limit(1).count())
+
+    def write(self, table: str, df: DataFrame, commit: int, *, files: int = 1) -> int:
+        """Add ``df`` to batch ``commit``'s files of ``table``; return the rows written.
+
+        Appends: the batch started from a clean slate (its attempt journal), and
+        compaction adds folded rows beside what the batch itself wrote. ``files`` per
+        partition (at most as many as ``df`` has partitions): more write in parallel.
         """
-        if replace:
-            self.clear_batch(table, commit)
         spec = TABLES[table]
         names = [name for name, _ in spec.columns]
         out = df
@@ -147,6 +250,20 @@ class ParquetLake:
             return None
         schema = file_schema(TABLES[table])
         return self.spark.read.schema(schema).parquet(self.path(table)).drop(COMMIT_DIR)
+
+    def read_partitions(self, table: str, partitions: Iterable[str]) -> DataFrame | None:
+        """Every file of the given partitions (``Table.partition_path``) that exist, and no
+        others: nothing outside them is listed."""
+        paths = []
+        for partition in sorted(set(partitions)):
+            where = f"{self.path(table)}/{partition}"
+            hpath, fs = self._fs(where)
+            if fs.exists(hpath):
+                paths.append(where)
+        if not paths:
+            return None
+        reader = self.spark.read.schema(file_schema(TABLES[table]))
+        return reader.option("basePath", self.path(table)).parquet(*paths).drop(COMMIT_DIR)
 
     def read_partition(self, table: str, partition: str, first: int, last: int) -> DataFrame | None:
         """Rows of one partition (``Table.partition_path``) from commits ``first`` to ``last``."""

@@ -7,7 +7,6 @@ Glue entry does the same with Glue's connector and calls the same
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -18,24 +17,7 @@ from glue_job.batch import BatchProcessor, ParquetLake
 from glue_job.compaction import DEFAULT_COMPACT_AFTER, DEFAULT_GRACE_SECONDS
 from glue_job.errors import JobError
 from glue_job.kinesis_source import SOURCE_NAME, KinesisDataSource
-from glue_job.spark_conf import SPARK_CONF
-
-
-def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: str):
-    """A local SparkSession with the settings every TelcoPulse Spark process shares."""
-    # Workers must run this interpreter: the system python3 lacks pyarrow.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**SPARK_CONF, **conf}.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+from glue_job.spark_conf import build_spark
 
 
 def check_checkpoint(lake: ParquetLake, checkpoint: str) -> None:

@@ -42,6 +42,7 @@ _TYPES: dict[str, DataType] = {
     "date": DateType(),
     "timestamp": TimestampType(),
     "array<string>": ArrayType(StringType(), containsNull=False),
+    "array<date>": ArrayType(DateType(), containsNull=False),
 }
 
 

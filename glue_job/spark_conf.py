@@ -1,11 +1,16 @@
-"""Spark settings (stream job): the one list both entry points apply.
+"""Spark settings (stream job): the one list both entry points apply, and the local session.
 
 The local entry applies all of it; the Glue entry applies the part that a Glue
 job may set and that keeps results identical (``GLUE_SPARK_CONF``). Free of
-Spark 4-only imports, so the Glue entry (Spark 3.5) can import it.
+Spark 4-only imports, so the Glue entry (Spark 3.5) can import it, and so can the
+tests that run the Glue path on Glue's own Spark.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import time
 
 SPARK_CONF = {
     "spark.ui.enabled": "false",
@@ -51,3 +56,20 @@ _GLUE_MANAGED = (
 GLUE_SPARK_CONF = {
     key: value for key, value in SPARK_CONF.items() if not key.startswith(_GLUE_MANAGED)
 }
+
+
+def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: str):
+    """A local SparkSession with the settings every TelcoPulse Spark process shares."""
+    # Workers must run this interpreter: the system python3 lacks pyarrow.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in {**SPARK_CONF, **conf}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

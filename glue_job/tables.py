@@ -198,6 +198,9 @@ OPS = Table(
         ("max_arrival_time", "timestamp"),
         ("source_lag_seconds", "double"),
         ("duration_seconds", "double"),
+        # The event dates of the silver rows the batch wrote: a restart reads only those
+        # partitions of silver to rebuild its dedup index (``glue_job.batch``).
+        ("silver_dates", "array<date>"),
         ("commit_id", "long"),
     ),
     compaction="append",

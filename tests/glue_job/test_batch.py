@@ -12,6 +12,8 @@ from glue_job.batch import BatchProcessor, ParquetLake
 from glue_job.schemas import RAW_SCHEMA
 from glue_job.transforms import to_silver, valid_events, validate_records
 
+pytestmark = pytest.mark.glue  # runs on Glue 5.0's runtime too (Makefile: test)
+
 
 def table(root, name):
     return DuckDBEngine(root).run(f"SELECT * FROM {name}")

@@ -21,6 +21,8 @@ from glue_job.compaction import QUIET_BATCHES, CompactionPlan
 from glue_job.schemas import RAW_SCHEMA
 from glue_job.tables import COMPACTED, TABLES
 
+pytestmark = pytest.mark.glue  # runs on Glue 5.0's runtime too (Makefile: test)
+
 DAY = date(2026, 11, 30)
 MIDDAY = datetime(2026, 11, 30, 12, 10, tzinfo=UTC)
 GOLD_NOON = TABLES["gold_operator_minute"].partition_of(MIDDAY)  # event_date=…/event_hour=12

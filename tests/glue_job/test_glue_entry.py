@@ -12,13 +12,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import types
-from datetime import UTC, datetime
 
 import pytest
 from conftest import PROJECT_ROOT, build_lake, event
-from pyspark.sql import SparkSession
+from glue_fakes import ARRIVAL, PAYLOAD_COLUMN, STREAM, FakeGlue, connector_frame
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import LongType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 
 from backend.engine import DuckDBEngine
@@ -27,88 +26,14 @@ from glue_job import glue_entry
 from glue_job.batch import ParquetLake
 from glue_job.errors import JobError
 
-PAYLOAD_COLUMN = "$json$data_infer_schema$_temporary$"  # what Glue names the unparsed record
-ARRIVAL = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-STREAM = "telcopulse-events"
+pytestmark = pytest.mark.glue  # runs on Glue 5.0's runtime too (Makefile: test)
+
+GLUE_RUNTIME = PROJECT_ROOT / "infra" / "glue-5.0-runtime.txt"
 BAD_RECORDS = [
     "not json",
     event(event_id="bad-operator", operator="  "),
     event(event_id="bad-signal", signal_dbm=-10.0),
 ]
-
-
-class FakeGlue:
-    """The awsglue API shape, recording what the entry asked of it."""
-
-    def __init__(self, spark: SparkSession, batches: list) -> None:
-        self.spark = spark
-        self.batches = batches
-        self.source: dict = {}
-        self.batch_options: dict = {}
-        self.job: list[tuple] = []
-
-    def install(self, monkeypatch) -> None:
-        fake = self
-        stream_frame = object()  # what from_options returns; forEachBatch must get it back
-
-        class DataFrameReader:
-            def from_options(self, connection_type, connection_options, **kwargs):
-                fake.source = {"type": connection_type, **connection_options}
-                return stream_frame
-
-        class GlueContext:
-            def __init__(self, sc) -> None:
-                self.spark_session = SparkSession.builder.getOrCreate()
-                self.create_data_frame = DataFrameReader()
-
-            def forEachBatch(self, frame, batch_function, options) -> None:
-                assert frame is stream_frame
-                fake.batch_options = options
-                for batch_id, batch in enumerate(fake.batches):
-                    batch_function(batch, batch_id)
-
-        class Job:
-            def __init__(self, glue_context) -> None:
-                assert isinstance(glue_context, GlueContext)
-
-            def init(self, name, args) -> None:
-                fake.job.append(("init", name))
-
-            def commit(self) -> None:
-                fake.job.append(("commit",))
-
-        def getResolvedOptions(argv, names):
-            resolved = {}
-            for name in names:
-                flag = f"--{name}"
-                if flag not in argv:
-                    raise RuntimeError(f"argument {flag} is required")
-                resolved[name] = argv[argv.index(flag) + 1]
-            return resolved
-
-        modules = {
-            "awsglue": types.ModuleType("awsglue"),
-            "awsglue.context": types.ModuleType("awsglue.context"),
-            "awsglue.job": types.ModuleType("awsglue.job"),
-            "awsglue.utils": types.ModuleType("awsglue.utils"),
-        }
-        modules["awsglue.context"].GlueContext = GlueContext
-        modules["awsglue.job"].Job = Job
-        modules["awsglue.utils"].getResolvedOptions = getResolvedOptions
-        for name, module in modules.items():
-            monkeypatch.setitem(sys.modules, name, module)
-
-
-def connector_frame(spark, payloads: list[bytes | str], arrival=ARRIVAL):
-    """A micro-batch as Glue's Kinesis source hands it to forEachBatch."""
-    schema = StructType(
-        [
-            StructField(PAYLOAD_COLUMN, StringType(), True),
-            StructField(glue_entry.SOURCE_TIMESTAMP, TimestampType(), True),
-        ]
-    )
-    rows = [(p.decode("utf-8") if isinstance(p, bytes) else p, arrival) for p in payloads]
-    return spark.createDataFrame(rows, schema)
 
 
 def job_argv(lake, checkpoint) -> list[str]:
@@ -192,7 +117,9 @@ def test_reads_kinesis_with_explicit_options_and_batches_with_a_window(run):
     assert run.fake.batch_options == {
         "windowSize": "60 seconds",
         "checkpointLocation": str(run.root / "checkpoint"),
+        "batchMaxRetries": "3",
     }
+    assert run.fake.failures == []
     assert run.fake.job == [("init", "telcopulse-stream"), ("commit",)]
 
 
@@ -289,3 +216,49 @@ def test_importing_the_entry_imports_no_awsglue_and_runs_nothing():
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# Spark 4 only: the Python Data Source API, and the local reader and entry built on it.
+SPARK_4_ONLY = ("pyspark.sql.datasource", "glue_job.kinesis_source", "glue_job.local_entry")
+
+
+def test_the_glue_path_and_its_test_fixtures_import_nothing_spark_4_only():
+    """What Glue imports (the entry and everything under it) and what these tests use to
+    build their session, in a fresh interpreter: no Spark-4-only module comes along."""
+    probe = (
+        "import sys; sys.path.insert(0, 'tests'); "
+        "import glue_job.glue_entry, glue_job.batch, glue_job.compaction, glue_job.lake, "
+        "glue_job.transforms, glue_job.spark_conf, conftest; "
+        f"print(sorted(m for m in sys.modules if m.startswith({SPARK_4_ONLY!r})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def installed_versions(names) -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in names}
+
+
+def test_runs_on_the_projects_spark_4_or_exactly_on_glue_5s_runtime():
+    """In .venv-glue the suite runs on Glue 5.0's own versions, not merely on a Spark 3."""
+    import pyspark
+
+    pins = dict(
+        line.split("==")
+        for line in GLUE_RUNTIME.read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    if pyspark.__version__.startswith("4."):
+        return  # the project's own stack (.venv)
+    assert sys.version_info[:2] == (3, 11)
+    assert installed_versions(pins) == pins

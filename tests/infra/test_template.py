@@ -32,7 +32,16 @@ CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
 
 # Spark type names in glue_job/tables.py -> Glue/Hive type names in the catalog.
 GLUE_TYPES = {"long": "bigint"}
-ALLOWED_GLUE_TYPES = {"string", "int", "bigint", "double", "date", "timestamp", "array<string>"}
+ALLOWED_GLUE_TYPES = {
+    "string",
+    "int",
+    "bigint",
+    "double",
+    "date",
+    "timestamp",
+    "array<string>",
+    "array<date>",
+}
 # Actions that have no resource type in IAM, so "*" is the only Resource they accept.
 RESOURCELESS_ACTIONS = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
 SPARK_OR_JAVA = re.compile(r"pyspark|py4j|awsglue|openjdk|default-jre|\bjava\b", re.IGNORECASE)
