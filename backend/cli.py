@@ -1,7 +1,8 @@
-"""Command line (all layers): ``telcopulse emulator|produce|stream|kpi|dashboard|up|reset``
+"""Command line (all layers): ``telcopulse emulator|produce|stream|kpi|dashboard|up|reset|status``
 and, for AWS, ``telcopulse deploy|destroy``.
 
-Every error a user can cause prints one line that says what to do, never a traceback.
+Every error a user can cause prints one line that says what to do, never a traceback, and
+exits 2; a bad option or argument too (argparse's exit code, without its usage block).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
     require_java()
     from backend.kinesis import ensure_stream, kinesis_client
+    from backend.stack import recording_pid, stream_pid_path
     from glue_job.local_entry import run_stream
 
     client = kinesis_client(settings)
@@ -101,20 +103,21 @@ def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
             "start the emulator with `telcopulse emulator` or check TELCOPULSE_KINESIS_ENDPOINT"
         ) from None
     credentials = {"access_key": "local", "secret_key": "local"} if settings.mode == "local" else {}
-    return run_stream(
-        lake_root=settings.lake,
-        checkpoint=settings.checkpoint_dir,
-        stream_name=settings.stream_name,
-        endpoint_url=settings.endpoint_url,
-        region=settings.region,
-        trigger_seconds=args.trigger or settings.trigger_seconds,
-        until_idle=args.until_idle,
-        max_records_per_shard=settings.max_records_per_shard,
-        dedup_horizon_hours=settings.dedup_horizon_hours,
-        compact_after_batches=settings.compact_after_batches,
-        compaction_grace_seconds=settings.compaction_grace_seconds,
-        **credentials,
-    )
+    with recording_pid(stream_pid_path(settings)):  # `telcopulse status` reads it
+        return run_stream(
+            lake_root=settings.lake,
+            checkpoint=settings.checkpoint_dir,
+            stream_name=settings.stream_name,
+            endpoint_url=settings.endpoint_url,
+            region=settings.region,
+            trigger_seconds=args.trigger or settings.trigger_seconds,
+            until_idle=args.until_idle,
+            max_records_per_shard=settings.max_records_per_shard,
+            dedup_horizon_hours=settings.dedup_horizon_hours,
+            compact_after_batches=settings.compact_after_batches,
+            compaction_grace_seconds=settings.compaction_grace_seconds,
+            **credentials,
+        )
 
 
 def cmd_kpi(settings: Settings, args: argparse.Namespace) -> int:
@@ -192,8 +195,24 @@ def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.status import collect_status, format_status, status_json
+
+    checks = collect_status(settings)
+    render = status_json if args.format == "json" else format_status
+    print(render(settings, checks), end="")
+    return 0 if all(check.ok for check in checks) else 1
+
+
 def cmd_deploy(settings: Settings, args: argparse.Namespace) -> int:
-    from backend.deploy import MAIN_TEMPLATE, PARAMETER_OPTIONS, aws_errors, deploy, format_summary
+    from backend.deploy import (
+        JOB_START_TIMEOUT,
+        MAIN_TEMPLATE,
+        PARAMETER_OPTIONS,
+        aws_errors,
+        deploy,
+        format_summary,
+    )
 
     parameters = dict(parse_parameter(text) for text in args.parameter or [])
     for name, option in PARAMETER_OPTIONS.items():
@@ -206,6 +225,7 @@ def cmd_deploy(settings: Settings, args: argparse.Namespace) -> int:
             parameters=parameters,
             template=Path(args.template) if args.template else MAIN_TEMPLATE,
             with_image=not args.skip_image,
+            job_timeout=args.job_timeout or JOB_START_TIMEOUT,
         )
         print(format_summary(result, settings), end="")
     return 0
@@ -232,8 +252,15 @@ def cmd_destroy(settings: Settings, args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's checks and exit code 2, with its error on one line like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="telcopulse",
         description="Real-time mobile network-quality analytics (local stack by default).",
     )
@@ -310,9 +337,25 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--template", help="CloudFormation template (default infra/telcopulse.yaml)"
     )
+    deploy.add_argument(
+        "--job-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="how long to wait for the stream job's run to be RUNNING (default 600)",
+    )
 
-    destroy = sub.add_parser("destroy", help="empty the stack's buckets and delete the AWS stack")
+    destroy = sub.add_parser(
+        "destroy",
+        help="stop the stream job, detach the producer policy, empty the stack's buckets and "
+        "delete the AWS stack",
+    )
     destroy.add_argument("--yes", action="store_true", help="confirm")
+
+    status = sub.add_parser(
+        "status",
+        help="stream, stream job, newest batch and its quarantine (exit 1 when one is down)",
+    )
+    status.add_argument("--format", choices=["text", "json"], default="text")
     return parser
 
 
@@ -353,6 +396,7 @@ COMMANDS = {
     "reset": cmd_reset,
     "deploy": cmd_deploy,
     "destroy": cmd_destroy,
+    "status": cmd_status,
 }
 
 

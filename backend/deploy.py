@@ -17,12 +17,21 @@ nothing can be uploaded before some stack exists. ``deploy`` therefore runs:
    the object there already has the same SHA-256).
 5. The image is pushed to the stack's repository and a second change set sets ``ImageTag``,
    which takes the dashboard service from 0 tasks to ``DashboardDesiredCount``.
-A re-run with nothing changed creates no change set and uploads nothing. Parameters given
-once (``--vpc-id``, ``--parameter StreamMode=PROVISIONED``...) keep their value on later
-deploys, as with ``aws cloudformation deploy``.
+6. The stream job (stack output ``GlueJobName``): a run starts when none is going; a run
+   going on code older than this deploy's (a new script or wheel was uploaded, or the stack
+   changed the job's definition since the run started) is stopped and a new one started,
+   which resumes from its checkpoint; otherwise the run is left alone. ``deploy`` then waits,
+   a bounded time, for the run to be RUNNING or to fail, and fails with one line if it did.
+A re-run with nothing changed creates no change set, uploads nothing and starts no run.
+Parameters given once (``--vpc-id``, ``--parameter StreamMode=PROVISIONED``...) keep their
+value on later deploys, as with ``aws cloudformation deploy``.
 
-``destroy`` empties every bucket the two stacks own (CloudFormation refuses to delete a
-bucket that holds objects), then deletes the main stack and the bootstrap stack.
+``destroy`` first clears what would block the deletion: it stops the stream job's run (and
+waits for STOPPED, bounded, so nothing writes to the lake any more) and detaches the stack's
+``ProducerPolicy`` from every user, group and role outside the stack it was attached to (IAM
+refuses to delete an attached policy). Then it empties every bucket the two stacks own
+(CloudFormation refuses to delete a bucket that holds objects), and deletes the main stack and
+the bootstrap stack.
 """
 
 from __future__ import annotations
@@ -31,14 +40,16 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,6 +95,19 @@ BLOCKED = {
 }
 Log = Callable[[str], None]
 
+# Glue job run states (GetJobRun's JobRunState). A streaming run stays RUNNING until stopped;
+# one that ended in any way is not processing the stream.
+ACTIVE_RUN_STATES = ("STARTING", "RUNNING", "WAITING")
+ENDED_RUN_STATES = ("STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT", "ERROR", "EXPIRED")
+# Glue 5 streaming runs take one to a few minutes to reach RUNNING (workers, then the pip
+# install of the wheel); stopping one ends the current micro-batch first.
+JOB_START_TIMEOUT = 600.0
+JOB_STOP_TIMEOUT = 300.0
+JOB_POLL_SECONDS = 10.0
+# An error about the job's Glue version ("GlueVersion", "Glue version 5.0 is not supported").
+GLUE_VERSION_MENTIONED = re.compile(r"glue\s*version", re.IGNORECASE)
+GLUE_VERSION_ADVICE = "deploy again with `--parameter GlueVersion=5.1` (see docs/aws.md)"
+
 
 class DeployError(RuntimeError):
     """Deploying or destroying cannot go on; the message says what to do."""
@@ -97,6 +121,7 @@ class DeployResult:
     image_tag: str = ""  # the tag the dashboard runs after this run ("" = none yet)
     outputs: dict[str, str] = field(default_factory=dict)
     views: list[str] = field(default_factory=list)  # catalog views (re)created in Athena
+    job_run: JobRun | None = None  # the stream job's run after this deploy
 
     @property
     def changed(self) -> bool:
@@ -223,6 +248,15 @@ def stack_outputs(stack: Mapping) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
 
 
+def required_output(outputs: Mapping[str, str], key: str, stack: str) -> str:
+    if key not in outputs:
+        raise DeployError(
+            f"stack {stack} has no output {key}: is it TelcoPulse's? (its outputs: "
+            f"{', '.join(sorted(outputs)) or 'none'})"
+        )
+    return outputs[key]
+
+
 def ensure_stack(
     cf,
     name: str,
@@ -322,18 +356,40 @@ def _wait_for_stack(cf, name: str, waiter: str) -> None:
     try:
         cf.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 10, "MaxAttempts": 360})
     except WaiterError:
-        raise DeployError(f"stack {name} failed: {_first_failure(cf, name)}") from None
+        event = _first_failed_event(cf, name)
+        message = f"stack {name} failed: {_failure_text(event)}"
+        if event and _refuses_glue_version(event):
+            first = (
+                "run `telcopulse destroy --yes`, then " if waiter == "stack_create_complete" else ""
+            )
+            message += f"; Glue refuses the job's Glue version here: {first}{GLUE_VERSION_ADVICE}"
+        raise DeployError(message) from None
 
 
-def _first_failure(cf, name: str) -> str:
+def _first_failed_event(cf, name: str) -> dict | None:
     try:
         events = cf.describe_stack_events(StackName=name)["StackEvents"]
     except Exception:  # noqa: BLE001 - the stack may already be gone
-        return "see the stack's events in the CloudFormation console"
+        return None
     for event in reversed(events):  # oldest first: the first failure is the cause
         if event["ResourceStatus"].endswith("_FAILED") and event.get("ResourceStatusReason"):
-            return f"{event['LogicalResourceId']}: {event['ResourceStatusReason']}"
-    return "see the stack's events in the CloudFormation console"
+            return event
+    return None
+
+
+def _failure_text(event: Mapping | None) -> str:
+    if event is None:
+        return "see the stack's events in the CloudFormation console"
+    return f"{event['LogicalResourceId']}: {event['ResourceStatusReason']}"
+
+
+def _refuses_glue_version(event: Mapping) -> bool:
+    """A failure over the Glue version: one that names it, or the Glue job's creation or
+    update refused as "not supported" (what CreateJob says of a version it does not offer)."""
+    reason = event.get("ResourceStatusReason", "")
+    if GLUE_VERSION_MENTIONED.search(reason):
+        return True
+    return event.get("ResourceType") == "AWS::Glue::Job" and "not supported" in reason.lower()
 
 
 # -- catalog views --------------------------------------------------------------------------
@@ -344,8 +400,6 @@ def create_views(
 ) -> list[str]:
     """Create or replace, in Athena, the views that keep only current rows of compacted tables
     (``backend.catalog``): the same SQL the local DuckDB engine runs. Idempotent."""
-    import time
-
     created = []
     for name, sql in current_views().items():
         started = athena.start_query_execution(
@@ -394,6 +448,253 @@ def stage_template(s3, bucket: str, region: str, body: str) -> str:
     return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
 
 
+# -- stream job -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One run of the Glue stream job, as GetJobRun(s) describes it."""
+
+    job: str
+    run_id: str
+    state: str
+    started_on: datetime | None = None
+    error: str = ""  # ErrorMessage of a run that failed
+    note: str = ""  # what deploy did about it (started, restarted, left running...)
+
+    @classmethod
+    def from_api(cls, job: str, run: Mapping) -> JobRun:
+        return cls(
+            job=job,
+            run_id=run["Id"],
+            state=run["JobRunState"],
+            started_on=run.get("StartedOn"),
+            error=" ".join(str(run.get("ErrorMessage") or "").split())[:300],
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_RUN_STATES
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED_RUN_STATES
+
+
+def job_runs(glue, job: str) -> list[JobRun]:
+    """The job's runs, newest first (one page: a stream job has few runs at a time)."""
+    runs = [JobRun.from_api(job, r) for r in glue.get_job_runs(JobName=job)["JobRuns"]]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(runs, key=lambda r: r.started_on or oldest, reverse=True)
+
+
+def wait_for_run(
+    glue,
+    job: str,
+    run_id: str,
+    *,
+    done: Callable[[JobRun], bool],
+    timeout: float,
+    poll: float,
+) -> JobRun:
+    """Poll GetJobRun until ``done`` holds or ``timeout`` passes; return the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = JobRun.from_api(job, glue.get_job_run(JobName=job, RunId=run_id)["JobRun"])
+        if done(run) or time.monotonic() >= deadline:
+            return run
+        time.sleep(poll)
+
+
+def ensure_job_run(
+    glue,
+    job: str,
+    *,
+    new_code: bool,
+    log: Log = _stderr,
+    timeout: float = JOB_START_TIMEOUT,
+    poll: float = JOB_POLL_SECONDS,
+) -> JobRun:
+    """Make sure the stream job runs this deploy's code; see the module docstring (step 6).
+
+    Returns the run, RUNNING or, when ``timeout`` passed first, still starting; raises a
+    DeployError when it ended instead.
+    """
+    runs = job_runs(glue, job)
+    going = next((r for r in runs if r.active), None)
+    why = "a new script or wheel was uploaded" if new_code else ""
+    if going is not None and not why and _redefined_since(glue, job, going):
+        why = "the stack changed the job's definition"
+    if going is not None and not why:
+        log(f"stream job {job}: run {going.run_id} is {going.state}; nothing changed, left alone")
+        run, note = going, "left running: nothing changed"
+    else:
+        stopping = [r for r in runs if r.state == "STOPPING"]
+        if going is not None:
+            log(
+                f"stream job {job}: {why}: a new run replaces run {going.run_id} and resumes "
+                "from its checkpoint"
+            )
+        if going is not None or stopping:  # one run at a time: they share the checkpoint
+            others = [going] if going is not None else []
+            stop_job_runs(glue, job, others + stopping, log=log, poll=poll)
+        run = JobRun(job, _start_job_run(glue, job), "STARTING")
+        note = f"restarted: {why}" if going is not None else "started"
+        log(f"stream job {job}: started run {run.run_id}; waiting up to {timeout:g}s for RUNNING")
+    if run.state != "RUNNING":
+        run = wait_for_run(
+            glue,
+            job,
+            run.run_id,
+            done=lambda r: r.state == "RUNNING" or not r.active,
+            timeout=timeout,
+            poll=poll,
+        )
+        log(f"stream job {job}: run {run.run_id} is {run.state}")
+    if not run.active:
+        raise DeployError(_ended_message(run))
+    if run.state != "RUNNING":
+        note += f"; still {run.state} after {timeout:g}s"
+    return replace(run, note=note)
+
+
+def _redefined_since(glue, job: str, run: JobRun) -> bool:
+    """Whether the job's definition changed after ``run`` started (a run keeps the one it
+    started with: a stack update of the job's arguments reaches only later runs)."""
+    modified = glue.get_job(JobName=job)["Job"].get("LastModifiedOn")
+    return bool(modified and run.started_on and modified > run.started_on)
+
+
+def _start_job_run(glue, job: str) -> str:
+    from botocore.exceptions import ClientError
+
+    try:
+        return glue.start_job_run(JobName=job)["JobRunId"]
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        reason = " ".join(str(error.get("Message") or exc).split())[:300]
+        message = f"starting the stream job {job} failed: {error.get('Code', 'error')}: {reason}"
+        if GLUE_VERSION_MENTIONED.search(reason):
+            message += f"; Glue refuses the job's Glue version here: {GLUE_VERSION_ADVICE}"
+        raise DeployError(message) from None
+
+
+def _ended_message(run: JobRun) -> str:
+    message = f"the stream job {run.job} run {run.run_id} {run.state}"
+    if run.error:
+        message += f": {run.error}"
+        if GLUE_VERSION_MENTIONED.search(run.error):
+            message += f"; Glue refuses the job's Glue version here: {GLUE_VERSION_ADVICE}"
+    elif run.state == "SUCCEEDED":
+        message += " (a streaming run should keep running until it is stopped)"
+    return message + f"; details: aws glue get-job-run --job-name {run.job} --run-id {run.run_id}"
+
+
+def stop_job_runs(
+    glue,
+    job: str,
+    runs: list[JobRun],
+    *,
+    log: Log = _stderr,
+    timeout: float = JOB_STOP_TIMEOUT,
+    poll: float = JOB_POLL_SECONDS,
+) -> list[JobRun]:
+    """BatchStopJobRun on ``runs`` (those not already stopping) and wait until each ended."""
+    from botocore.exceptions import ClientError
+
+    to_stop = [r.run_id for r in runs if r.state != "STOPPING"]
+    refused: dict[str, str] = {}
+    for run in runs:
+        log(f"stream job {job}: stopping run {run.run_id}")
+    if to_stop:
+        try:
+            answer = glue.batch_stop_job_run(JobName=job, JobRunIds=to_stop)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            reason = " ".join(str(error.get("Message") or exc).split())[:200]
+            raise DeployError(
+                f"stopping the stream job {job} failed ({error.get('Code', 'error')}: {reason}): "
+                f"stop it (aws glue batch-stop-job-run --job-name {job} --job-run-ids "
+                f"{' '.join(to_stop)}), then retry"
+            ) from None
+        for error in answer.get("Errors", []):
+            detail = error.get("ErrorDetail", {})
+            refused[error["JobRunId"]] = f"{detail.get('ErrorCode')}: {detail.get('ErrorMessage')}"
+    stopped = []
+    for run in runs:
+        final = wait_for_run(
+            glue, job, run.run_id, done=lambda r: r.ended, timeout=timeout, poll=poll
+        )
+        if not final.ended:
+            why = f" (BatchStopJobRun: {refused[run.run_id]})" if run.run_id in refused else ""
+            raise DeployError(
+                f"the stream job {job} run {run.run_id} is still {final.state} after "
+                f"{timeout:g}s{why}: stop it (aws glue batch-stop-job-run --job-name {job} "
+                f"--job-run-ids {run.run_id}) and retry once it has stopped"
+            )
+        log(f"stream job {job}: run {run.run_id} is {final.state}")
+        stopped.append(final)
+    return stopped
+
+
+def stop_stream_job(
+    glue,
+    job: str,
+    *,
+    log: Log = _stderr,
+    timeout: float = JOB_STOP_TIMEOUT,
+    poll: float = JOB_POLL_SECONDS,
+) -> list[JobRun]:
+    """Stop every run of ``job`` that is going; nothing when the job does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        runs = job_runs(glue, job)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "EntityNotFoundException":
+            return []
+        raise
+    going = [r for r in runs if r.active or r.state == "STOPPING"]
+    return stop_job_runs(glue, job, going, log=log, timeout=timeout, poll=poll) if going else []
+
+
+# -- producer policy ------------------------------------------------------------------------
+
+# ListEntitiesForPolicy's key, the name's key, the kind, and IAM's detach action.
+POLICY_ENTITIES = (
+    ("PolicyUsers", "UserName", "user", "detach_user_policy"),
+    ("PolicyGroups", "GroupName", "group", "detach_group_policy"),
+    ("PolicyRoles", "RoleName", "role", "detach_role_policy"),
+)
+
+
+def detach_producer_policy(iam, policy_arn: str, *, log: Log = _stderr) -> list[str]:
+    """Detach the stack's ProducerPolicy from everyone it was attached to (IAM refuses to
+    delete an attached policy, and so CloudFormation the stack); return "user alice"..."""
+    from botocore.exceptions import ClientError
+
+    detached = []
+    # Every page first: detaching while paging would move the markers under our feet.
+    pages = list(iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=policy_arn))
+    for page in pages:
+        for key, name_key, kind, action in POLICY_ENTITIES:
+            for entity in page.get(key, []):
+                name = entity[name_key]
+                try:
+                    getattr(iam, action)(**{name_key: name, "PolicyArn": policy_arn})
+                except ClientError as exc:
+                    code = exc.response["Error"]["Code"]
+                    command = f"aws iam {action.replace('_', '-')} --{kind}-name {name}"
+                    raise DeployError(
+                        f"cannot detach the producer policy from {kind} {name} ({code}): run "
+                        f"`{command} --policy-arn {policy_arn}` as someone allowed to, then "
+                        "`telcopulse destroy --yes` again"
+                    ) from None
+                log(f"detached the producer policy from {kind} {name}")
+                detached.append(f"{kind} {name}")
+    return detached
+
+
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -408,6 +709,8 @@ def deploy(
     template: Path = MAIN_TEMPLATE,
     bootstrap_template: Path = BOOTSTRAP_TEMPLATE,
     with_image: bool = True,
+    job_timeout: float = JOB_START_TIMEOUT,
+    job_poll: float = JOB_POLL_SECONDS,
     log: Log = _stderr,
     session=None,
 ) -> DeployResult:
@@ -447,7 +750,8 @@ def deploy(
         bootstrap_body = bootstrap_template.read_text(encoding="utf-8")
         ensure_stack(cf, bootstrap_name(settings), body=bootstrap_body, parameters={}, log=log)
         staging = stack_outputs(describe_stack(cf, bootstrap_name(settings)))
-        url = stage_template(s3, staging["TemplateBucketName"], settings.region, body)
+        staging_bucket = required_output(staging, "TemplateBucketName", bootstrap_name(settings))
+        url = stage_template(s3, staging_bucket, settings.region, body)
 
         result = DeployResult(
             stack=ensure_stack(
@@ -455,7 +759,7 @@ def deploy(
             )
         )
         outputs = stack_outputs(describe_stack(cf, settings.stack_name))
-        bucket = outputs["ArtifactsBucketName"]
+        bucket = required_output(outputs, "ArtifactsBucketName", settings.stack_name)
         for path, key in ((ENTRY_SCRIPT, SCRIPT_KEY), (wheel, explicit["GlueWheelKey"])):
             if upload_artifact(s3, bucket, key, path):
                 log(f"uploaded s3://{bucket}/{key}")
@@ -493,6 +797,19 @@ def deploy(
     result.image_tag = next(
         (p["ParameterValue"] for p in final["Parameters"] if p["ParameterKey"] == "ImageTag"), ""
     )
+    job = result.outputs.get("GlueJobName")
+    if job is None:
+        log("warning: the stack has no GlueJobName output: no stream job to start")
+    else:
+        code_keys = {SCRIPT_KEY, explicit["GlueWheelKey"]}
+        result.job_run = ensure_job_run(
+            session.client("glue"),
+            job,
+            new_code=bool(code_keys & set(result.uploaded)),
+            log=log,
+            timeout=job_timeout,
+            poll=job_poll,
+        )
     return result
 
 
@@ -515,19 +832,25 @@ def format_summary(result: DeployResult, settings: Settings) -> str:
     lines.append(f"dashboard: {outputs.get('DashboardUrl', '(no DashboardUrl output)')}")
     if not result.image_tag:
         lines.append("  (no image pushed yet: the dashboard service runs no task until one is)")
-    if "GlueJobName" in outputs:
-        lines.append(
-            f"stream job: aws glue start-job-run --region {settings.region} "
-            f"--job-name {outputs['GlueJobName']}  (a run reads the script and wheel when it "
-            "starts: stop and start it after new code is uploaded)"
-        )
+    run = result.job_run
+    if run is not None:
+        lines.append(f"stream job: {run.job} run {run.run_id} {run.state} ({run.note})")
     lines.append("settings for `telcopulse produce`, `kpi` and `dashboard` against this stack:")
     lines += [f"export {k}={v}" for k, v in aws_settings_env(outputs, settings.region).items()]
     return "\n".join(lines) + "\n"
 
 
-def destroy(settings: Settings, *, yes: bool, log: Log = _stderr, session=None) -> list[str]:
-    """Empty the stacks' buckets and delete the main and bootstrap stacks; return their names."""
+def destroy(
+    settings: Settings,
+    *,
+    yes: bool,
+    log: Log = _stderr,
+    session=None,
+    job_timeout: float = JOB_STOP_TIMEOUT,
+    job_poll: float = JOB_POLL_SECONDS,
+) -> list[str]:
+    """Stop the stream job, detach the producer policy, empty the stacks' buckets and delete
+    the main and bootstrap stacks; return their names."""
     import boto3
 
     session = session or boto3.session.Session(region_name=settings.region)
@@ -545,6 +868,18 @@ def destroy(settings: Settings, *, yes: bool, log: Log = _stderr, session=None) 
             f"this deletes {' and '.join(names)} with everything in {', '.join(every)}: "
             "add --yes to confirm"
         )
+    main = describe_stack(cf, settings.stack_name)
+    outputs = stack_outputs(main) if main else {}
+    if "GlueJobName" in outputs:  # before emptying the lake: a running job writes to it
+        stop_stream_job(
+            session.client("glue"),
+            outputs["GlueJobName"],
+            log=log,
+            timeout=job_timeout,
+            poll=job_poll,
+        )
+    if "ProducerPolicyArn" in outputs:
+        detach_producer_policy(session.client("iam"), outputs["ProducerPolicyArn"], log=log)
     s3 = session.resource("s3")
     for name in names:
         for attempt in (1, 2):  # logs can land in a bucket between emptying and deleting it

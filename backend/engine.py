@@ -135,9 +135,21 @@ def _one_line(exc: Exception) -> str:
     return text[:300]
 
 
+# The most characters Athena takes in one execution parameter (StartQueryExecution's
+# ExecutionParameters: "Length Constraints: Minimum length of 1. Maximum length of 1024").
+ATHENA_PARAMETER_LIMIT = 1024
+
+
 class AthenaEngine:
     """AWS SQL through pyathena: the project's workgroup (scan limit, encrypted results),
-    query result reuse, and server-side bound ``?`` parameters."""
+    query result reuse, and server-side bound ``?`` parameters.
+
+    Results go where the workgroup says when it enforces its configuration: a query that
+    overrides the result configuration gets no result reuse ("If you override the result
+    configuration for a query, the feature is disabled", Athena's "Reuse query results"),
+    and an enforcing workgroup ignores the override anyway. ``output`` is used only with a
+    workgroup that does not enforce one.
+    """
 
     name = "athena"
 
@@ -150,26 +162,41 @@ class AthenaEngine:
         output: str | None = None,
         reuse_minutes: int = 1,
         connect=None,
+        enforced: bool | None = None,
     ) -> None:
+        """``enforced``: whether the workgroup enforces its own result location; None asks
+        Athena (GetWorkGroup) on the first query."""
         if connect is None:
             from pyathena import connect
-        from pyathena.pandas.cursor import PandasCursor
-
+        self._connect = connect
+        self.workgroup, self.database, self.region = workgroup, database, region
+        self.output = output
+        self.enforced = enforced
         self.reuse_minutes = reuse_minutes
         self.last_bytes_read: int | None = None
-        self._conn = connect(
-            work_group=workgroup,
-            schema_name=database,
-            region_name=region,
-            s3_staging_dir=output,
-            cursor_class=PandasCursor,
-        )
+        self._conn = None
         self.last_seconds = 0.0
+
+    def _connection(self):
+        if self._conn is None:
+            from pyathena.pandas.cursor import PandasCursor
+
+            if self.enforced is None:
+                self.enforced = workgroup_enforces_results(self.workgroup, self.region)
+            self._conn = self._connect(
+                work_group=self.workgroup,
+                schema_name=self.database,
+                region_name=self.region,
+                # "" rather than None: pyathena then also skips AWS_ATHENA_S3_STAGING_DIR.
+                s3_staging_dir="" if self.enforced else self.output,
+                cursor_class=PandasCursor,
+            )
+        return self._conn
 
     def run(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         started = time.perf_counter()
         try:
-            cursor = self._conn.cursor()
+            cursor = self._connection().cursor()
             cursor.execute(
                 sql,
                 [athena_literal(p) for p in params] or None,
@@ -185,6 +212,20 @@ class AthenaEngine:
             raise QueryError(f"Athena: {_one_line(exc)}") from exc
         finally:
             self.last_seconds = time.perf_counter() - started
+
+
+def workgroup_enforces_results(workgroup: str, region: str, client=None) -> bool:
+    """Whether the workgroup overrides client-side settings (EnforceWorkGroupConfiguration).
+    A workgroup Athena will not describe counts as not enforcing: the client's location,
+    if any, is then sent as before."""
+    import boto3
+
+    client = client or boto3.client("athena", region_name=region)
+    try:
+        described = client.get_work_group(WorkGroup=workgroup)["WorkGroup"]
+    except Exception:  # noqa: BLE001 - e.g. no athena:GetWorkGroup: keep the client setting
+        return False
+    return bool(described.get("Configuration", {}).get("EnforceWorkGroupConfiguration"))
 
 
 def athena_literal(value: object) -> str:

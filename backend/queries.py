@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from backend.engine import QueryEngine
+from backend.engine import ATHENA_PARAMETER_LIMIT, QueryEngine, athena_literal
+from backend.errors import QueryError
 
 SQL_DIR = Path(__file__).with_name("sql")
 # Wide defaults so an open-ended range still binds real values.
@@ -67,17 +68,47 @@ def _clean(values) -> tuple[str, ...]:
     return tuple(sorted({" ".join(str(v).split()) for v in values} - {""}))
 
 
-# Joins a filter's values into one bound parameter that the SQL splits with chr(10): an
-# operator name never holds a newline (canonicalisation collapses whitespace).
+# Joins a filter's values into one text that the SQL splits with chr(10): an operator name
+# never holds a newline (canonicalisation collapses whitespace).
 FILTER_SEPARATOR = "\n"
+# Athena takes each execution parameter as a literal of at most 1,024 characters (the
+# StartQueryExecution API reference; botocore's model: ExecutionParameter max 1024), so one
+# list travels in this many parameters, which the SQL concatenates: about 4,000 characters
+# of choices, some 570 six-digit postal codes. More is refused with a one-line message.
+FILTER_CHUNKS = 4
+
+
+class TooManyChoices(QueryError):
+    """A filter list longer than a query can carry."""
+
+
+def filter_chunks(values: tuple[str, ...], what: str) -> list[str]:
+    """``values`` joined by the separator, cut at separators into ``FILTER_CHUNKS`` texts
+    (the unused ones empty) whose Athena literals each fit one execution parameter."""
+    pieces = [v + FILTER_SEPARATOR for v in values[:-1]] + list(values[-1:])
+    chunks = [""]
+    for piece in pieces:
+        if len(athena_literal(chunks[-1] + piece)) > ATHENA_PARAMETER_LIMIT:
+            if not chunks[-1] or len(athena_literal(piece)) > ATHENA_PARAMETER_LIMIT:
+                raise TooManyChoices(f"a {what[:-1]} of {len(piece)} characters is too long")
+            chunks.append("")
+        chunks[-1] += piece
+    if len(chunks) > FILTER_CHUNKS:
+        raise TooManyChoices(
+            f"{len(values)} {what} selected: a query carries about "
+            f"{FILTER_CHUNKS * ATHENA_PARAMETER_LIMIT:,} characters of them (Athena's "
+            f"{ATHENA_PARAMETER_LIMIT:,}-character parameters, {FILTER_CHUNKS} per list); "
+            "select fewer"
+        )
+    return chunks + [""] * (FILTER_CHUNKS - len(chunks))
 
 
 @dataclass(frozen=True)
 class Filters:
     """Operator and postal-code filters of the KPI queries; an empty tuple means all.
 
-    Each list travels as a single bound text parameter (``params``), so however many
-    values a user picks, and whatever they type, nothing is ever formatted into SQL.
+    Each list travels as bound text parameters (``params``), so whatever a user types,
+    nothing is ever formatted into SQL.
     """
 
     operators: tuple[str, ...] = ()
@@ -92,7 +123,11 @@ class Filters:
         return not self.operators and not self.postal_codes
 
     def params(self) -> list[str]:
-        return [FILTER_SEPARATOR.join(self.operators), FILTER_SEPARATOR.join(self.postal_codes)]
+        """Each list as ``FILTER_CHUNKS`` parameters (``filter_chunks``): operators first."""
+        return [
+            *filter_chunks(self.operators, "operators"),
+            *filter_chunks(self.postal_codes, "postal codes"),
+        ]
 
 
 NO_FILTERS = Filters()

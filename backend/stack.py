@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,3 +185,44 @@ def run_stack(settings: Settings, *, rate: float = 200.0, invalid_rate: float = 
             _stop(child)
         if children:
             say("all stopped")
+
+
+# -- the local stream job's pid file (read by `telcopulse status`) ---------------------------
+
+
+def stream_pid_path(settings: Settings) -> Path:
+    """Where a running local stream job (`telcopulse stream`) records its process id."""
+    return (settings.home / "stream.pid").resolve()
+
+
+@contextmanager
+def recording_pid(path: Path) -> Iterator[None]:
+    """Hold this process's id in ``path`` while the block runs; remove it afterwards unless
+    another process has written its own id there since."""
+    pid = os.getpid()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{pid}\n")
+    try:
+        yield
+    finally:
+        with suppress(OSError, ValueError):
+            if int(path.read_text()) == pid:
+                path.unlink()
+
+
+def running_pid(path: Path) -> int | None:
+    """The id recorded in ``path`` if that process is alive; None without a file, or with a
+    stale one (its process is gone: killed with SIGKILL, or the machine restarted)."""
+    try:
+        pid = int(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:
+        return pid  # it exists, under another user
+    except OSError:
+        return None
+    return pid

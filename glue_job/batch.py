@@ -142,8 +142,9 @@ class BatchProcessor:
     def _load_state(self) -> None:
         """All the processor knows, read from the lake: what a new process would know."""
         self.last_committed: int | None = self.lake.last_committed()
+        # The wall clock, not ``self.clock``: the horizon is about when records arrived.
         self.seen = load_seen_events(
-            self.lake, self.last_committed, self.dedup_horizon, self.clock()
+            self.lake, self.last_committed, self.dedup_horizon, datetime.now(UTC)
         )
         self.plan = CompactionPlan(
             compact_after=self.compact_after, grace_seconds=self.compaction_grace_seconds

@@ -42,11 +42,14 @@ from pyspark.sql.types import DoubleType, LongType, StringType, TimestampType
 
 from glue_job.batch import BatchProcessor, ParquetLake
 from glue_job.errors import JobError
+from glue_job.metrics import BatchMetrics
 from glue_job.schemas import RAW_SCHEMA
 from glue_job.spark_conf import GLUE_SPARK_CONF
 
 # Job arguments: DefaultArguments in infra/telcopulse.yaml, named like the TELCOPULSE_*
-# settings they carry; checkpoint_location, stream_arn and starting_position are Glue-only.
+# settings they carry; checkpoint_location, stream_arn, starting_position, kinesis_endpoint_url
+# (the partition's own domain, from the template's AWS::URLSuffix) and metrics_namespace are
+# Glue-only.
 JOB_ARGUMENTS = (
     "JOB_NAME",
     "stream_name",
@@ -60,6 +63,8 @@ JOB_ARGUMENTS = (
     "compaction_grace_seconds",
     "checkpoint_location",
     "starting_position",
+    "kinesis_endpoint_url",
+    "metrics_namespace",
 )
 SOURCE_TIMESTAMP = "__src_timestamp"
 
@@ -68,7 +73,7 @@ def kinesis_options(args: dict[str, str]) -> dict[str, str]:
     """Connection options of Glue's Kinesis source (every value a string, as Glue wants)."""
     return {
         "streamARN": args["stream_arn"],
-        "endpointUrl": f"https://kinesis.{args['region']}.amazonaws.com",
+        "endpointUrl": args["kinesis_endpoint_url"],
         "startingPosition": args["starting_position"].lower(),
         "maxFetchRecordsPerShard": str(int(args["max_records_per_shard"])),
         # No new records, no batch: like the local job, which Spark only triggers on new data.
@@ -137,6 +142,16 @@ def _arrival_time(kind):
     raise JobError(f"unexpected type of {SOURCE_TIMESTAMP}: {kind.simpleString()}")
 
 
+def cloudwatch_client(region: str):
+    """CloudWatch for the batch metrics (boto3 comes with Glue); retries in standard mode."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "cloudwatch", region_name=region, config=Config(retries={"mode": "standard"})
+    )
+
+
 def apply_spark_conf(spark: SparkSession) -> None:
     """The local job's settings that a running Glue session accepts (SQL and Hadoop ones)."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
@@ -188,9 +203,12 @@ def main(argv: list[str] | None = None) -> None:
         compaction_grace_seconds=float(args["compaction_grace_seconds"]),
     )
     stream_name = args["stream_name"]
+    metrics = BatchMetrics(
+        cloudwatch_client(args["region"]), args["metrics_namespace"], args["JOB_NAME"]
+    )
 
     def process_batch(frame: DataFrame, batch_id: int) -> None:
-        processor.process_batch(to_raw(frame, stream_name), batch_id)
+        metrics.publish(processor.process_batch(to_raw(frame, stream_name), batch_id))
 
     records = glue_context.create_data_frame.from_options(
         connection_type="kinesis",

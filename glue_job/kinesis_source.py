@@ -5,12 +5,41 @@ returns the records and the next offset together. Offsets are
 ``{shard_id: last sequence number read}``; a shard missing from the offset is read
 from TRIM_HORIZON, so shards added by a reshard are picked up as they appear.
 In production Glue's own Kinesis connector replaces this module.
+
+Records in the Kinesis Producer Library's aggregated format are de-aggregated with
+AWS's own library (``aws-kinesis-agg``), as DESIGN.md expects of Glue's connector (no AWS
+document found says whether it does; a Glue run must show it): each user record becomes
+its own row, with the partition key it carries inside the aggregate (explicit
+hash keys are ignored). Every other record passes through unchanged, and so does an
+aggregate the library cannot take apart whole (bad checksum, bad protobuf, an index
+out of range, no user records): its raw bytes reach bronze and quarantine rejects them.
+Offsets stay Kinesis sequence numbers, since an aggregate is always read whole, and the
+per-shard batch cap counts rows, so an aggregate that would overflow it waits a batch.
+
+Sequence numbers of user records. ``(shard_id, sequence_number)`` names a row within a
+batch, and dedup orders rivals by ``sequence_number.zfill(128)`` compared as text, so a
+user record needs a name of its own that still sorts in stream order against the plain
+records of its shard. ``S`` plus a suffix would not: zfill right-aligns, so ``S + "01"``
+pads to a string whose digits sit two places further left than those of a plain record,
+and it sorts after every plain record of the shard, later ones included. So a user record
+is named by its aggregate's sequence number already padded to 128 digits, then ``.``
+and its 8-digit index in the aggregate: ``000…0<S>.00000002``. zfill leaves that string
+as it is; it shares its first 128 characters with the padded ``S`` and only adds to them,
+so it sorts just after ``S`` and before the next record of the shard, whatever that is,
+and by index among its siblings. Read as a decimal number it is ``S`` plus a fraction,
+which orders the same way. Plain records keep their Kinesis sequence number as is. Eight
+digits cover any aggregate: a user record takes at least 6 bytes of one, so even a 10 MiB
+record holds fewer than two million.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +51,9 @@ from glue_job.schemas import RAW_SCHEMA
 
 SOURCE_NAME = "telcopulse_kinesis"
 GET_RECORDS_LIMIT = 10_000  # the Kinesis API maximum per call
+# glue_job.dedup orders sequence numbers as text left-padded with zeros to this width.
+SEQUENCE_DIGITS = 128
+SUBSEQUENCE_DIGITS = 8  # a user record's index within its aggregate (see the docstring)
 
 
 class KinesisDataSource(DataSource):
@@ -89,6 +121,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
         self.cutoff = datetime.now(UTC)
 
     def read(self, start: dict) -> tuple:
+        _kpl_library()  # a missing library fails the query here, not each shard read quietly
         try:
             shards = self._list_shards()
         except Exception as exc:  # noqa: BLE001 - ride out a briefly unreachable stream
@@ -105,7 +138,9 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
             early, position = ahead.get(shard_id, ([], start.get(shard_id)))
             budget = self.max_records_per_shard - len(early)
             late, last = (
-                self._read_shard(shard_id, position, budget) if budget > 0 else ([], position)
+                self._read_shard(shard_id, position, budget, batch_has_rows=bool(early))
+                if budget > 0
+                else ([], position)
             )
             return early + late, last
 
@@ -139,6 +174,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
         return results
 
     def readBetweenOffsets(self, start: dict, end: dict):
+        _kpl_library()
         rows: list[tuple] = []
         for shard_id, last in end.items():
             if start.get(shard_id) == last:
@@ -188,9 +224,19 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
         raise RuntimeError(f"shard {shard_id}: iterator kept expiring")
 
     def _read_shard(
-        self, shard_id: str, after: str | None, budget: int | None = None
+        self,
+        shard_id: str,
+        after: str | None,
+        budget: int | None = None,
+        *,
+        batch_has_rows: bool = False,
     ) -> tuple[list[tuple], str | None]:
-        """Read what a shard has after ``after``, up to ``budget`` records (the batch cap)."""
+        """Read what a shard has after ``after``, up to ``budget`` rows (the batch cap).
+
+        The cap counts rows, that is user records. An aggregate that would take the batch
+        past it is left for the next batch, unless the batch has no row of this shard yet
+        (``batch_has_rows`` says whether rows read ahead are already in it).
+        """
         rows: list[tuple] = []
         last = after
         budget = self.max_records_per_shard if budget is None else budget
@@ -208,14 +254,18 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
                     ):
                         stop = True
                         break
-                    rows.append(self._row(shard_id, record))
+                    user_rows = self._rows(shard_id, record)
+                    if (rows or batch_has_rows) and len(rows) + len(user_rows) > budget:
+                        stop = True
+                        break
+                    rows.extend(user_rows)
                     last = record["SequenceNumber"]
+                if stop:
+                    iterator = None  # it points past `last`; rebuild from `last` later
+                    break
                 iterator = response.get("NextShardIterator")
                 if iterator is None:
                     self._drained.add(shard_id)  # closed by a reshard and fully read
-                    break
-                if stop:
-                    iterator = None  # it points past the cutoff; rebuild from `last` later
                     break
                 # kinesalite always reports 0 lag, so a short page is the real signal.
                 caught_up = len(records) < limit and not response.get("MillisBehindLatest")
@@ -238,7 +288,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
             for record in response["Records"]:
                 if int(record["SequenceNumber"]) > target:
                     return rows
-                rows.append(self._row(shard_id, record))
+                rows.extend(self._rows(shard_id, record))
                 position = record["SequenceNumber"]
                 if int(position) == target:
                     return rows
@@ -250,15 +300,79 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
                     f"shard {shard_id} ended before sequence number {last}: records were trimmed"
                 )
 
-    def _row(self, shard_id: str, record: dict) -> tuple:
-        return (
-            bytes(record["Data"]),
-            self.stream_name,
-            shard_id,
-            record["SequenceNumber"],
-            record.get("PartitionKey"),
-            record["ApproximateArrivalTimestamp"],
+    def _rows(self, shard_id: str, record: dict) -> list[tuple]:
+        """RAW_SCHEMA rows of one Kinesis record: one per user record it carries."""
+        arrival = record["ApproximateArrivalTimestamp"]
+        return [
+            (data, self.stream_name, shard_id, sequence_number, partition_key, arrival)
+            for data, sequence_number, partition_key in user_records(record)
+        ]
+
+
+def user_records(record: dict) -> list[tuple[bytes, str, str | None]]:
+    """``(data, sequence_number, partition_key)`` of each user record in a GetRecords record.
+
+    A KPL aggregate gives one per user record, named by ``user_sequence_number``; any
+    other record gives itself. So does an aggregate the library cannot take apart whole,
+    because a record must never be lost or half read: the library returns one with a bad
+    checksum or protobuf as is, but yields nothing for one without user records and stops
+    part-way, logging the error, at a partition key index out of range.
+    """
+    data = bytes(record["Data"])
+    sequence_number = record["SequenceNumber"]
+    whole = [(data, sequence_number, record.get("PartitionKey"))]
+    deaggregate, count_user_records = _kpl_library()
+    found = [user["kinesis"] for user in deaggregate(record, data_format="Boto3")]
+    if not found or not all(user.get("aggregated") for user in found):
+        return whole  # not an aggregate (or one whose checksum or protobuf is bad)
+    if len(found) != count_user_records(data):
+        return whole
+    return [
+        (
+            base64.b64decode(user["data"]),  # the library re-encodes user data as base64
+            user_sequence_number(sequence_number, user["subSequenceNumber"]),
+            user["partitionKey"],
         )
+        for user in found
+    ]
+
+
+def user_sequence_number(sequence_number: str, index: int) -> str:
+    """Name of the ``index``-th user record of the aggregate at ``sequence_number``: sorts
+    after it and before the next record of the shard under dedup's zero-padded order."""
+    return f"{sequence_number.zfill(SEQUENCE_DIGITS)}.{index:0{SUBSEQUENCE_DIGITS}d}"
+
+
+_import_lock = threading.Lock()
+
+
+@functools.cache
+def _kpl_library() -> tuple[Callable, Callable[[bytes], int]]:
+    """The library's de-aggregator and a count of the user records an aggregate declares.
+
+    Imported on first use, in the reader's own process. Importing it puts its package
+    directory first on ``sys.path`` (how its generated protobuf modules find each other);
+    that is undone, under a lock because reader threads share ``sys.path``, so its module
+    names cannot shadow others later.
+    """
+    with _import_lock:
+        saved = list(sys.path)
+        try:
+            # The deaggregator first: importing it sets up the path messages_pb2 needs.
+            # isort: off
+            from aws_kinesis_agg.deaggregator import iter_deaggregate_records
+            import aws_kinesis_agg
+            from aws_kinesis_agg import messages_pb2
+
+            # isort: on
+        finally:
+            sys.path[:] = saved
+    head, tail = len(aws_kinesis_agg.MAGIC), aws_kinesis_agg.DIGEST_SIZE
+
+    def count_user_records(data: bytes) -> int:
+        return len(messages_pb2.AggregatedRecord.FromString(data[head:-tail]).records)
+
+    return iter_deaggregate_records, count_user_records
 
 
 def to_record_batches(rows: list[tuple]) -> list:

@@ -1,9 +1,14 @@
 -- Average GPS horizontal accuracy (metres) per operator: a ratio of sums.
--- params: filters (operators, postal codes: newline-separated lists, '' = all),
+-- params: filters (operators, postal codes: newline-separated lists, '' = all, each in 4
+--   parameters that concatenate to it: queries.Filters),
 --   committed batch_id, since, until (timestamps, bucket start), since, until (dates)
 -- Gold keeps GPS precision per operator only, so a postal-code filter returns no rows.
 WITH filters AS (
-    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+    SELECT
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS operators,
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS postal_codes
 )
 SELECT
     g.operator,

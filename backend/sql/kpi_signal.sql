@@ -1,10 +1,15 @@
 -- Average signal strength per operator: a ratio of sums over one-minute partials.
--- params: filters (operators, postal codes: newline-separated lists, '' = all),
+-- params: filters (operators, postal codes: newline-separated lists, '' = all, each in 4
+--   parameters that concatenate to it: queries.Filters),
 --   committed batch_id, since, until (timestamps, bucket start), since, until (dates)
 -- Operator partials carry no postal code, so a postal-code filter returns no rows here;
 -- kpi_signal_postal answers that case.
 WITH filters AS (
-    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+    SELECT
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS operators,
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS postal_codes
 )
 SELECT
     g.operator,

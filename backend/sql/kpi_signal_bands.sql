@@ -1,10 +1,15 @@
 -- Signal-quality bands per operator: readings per band (glue_job.contract.SIGNAL_BANDS:
 -- excellent >= -80 dBm, good >= -90, fair >= -100, poor below), summed from gold's counts.
--- params: filters (operators, postal codes: newline-separated lists, '' = all),
+-- params: filters (operators, postal codes: newline-separated lists, '' = all, each in 4
+--   parameters that concatenate to it: queries.Filters),
 --   committed batch_id, since, until (timestamps, bucket start), since, until (dates)
 -- Gold keeps band counts per operator only, so a postal-code filter returns no rows.
 WITH filters AS (
-    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+    SELECT
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS operators,
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS postal_codes
 )
 SELECT
     g.operator,

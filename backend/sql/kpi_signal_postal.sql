@@ -4,7 +4,11 @@
 --   '(none)' selects events without a postal code), committed batch_id,
 --   since, until (timestamps, bucket start), since, until (dates)
 WITH filters AS (
-    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+    SELECT
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS operators,
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS postal_codes
 )
 SELECT
     g.operator,

@@ -1,9 +1,14 @@
 -- Network-status counts per postal code; events without a postal code form one group.
--- params: filters (operators, postal codes: newline-separated lists, '' = all; the code
+-- params: filters (operators, postal codes: newline-separated lists, '' = all, each in 4
+--   parameters that concatenate to it: queries.Filters; the code
 --   '(none)' selects events without a postal code), committed batch_id,
 --   since, until (timestamps, bucket start), since, until (dates)
 WITH filters AS (
-    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+    SELECT
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS operators,
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS postal_codes
 )
 SELECT
     g.postal_code,

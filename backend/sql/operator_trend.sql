@@ -1,13 +1,18 @@
 -- Per-operator time series: events, average signal and average GPS precision per bucket,
 -- each a ratio of sums over the one-minute partials inside the bucket.
--- params: filters (operators, postal codes: newline-separated lists, '' = all),
+-- params: filters (operators, postal codes: newline-separated lists, '' = all, each in 4
+--   parameters that concatenate to it: queries.Filters),
 --   bucket unit ('minute' | 'hour' | 'day') and step in minutes within the hour (1, or 5
 --   for five-minute buckets), committed batch_id,
 --   since, until (timestamps, bucket start), since, until (dates)
 -- Operator partials carry no postal code, so a postal-code filter returns no rows here;
 -- operator_trend_postal answers that case.
 WITH filters AS (
-    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+    SELECT
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS operators,
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS postal_codes
 )
 SELECT
     bucket,

@@ -5,7 +5,11 @@
 --   and step in minutes within the hour (1, or 5), committed batch_id,
 --   since, until (timestamps, bucket start), since, until (dates)
 WITH filters AS (
-    SELECT CAST(? AS VARCHAR) AS operators, CAST(? AS VARCHAR) AS postal_codes
+    SELECT
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS operators,
+        concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR))
+            AS postal_codes
 )
 SELECT
     bucket,

@@ -74,11 +74,12 @@ def _bands(dbm: pd.Series) -> pd.Series:
 # --- pure helpers -------------------------------------------------------------------------
 
 
-def test_filters_bind_each_list_as_one_text_parameter():
+def test_filters_bind_each_list_as_text_parameters():
     filters = Filters(operators=[" Yoigo", "Movistar", "", "Movistar"], postal_codes=("  ",))
     assert filters.operators == ("Movistar", "Yoigo")
     assert filters.postal_codes == ()
-    assert filters.params() == ["Movistar\nYoigo", ""]
+    # Each list in four parameters that concatenate to it (Athena's 1,024-character limit).
+    assert filters.params() == ["Movistar\nYoigo", "", "", "", "", "", "", ""]
     assert Filters().is_empty
     assert Filters(postal_codes=["080193"]) == Filters(postal_codes=("080193",))
 

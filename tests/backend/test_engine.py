@@ -10,6 +10,7 @@ what a user sees when Athena fails.
 from __future__ import annotations
 
 import inspect
+from contextlib import suppress
 
 import boto3
 import pandas as pd
@@ -19,7 +20,14 @@ from pyathena.connection import Connection
 from pyathena.pandas.cursor import PandasCursor
 
 from backend.engine import AthenaEngine, DuckDBEngine, QueryError, athena_literal, make_engine
-from backend.queries import Window, load_sql, run_kpi
+from backend.queries import (
+    FILTER_CHUNKS,
+    Filters,
+    TooManyChoices,
+    Window,
+    load_sql,
+    run_kpi,
+)
 from backend.settings import load_settings
 
 REGION = "eu-west-1"
@@ -66,6 +74,7 @@ def test_athena_engine_uses_the_workgroup_result_reuse_and_qmark_literals() -> N
         output="s3://results/results/",
         reuse_minutes=5,
         connect=connect,
+        enforced=False,
     )
     frame = engine.run("SELECT * FROM ops WHERE batch_id <= ? AND x = ?", [3, "O'Brien"])
 
@@ -96,10 +105,15 @@ def test_a_query_without_parameters_sends_none_and_a_failure_is_one_line() -> No
             raise RuntimeError("boom\nsecond line")
 
     connect = FakeConnect(pd.DataFrame())
-    AthenaEngine(workgroup="w", database="d", region=REGION, connect=connect).run("SELECT 1")
+    engine = AthenaEngine(
+        workgroup="w", database="d", region=REGION, connect=connect, enforced=True
+    )
+    engine.run("SELECT 1")
     assert connect.calls[0][1] is None
 
-    failing = AthenaEngine(workgroup="w", database="d", region=REGION, connect=Failing(None))
+    failing = AthenaEngine(
+        workgroup="w", database="d", region=REGION, connect=Failing(None), enforced=True
+    )
     with pytest.raises(QueryError, match=r"^Athena: boom second line$"):
         failing.run("SELECT 1")
 
@@ -135,7 +149,10 @@ def test_kpi_query_reaches_athena_with_bound_parameters(monkeypatch) -> None:
     athena = boto3.client("athena", region_name=REGION)
     athena.create_work_group(
         Name="telcopulse",
-        Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/results/"}},
+        Configuration={
+            "ResultConfiguration": {"OutputLocation": "s3://results/results/"},
+            "EnforceWorkGroupConfiguration": False,  # so the client's output is sent
+        },
     )
     engine = AthenaEngine(
         workgroup="telcopulse", database="telcopulse", region=REGION, output="s3://results/"
@@ -149,11 +166,63 @@ def test_kpi_query_reaches_athena_with_bound_parameters(monkeypatch) -> None:
     assert execution["WorkGroup"] == "telcopulse"
     assert execution["QueryExecutionContext"]["Database"] == "telcopulse"
     assert execution["ExecutionParameters"] == [
-        "''",
-        "''",
+        *["''"] * 2 * FILTER_CHUNKS,  # no operator, no postal-code filter
         "41",
         *(athena_literal(p) for p in Window().params()),
     ]
+
+
+@mock_aws
+@pytest.mark.parametrize("enforced", [True, False])
+def test_results_go_where_an_enforcing_workgroup_says_so_result_reuse_stays_on(
+    monkeypatch, enforced
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ATHENA_S3_STAGING_DIR", "s3://from-the-environment/")
+    athena = boto3.client("athena", region_name=REGION)
+    athena.create_work_group(
+        Name="telcopulse",
+        Configuration={
+            "ResultConfiguration": {"OutputLocation": "s3://workgroup-results/"},
+            "EnforceWorkGroupConfiguration": enforced,
+        },
+    )
+    engine = AthenaEngine(
+        workgroup="telcopulse", database="telcopulse", region=REGION, output="s3://client/"
+    )
+    with suppress(QueryError):  # moto writes no result file where the client says
+        engine.run("SELECT 1")
+    assert engine.enforced is enforced
+    (query_id,) = athena.list_query_executions(WorkGroup="telcopulse")["QueryExecutionIds"]
+    execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    sent = execution.get("ResultConfiguration") or {}
+    if enforced:
+        assert "OutputLocation" not in sent  # no override: Athena may reuse results
+    else:
+        assert sent["OutputLocation"].startswith("s3://client/")
+
+
+def test_hundreds_of_postal_codes_fit_athenas_parameter_limit(csv_lake) -> None:
+    """Every postal code of the capture plus 400 that match nothing: the same counts as no
+    filter, with each list in parameters Athena accepts (1,024 characters at most)."""
+    engine = DuckDBEngine(csv_lake)
+    everything = run_kpi(engine, "kpi_status", Window())
+    codes = [str(c) for c in engine.run("SELECT DISTINCT postal_code FROM silver").postal_code]
+    chosen = Filters(postal_codes=(*codes, "(none)", *(f"99{n:04d}" for n in range(400))))
+    assert len(chosen.postal_codes) > 400
+    params = chosen.params()
+    assert len(params) == 2 * FILTER_CHUNKS
+    assert all(1 <= len(athena_literal(p)) <= 1024 for p in params)
+    assert "\n".join(chosen.postal_codes) == "".join(params[FILTER_CHUNKS:])
+    filtered = run_kpi(engine, "kpi_status", Window(), filters=chosen)
+    assert filtered.equals(everything)
+
+
+def test_a_filter_too_long_for_a_query_says_so_in_one_line() -> None:
+    too_many = Filters(postal_codes=tuple(f"{n:06d}" for n in range(2_000)))
+    with pytest.raises(TooManyChoices, match=r"^2000 postal codes selected: .* select fewer$"):
+        too_many.params()
 
 
 def test_duckdb_engine_measures_the_bytes_a_query_reads(spark, tmp_path) -> None:

@@ -16,7 +16,14 @@ from sqlglot.tokens import TokenType
 
 from backend.catalog import current_views
 from backend.engine import DuckDBEngine
-from backend.queries import BEGINNING, load_sql, query_names, sql_date, sql_timestamp
+from backend.queries import (
+    BEGINNING,
+    FILTER_CHUNKS,
+    load_sql,
+    query_names,
+    sql_date,
+    sql_timestamp,
+)
 from glue_job.tables import TABLES
 
 QUERIES = query_names()
@@ -90,8 +97,7 @@ def test_query_runs_on_duckdb_over_an_empty_lake(name: str, tmp_path) -> None:
 def test_dummy_params_follow_the_text_order_and_types() -> None:
     sql = load_sql("kpi_signal")
     assert dummy_params(sql) == [
-        "",
-        "",
+        *[""] * 2 * FILTER_CHUNKS,  # the operator and postal-code lists, in chunks
         1,
         sql_timestamp(BEGINNING),
         sql_timestamp(BEGINNING),

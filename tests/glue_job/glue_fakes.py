@@ -72,8 +72,29 @@ def connector_frame(spark: SparkSession, payloads: list[bytes | str], arrival=AR
     return spark.createDataFrame(rows, schema)
 
 
+class RecordingCloudWatch:
+    """A real boto3 CloudWatch client behind botocore's Stubber: every call is checked
+    against the service model (a malformed MetricData fails), answered locally, recorded."""
+
+    def __init__(self, region: str) -> None:
+        import boto3
+        from botocore.stub import Stubber
+
+        self.client = boto3.client(
+            "cloudwatch", region_name=region, aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+        self.calls: list[dict] = []
+
+    def put_metric_data(self, **params):
+        self.stubber.add_response("put_metric_data", {}, params)
+        self.calls.append(params)
+        return self.client.put_metric_data(**params)
+
+
 class FakeGlue:
-    """The awsglue API shape, recording what the entry asked of it."""
+    """The awsglue API shape, recording what the entry asked of it (and its metrics)."""
 
     def __init__(self, spark: SparkSession, batches: list) -> None:
         self.spark = spark
@@ -82,9 +103,16 @@ class FakeGlue:
         self.batch_options: dict = {}
         self.job: list[tuple] = []
         self.failures: list[tuple[int, str]] = []
+        self.cloudwatch: RecordingCloudWatch | None = None
 
     def install(self, monkeypatch) -> None:
         fake = self
+
+        def cloudwatch_client(region: str) -> RecordingCloudWatch:
+            fake.cloudwatch = RecordingCloudWatch(region)
+            return fake.cloudwatch
+
+        monkeypatch.setattr(glue_entry, "cloudwatch_client", cloudwatch_client)
         stream_frame = object()  # what from_options returns; forEachBatch must get it back
 
         class DataFrameReader:

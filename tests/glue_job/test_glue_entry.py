@@ -50,6 +50,8 @@ def job_argv(lake, checkpoint) -> list[str]:
         "compaction_grace_seconds": "900",
         "checkpoint_location": str(checkpoint),
         "starting_position": "TRIM_HORIZON",
+        "kinesis_endpoint_url": "https://kinesis.eu-west-1.amazonaws.com",
+        "metrics_namespace": "TelcoPulse",
     }
     argv = ["telcopulse_glue_entry.py"]
     for name, value in values.items():
@@ -121,6 +123,42 @@ def test_reads_kinesis_with_explicit_options_and_batches_with_a_window(run):
     }
     assert run.fake.failures == []
     assert run.fake.job == [("init", "telcopulse-stream"), ("commit",)]
+
+
+def test_publishes_each_committed_batchs_metrics_for_the_alarms(spark, run):
+    """One PutMetricData per committed batch, in the TelcoPulse namespace, by job name; the
+    figures are the batch's own _ops row (the stubbed client checks the request's shape)."""
+    ops = {r.batch_id: r for r in read(spark, run.lake, "ops").collect()}
+    calls = run.fake.cloudwatch.calls
+    assert [call["Namespace"] for call in calls] == ["TelcoPulse", "TelcoPulse"]
+    for batch_id, call in enumerate(calls):
+        sent = {d["MetricName"]: d["Value"] for d in call["MetricData"]}
+        row = ops[batch_id]
+        assert sent == {
+            "BatchesCommitted": 1.0,
+            "RecordsRead": row.records_read,
+            "RecordsQuarantined": row.quarantine_rows,
+            "Duplicates": row.duplicates,
+            "SourceLagSeconds": row.source_lag_seconds,
+            "BatchDurationSeconds": row.duration_seconds,
+        }
+        dimensions = {tuple(d["Dimensions"][0].values()) for d in call["MetricData"]}
+        assert dimensions == {("JobName", "telcopulse-stream")}
+    assert calls[0]["MetricData"][1]["Value"] > 0
+
+
+def test_a_metrics_failure_never_fails_a_committed_batch():
+    from glue_job.metrics import BatchMetrics
+
+    class Refusing:
+        def put_metric_data(self, **params):
+            raise RuntimeError("Throttling: Rate exceeded")
+
+    said = []
+    metrics = BatchMetrics(Refusing(), "TelcoPulse", "job", log=said.append)
+    metrics.publish({"batch_id": 7, "records_read": 3})
+    metrics.publish(None)  # a skipped replay publishes nothing
+    assert said == ["batch 7: metrics not published (RuntimeError: Throttling: Rate exceeded)"]
 
 
 def test_sets_the_local_jobs_spark_conf_on_the_glue_session(run):

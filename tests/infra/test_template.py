@@ -22,11 +22,13 @@ from cfnlint.decode import decode
 from packaging.requirements import Requirement
 
 from backend.settings import ENV_PREFIX, Settings
+from glue_job.metrics import BATCH_METRICS
 from glue_job.tables import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted((ROOT / "infra").glob("*.yaml"))
 TEMPLATE = ROOT / "infra" / "telcopulse.yaml"
+GLUE_RUNTIME = ROOT / "infra" / "glue-5.0-runtime.txt"
 DOCKERFILE = ROOT / "Dockerfile"
 CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
 
@@ -42,6 +44,19 @@ ALLOWED_GLUE_TYPES = {
     "array<string>",
     "array<date>",
 }
+# The stream job's per-batch metrics: name -> unit (glue_job/metrics.py publishes them).
+BATCH_METRIC_UNITS = {
+    "BatchesCommitted": "Count",
+    "RecordsRead": "Count",
+    "RecordsQuarantined": "Count",
+    "Duplicates": "Count",
+    "SourceLagSeconds": "Seconds",
+    "BatchDurationSeconds": "Seconds",
+}
+METRICS_NAMESPACE = {"Fn::FindInMap": ["StreamJobNames", "Constants", "MetricsNamespace"]}
+LOG_GROUP_PREFIX = {"Fn::FindInMap": ["StreamJobNames", "Constants", "LogGroupPrefix"]}
+# AWS::Glue::Job MaintenanceWindow's pattern in the CloudFormation reference.
+MAINTENANCE_WINDOW_PATTERN = r"^(Sun|Mon|Tue|Wed|Thu|Fri|Sat):([01]?[0-9]|2[0-3])$"
 # Actions that have no resource type in IAM, so "*" is the only Resource they accept.
 RESOURCELESS_ACTIONS = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
 SPARK_OR_JAVA = re.compile(r"pyspark|py4j|awsglue|openjdk|default-jre|\bjava\b", re.IGNORECASE)
@@ -76,6 +91,17 @@ def policy_statements(node):
     elif isinstance(node, list):
         for value in node:
             yield from policy_statements(value)
+
+
+def parameter_group(template: dict, name: str) -> str:
+    """The label of the console parameter group that lists ``name``."""
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    (label,) = [g["Label"]["default"] for g in groups if name in g["Parameters"]]
+    return label
+
+
+def alarms(template: dict) -> dict[str, dict]:
+    return {n: a["Properties"] for n, a in resources_of(template, "AWS::CloudWatch::Alarm").items()}
 
 
 def refs_to(node, name: str) -> bool:
@@ -211,12 +237,14 @@ def test_iam_policies_name_their_actions_and_resources(template: dict) -> None:
     identities = {
         **resources_of(template, "AWS::IAM::Role"),
         **resources_of(template, "AWS::IAM::ManagedPolicy"),
+        **resources_of(template, "AWS::IAM::RolePolicy"),
     }
     assert set(identities) >= {
         "GlueJobRole",
         "BronzeCrawlerRole",
         "DashboardTaskRole",
         "DashboardExecutionRole",
+        "GlueJobLogsPolicy",
     }
     for name, identity in identities.items():
         props = identity["Properties"]
@@ -241,6 +269,7 @@ def test_dashboard_task_role_reads_only_what_the_dashboard_shows(template: dict)
         "athena:GetQueryExecution",
         "athena:GetQueryResults",
         "athena:StopQueryExecution",
+        "athena:GetWorkGroup",  # whether to send a result location (result reuse)
         "glue:GetDatabase",
         "glue:GetTable",
         "glue:GetPartition",
@@ -257,6 +286,7 @@ def test_dashboard_task_role_reads_only_what_the_dashboard_shows(template: dict)
         "kinesis:ListShards",
     }
     assert "workgroup/${AthenaWorkGroup}" in allowed["athena:StartQueryExecution"]
+    assert "workgroup/${AthenaWorkGroup}" in allowed["athena:GetWorkGroup"]
     assert "EventStream" in allowed["kinesis:DescribeStreamSummary"]
     assert "AthenaResultsBucket" in allowed["s3:PutObject"]
     assert "LakeBucket" not in allowed["s3:PutObject"]
@@ -301,7 +331,7 @@ def test_https_with_a_certificate_and_cognito_sign_in_when_configured(template: 
 
 def test_log_groups_keep_logs_for_a_set_time_encrypted(template: dict) -> None:
     groups = resources_of(template, "AWS::Logs::LogGroup")
-    assert set(groups) == {"GlueJobLogGroup", "DashboardLogGroup"}
+    assert set(groups) == {"GlueJobErrorLogGroup", "GlueJobOutputLogGroup", "DashboardLogGroup"}
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
         assert refs_to(group["Properties"]["KmsKeyId"], "DataKey")
@@ -330,8 +360,7 @@ def test_encryption_everywhere_else(template: dict) -> None:
 
 
 def test_alarms_watch_iterator_age_and_glue_failures(template: dict) -> None:
-    alarms = resources_of(template, "AWS::CloudWatch::Alarm").values()
-    metrics = {a["Properties"]["MetricName"] for a in alarms}
+    metrics = {a.get("MetricName") for a in alarms(template).values()}
     assert {"GetRecords.IteratorAgeMilliseconds", "glue.driver.aggregate.numFailedTasks"} <= metrics
     rule = template["Resources"]["GlueJobFailedRule"]["Properties"]
     assert rule["EventPattern"]["detail-type"] == ["Glue Job State Change"]
@@ -416,7 +445,8 @@ def test_partition_projection_follows_the_lake_layout(template: dict, name: str)
 
 def test_glue_job_runs_glue_5_streaming_with_settings_as_arguments(template: dict) -> None:
     job = template["Resources"]["StreamJob"]["Properties"]
-    assert job["GlueVersion"] == "5.0"
+    assert job["GlueVersion"] == {"Ref": "GlueVersion"}
+    assert template["Parameters"]["GlueVersion"]["Default"] == "5.0"
     assert job["Command"]["Name"] == "gluestreaming"
     assert job["WorkerType"] == {"Ref": "GlueWorkerType"}
     assert job["NumberOfWorkers"] == {"Ref": "GlueNumberOfWorkers"}
@@ -468,6 +498,355 @@ def test_outputs_tell_a_user_everything_deploy_and_the_settings_need(template: d
     }
     for name, parameter in template["Parameters"].items():
         assert len(parameter.get("Description", "")) > 20, f"{name} needs a description"
+
+
+# ------------------------------------------------------------------- Glue version, logs, trust
+
+
+def test_glue_version_is_a_parameter_limited_to_python_3_11_runtimes(template: dict) -> None:
+    parameter = template["Parameters"]["GlueVersion"]
+    # 5.0 is the runtime the code is tested on; 5.1 the fallback; 4.0 runs Python 3.10.
+    assert parameter["Type"] == "String"
+    assert parameter["AllowedValues"] == ["5.0", "5.1"]
+    assert parameter["Default"] == "5.0"
+    assert "--parameter GlueVersion=5.1" in parameter["Description"]
+    assert "docs/aws.md" in parameter["Description"]
+    assert parameter_group(template, "GlueVersion") == "Glue streaming job"
+    job = template["Resources"]["StreamJob"]["Properties"]
+    assert job["GlueVersion"] == {"Ref": "GlueVersion"}
+
+
+def resolve_name(template: dict, node) -> str:
+    """The value of a name built with !Sub, !FindInMap and !Ref, with default parameters."""
+    if isinstance(node, str):
+        return node
+    if "Fn::FindInMap" in node:
+        mapping, top, key = node["Fn::FindInMap"]
+        return template["Mappings"][mapping][top][key]
+    if "Ref" in node:
+        name = node["Ref"]
+        if name in template["Parameters"]:
+            return str(template["Parameters"][name]["Default"])
+        props = template["Resources"][name]["Properties"]
+        physical = {"AWS::IAM::Role": "RoleName", "AWS::Glue::SecurityConfiguration": "Name"}
+        return resolve_name(template, props[physical[template["Resources"][name]["Type"]]])
+    body, variables = (node["Fn::Sub"], {}) if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"]
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name in variables:
+            return resolve_name(template, variables[name])
+        return resolve_name(template, {"Ref": name})
+
+    return re.sub(r"\$\{([\w:]+)\}", value, body)
+
+
+def test_glue_5_logs_go_to_log_groups_the_stack_creates(template: dict) -> None:
+    resources = template["Resources"]
+    job = resources["StreamJob"]
+    args = job["Properties"]["DefaultArguments"]
+    # Glue 5.0 deprecates the continuous-logging arguments.
+    assert not [a for a in args if a.startswith(("--enable-continuous", "--continuous-log"))]
+    assert args["--custom-logGroup-prefix"] == LOG_GROUP_PREFIX
+    assert "--custom-logStream-prefix" not in args  # streams keep the job run id
+    # The security configuration encrypts CloudWatch Logs, which puts <name>-role/<role>
+    # into the group names.
+    assert refs_to(job["Properties"]["SecurityConfiguration"], "GlueSecurityConfiguration")
+    encryption = resources["GlueSecurityConfiguration"]["Properties"]["EncryptionConfiguration"]
+    assert encryption["CloudWatchEncryption"]["CloudWatchEncryptionMode"] == "SSE-KMS"
+    assert "RoleName" in resources["GlueJobRole"]["Properties"]
+    for kind in ("error", "output"):
+        group = resources[f"GlueJob{kind.title()}LogGroup"]
+        name = group["Properties"]["LogGroupName"]
+        assert name == {
+            "Fn::Sub": [
+                "${Prefix}/${GlueSecurityConfiguration}-role/${GlueJobRole}/" + kind,
+                {"Prefix": LOG_GROUP_PREFIX},
+            ]
+        }
+        assert resolve_name(template, name) == (
+            f"/aws-glue/telcopulse/telcopulse-glue-role/telcopulse-glue-stream-job/{kind}"
+        )
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert refs_to(group["Properties"]["KmsKeyId"], "DataKey")
+    assert set(job["DependsOn"]) == {
+        "GlueJobErrorLogGroup",
+        "GlueJobOutputLogGroup",
+        "GlueJobLogsPolicy",
+    }
+    # The old continuous-logging group is gone, and nothing still points at it.
+    assert "GlueJobLogGroup" not in resources
+    assert "GlueJobLogGroup" not in json.dumps(template)
+
+
+def test_job_role_writes_logs_to_its_two_log_groups_only(template: dict) -> None:
+    resources = template["Resources"]
+    documents = [p["PolicyDocument"] for p in resources["GlueJobRole"]["Properties"]["Policies"]]
+    for policy in resources_of(template, "AWS::IAM::RolePolicy").values():
+        if refs_to(policy["Properties"]["RoleName"], "GlueJobRole"):
+            documents.append(policy["Properties"]["PolicyDocument"])
+    logs = [
+        s
+        for d in documents
+        for s in as_list(d["Statement"])
+        if any(a.startswith("logs:") for a in as_list(s["Action"]))
+    ]
+    assert len(logs) == 1
+    (statement,) = logs
+    assert set(statement["Action"]) == {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "logs:AssociateKmsKey",  # without it Glue turns logging off (encrypted logs)
+    }
+    group_arn = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+    assert statement["Resource"] == [
+        {"Fn::Sub": group_arn + "${GlueJobErrorLogGroup}"},
+        {"Fn::Sub": group_arn + "${GlueJobErrorLogGroup}:*"},
+        {"Fn::Sub": group_arn + "${GlueJobOutputLogGroup}"},
+        {"Fn::Sub": group_arn + "${GlueJobOutputLogGroup}:*"},
+    ]
+
+
+@pytest.mark.parametrize("role", ["GlueJobRole", "BronzeCrawlerRole"])
+def test_glue_roles_use_the_documented_trust_policy(template: dict, role: str) -> None:
+    # No aws:SourceAccount: AWS does not document that Glue sends it (docs/aws.md).
+    (statement,) = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"][
+        "Statement"
+    ]
+    assert statement == {
+        "Effect": "Allow",
+        "Principal": {"Service": "glue.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+
+
+def test_stream_job_gets_the_partitions_kinesis_endpoint(template: dict) -> None:
+    args = template["Resources"]["StreamJob"]["Properties"]["DefaultArguments"]
+    assert args["--kinesis_endpoint_url"] == {
+        "Fn::Sub": "https://kinesis.${AWS::Region}.${AWS::URLSuffix}"
+    }
+    assert "amazonaws.com" not in json.dumps(args)
+
+
+def test_maintenance_window_is_optional_and_in_aws_format(template: dict) -> None:
+    parameter = template["Parameters"]["StreamMaintenanceWindow"]
+    assert parameter["Default"] == ""
+    # The documented pattern, or nothing.
+    assert parameter["AllowedPattern"] == "^(|" + MAINTENANCE_WINDOW_PATTERN[1:-1] + ")$"
+    accepted = ["", "Sun:03", "Sat:23", "Mon:0", "Wed:19"]
+    rejected = ["sun:03", "Sun:24", "Sunday:03", "Sun", "Sun:3am", " "]
+    assert all(re.fullmatch(parameter["AllowedPattern"], w) for w in accepted)
+    assert not any(re.fullmatch(parameter["AllowedPattern"], w) for w in rejected)
+    assert parameter_group(template, "StreamMaintenanceWindow") == "Glue streaming job"
+    assert template["Conditions"]["HasMaintenanceWindow"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "StreamMaintenanceWindow"}, ""]}]
+    }
+    job = template["Resources"]["StreamJob"]["Properties"]
+    assert job["MaintenanceWindow"] == {
+        "Fn::If": [
+            "HasMaintenanceWindow",
+            {"Ref": "StreamMaintenanceWindow"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+
+
+def runtime_pins() -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in GLUE_RUNTIME.read_text().splitlines()]
+    pins = [Requirement(line) for line in lines if line]
+    return {r.name: str(r.specifier) for r in pins}
+
+
+def test_orjson_pin_matches_the_glue_runtime_file(template: dict) -> None:
+    args = template["Resources"]["StreamJob"]["Properties"]["DefaultArguments"]
+    modules = args["--additional-python-modules"]["Fn::Sub"].split(",")
+    (orjson,) = [Requirement(m) for m in modules if m.startswith("orjson")]
+    assert str(orjson.specifier) == runtime_pins()["orjson"]
+    assert runtime_pins()["orjson"].startswith("==")
+
+
+# ------------------------------------------------------------------- alarms and metrics
+
+
+def test_every_alarm_notifies_the_alarm_topic(template: dict) -> None:
+    found = alarms(template)
+    assert len(found) >= 7
+    for name, alarm in found.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm.get("OKActions", [{"Ref": "AlarmTopic"}]) == [{"Ref": "AlarmTopic"}], name
+        # DataKey lets alarms named <ProjectName>-* use the topic's key.
+        assert alarm["AlarmName"]["Fn::Sub"].startswith("${ProjectName}-"), name
+
+
+def test_only_this_stacks_alarms_and_no_conditioned_eventbridge_use_the_topic_key(
+    template: dict,
+) -> None:
+    statements = template["Resources"]["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+    publishers = {
+        s["Sid"]: s
+        for s in statements
+        if {"kms:Decrypt", "kms:GenerateDataKey*"} == set(as_list(s["Action"]))
+    }
+    assert set(publishers) == {
+        "AlarmsPublishToTheEncryptedTopic",
+        "EventsPublishToTheEncryptedTopic",
+    }
+    alarms_statement = publishers["AlarmsPublishToTheEncryptedTopic"]
+    assert alarms_statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms_statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}"
+                ":alarm:${ProjectName}-*"
+            }
+        },
+    }
+    # The SNS guide: source conditions "not supported for EventBridge-to-encrypted topics".
+    events_statement = publishers["EventsPublishToTheEncryptedTopic"]
+    assert events_statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "Condition" not in events_statement
+    topic_policy = template["Resources"]["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]
+    (events_publish,) = [
+        s
+        for s in topic_policy["Statement"]
+        if s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    assert refs_to(events_publish["Condition"]["ArnEquals"]["aws:SourceArn"], "GlueJobFailedRule")
+
+
+def test_iterator_age_alarm_fires_when_nobody_reads_the_stream(template: dict) -> None:
+    alarm = alarms(template)["IteratorAgeAlarm"]
+    assert alarm["MetricName"] == "GetRecords.IteratorAgeMilliseconds"
+    # A stopped or never-started job makes no GetRecords calls, hence no data points.
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_job_publishes_its_batch_metrics_in_one_namespace(template: dict) -> None:
+    assert template["Mappings"]["StreamJobNames"]["Constants"]["MetricsNamespace"] == "TelcoPulse"
+    args = template["Resources"]["StreamJob"]["Properties"]["DefaultArguments"]
+    assert args["--metrics_namespace"] == METRICS_NAMESPACE
+    (policy,) = template["Resources"]["GlueJobRole"]["Properties"]["Policies"]
+    (metrics,) = [
+        s
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Action"] == "cloudwatch:PutMetricData"
+    ]
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": ["Glue", METRICS_NAMESPACE]}
+    }
+    # The names and units the job publishes (glue_job/metrics.py).
+    assert {name: unit for name, (_, unit) in BATCH_METRICS.items()} == BATCH_METRIC_UNITS
+
+
+def custom_metric_stats(template: dict) -> list[tuple[str, dict]]:
+    """(alarm, metric) for every alarm metric in the job's namespace."""
+    found = []
+    for name, alarm in alarms(template).items():
+        if "MetricName" in alarm:
+            found.append((name, alarm))
+        for query in alarm.get("Metrics", []):
+            if "MetricStat" in query:
+                found.append((name, query["MetricStat"]["Metric"]))
+    return [(n, m) for n, m in found if m["Namespace"] == METRICS_NAMESPACE]
+
+
+def test_batch_metric_alarms_name_the_job_and_published_metrics(template: dict) -> None:
+    used = custom_metric_stats(template)
+    assert {m["MetricName"] for _, m in used} == {
+        "BatchesCommitted",
+        "RecordsQuarantined",
+        "RecordsRead",
+    }
+    for name, metric in used:
+        assert metric["MetricName"] in BATCH_METRIC_UNITS, name
+        assert metric["Dimensions"] == [{"Name": "JobName", "Value": {"Ref": "StreamJob"}}], name
+
+
+def test_no_batch_alarm_fires_when_nothing_is_committed(template: dict) -> None:
+    alarm = alarms(template)["NoBatchCommittedAlarm"]
+    assert alarm["Namespace"] == METRICS_NAMESPACE
+    assert alarm["MetricName"] == "BatchesCommitted"
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == 60
+    assert alarm["EvaluationPeriods"] == {"Ref": "NoBatchAlarmMinutes"}
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["TreatMissingData"] == "breaching"  # a stopped job publishes nothing
+    assert "no events arrive" in alarm["AlarmDescription"]
+    parameter = template["Parameters"]["NoBatchAlarmMinutes"]
+    assert parameter["Default"] == 15
+    # CloudWatch: with periods under an hour, at most a day of them.
+    assert parameter["MinValue"] >= 1
+    assert parameter["MaxValue"] * alarm["Period"] <= 86_400
+    assert parameter_group(template, "NoBatchAlarmMinutes") == "Monitoring"
+
+
+def test_quarantine_share_alarm_divides_quarantined_by_read_records(template: dict) -> None:
+    alarm = alarms(template)["QuarantineShareHighAlarm"]
+    # A metric-math alarm names its metrics only inside Metrics.
+    assert not {"MetricName", "Namespace", "Statistic", "Period", "Dimensions"} & set(alarm)
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    (returned,) = [q for q in queries.values() if q["ReturnData"]]
+    numerator, denominator = (part.strip() for part in returned["Expression"].split("/"))
+    stats = {i: q["MetricStat"] for i, q in queries.items() if "MetricStat" in q}
+    assert stats[numerator]["Metric"]["MetricName"] == "RecordsQuarantined"
+    assert stats[denominator]["Metric"]["MetricName"] == "RecordsRead"
+    assert {(s["Period"], s["Stat"]) for s in stats.values()} == {(300, "Sum")}
+    assert not any(q["ReturnData"] for q in queries.values() if "MetricStat" in q)
+    assert alarm["Threshold"] == {"Ref": "QuarantineShareAlarm"}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    parameter = template["Parameters"]["QuarantineShareAlarm"]
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (0.05, 0, 1)
+    assert parameter_group(template, "QuarantineShareAlarm") == "Monitoring"
+
+
+@pytest.mark.parametrize(
+    "metric", ["WriteProvisionedThroughputExceeded", "PutRecords.FailedRecords"]
+)
+def test_stream_write_problems_raise_an_alarm(template: dict, metric: str) -> None:
+    (alarm,) = [a for a in alarms(template).values() if a.get("MetricName") == metric]
+    assert alarm["Namespace"] == "AWS/Kinesis"
+    assert alarm["Dimensions"] == [{"Name": "StreamName", "Value": {"Ref": "EventStream"}}]
+    assert alarm["Statistic"] == "Sum"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["TreatMissingData"] == "notBreaching"  # no writes, nothing rejected
+
+
+def dashboard_widgets(template: dict) -> tuple[list[dict], dict]:
+    body, variables = template["Resources"]["OpsDashboard"]["Properties"]["DashboardBody"][
+        "Fn::Sub"
+    ]
+    # Numbers are substituted unquoted, names inside strings: both become valid JSON.
+    text = re.sub(r'(?<!")\$\{[^}]+\}(?!")', "0", body)
+    text = re.sub(r"\$\{([^}]+)\}", r"\1", text)
+    return json.loads(text)["widgets"], variables
+
+
+def test_ops_dashboard_charts_every_batch_metric(template: dict) -> None:
+    widgets, variables = dashboard_widgets(template)
+    assert variables["MetricsNamespace"] == METRICS_NAMESPACE
+    charted = {
+        row[1]
+        for widget in widgets
+        for row in widget["properties"]["metrics"]
+        if row[0] == "MetricsNamespace"
+    }
+    assert charted == set(BATCH_METRIC_UNITS)
+    for widget in widgets:
+        for row in widget["properties"]["metrics"]:
+            if row[0] == "MetricsNamespace":
+                assert row[2:4] == ["JobName", "StreamJob"]
+    # No two widgets overlap on the 24-column grid.
+    cells = [
+        (w["x"] + dx, w["y"] + dy)
+        for w in widgets
+        for dx in range(w["width"])
+        for dy in range(w["height"])
+    ]
+    assert len(cells) == len(set(cells))
 
 
 # ------------------------------------------------------------------- Dockerfile
