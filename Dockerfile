@@ -33,12 +33,13 @@ RUN pip install --no-cache-dir \
 
 WORKDIR /app
 # Code stays owned by root: the app user can read it, not change it. From glue_job/ only the
-# Spark-free modules the dashboard uses (event contract and table layout).
+# Spark-free modules the dashboard uses (event contract, job defaults and table layout).
 COPY Home.py ./
 COPY pages/ pages/
 COPY dashboard/ dashboard/
 COPY backend/ backend/
-COPY glue_job/__init__.py glue_job/contract.py glue_job/tables.py glue_job/operator_aliases.csv glue_job/
+COPY glue_job/__init__.py glue_job/contract.py glue_job/defaults.py glue_job/tables.py \
+     glue_job/operator_aliases.csv glue_job/
 
 USER 10001:10001
 EXPOSE 8501

@@ -21,7 +21,7 @@ GLUE_STAMP := $(GLUE)/.installed
 GLUE_RUNTIME := infra/glue-5.0-runtime.txt
 GLUE_TEST_PACKAGES := pytest pytest-timeout hypothesis duckdb pydantic-settings
 
-.PHONY: up test test-glue test-fast lint lint-infra audit bench soak deploy destroy install node chromium check-python check-java clean
+.PHONY: up test test-glue test-fast docs lint lint-infra audit bench soak deploy destroy install node chromium check-python check-java clean
 
 install: $(STAMP) node
 
@@ -91,6 +91,23 @@ test-glue: $(GLUE_STAMP) check-java
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
+# The suite writes what it measured and photographed to build/ (reliability/, screenshots/),
+# never to tracked files. This copies them to docs/, where the README links them, but only
+# what a passing session wrote (each build/ directory's session.txt says how its session ended).
+DOCS_FROM_BUILD := reliability screenshots
+docs:
+	@for dir in $(DOCS_FROM_BUILD); do \
+	  stamp=build/$$dir/session.txt; \
+	  if [ ! -f $$stamp ]; then \
+	    echo "make docs: build/$$dir holds no test results: run make test first"; exit 1; fi; \
+	  read -r outcome < $$stamp; \
+	  case "$$outcome" in passed*) ;; \
+	    *) echo "make docs: build/$$dir comes from a test session that $$outcome: make test must pass first"; exit 1;; \
+	  esac; \
+	done
+	cp build/reliability/reliability.json build/reliability/reliability.md docs/
+	cp build/screenshots/*.png docs/screenshots/
+
 lint: install lint-infra audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -101,12 +118,12 @@ audit: install $(TOOLS_STAMP)
 
 # Every benchmark (stream, history, pages, baseline, memory); writes bench/results.md (~25 min).
 bench: install check-java chromium
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 # 2,000 events/s for 10 minutes through `telcopulse up`: memory, lag and the dashboard over
 # time; writes bench/soak.md and fails on unbounded growth.
 soak: install check-java chromium
-	$(BIN)/python bench/memory_bench.py --rate 2000 --seconds 600 --soak-report bench/soak.md > /dev/null
+	$(BIN)/python -m bench.memory_bench --rate 2000 --seconds 600 --soak-report bench/soak.md > /dev/null
 
 # CloudFormation template (cfn-lint, checkov) and dashboard image (checkov, hadolint).
 lint-infra: install $(TOOLS_STAMP)

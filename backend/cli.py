@@ -13,8 +13,11 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import ModuleType
 
 from backend.settings import Settings, SettingsError, load_settings
 
@@ -24,6 +27,10 @@ KPI_QUERIES = {"signal": "kpi_signal", "precision": "kpi_precision", "status": "
 
 class UsageError(ValueError):
     """Bad input on the command line; the message says what to do."""
+
+
+class CommandError(RuntimeError):
+    """A command cannot go on (deploy, destroy); the message says what to do."""
 
 
 def parse_instant(text: str) -> datetime:
@@ -131,8 +138,15 @@ def cmd_kpi(settings: Settings, args: argparse.Namespace) -> int:
     if window.since >= window.until:
         raise UsageError("--since must be earlier than --until")
     frame = run_kpi(make_engine(settings), KPI_QUERIES[args.kpi], window)
-    if args.kpi == "status":
-        frame = frame.rename(columns={"status_label": "status"})
+    # The CLI's output columns are a public format (README): ``samples`` is the readings
+    # count behind the average, ``status`` the label.
+    frame = frame.rename(
+        columns={
+            "status_label": "status",
+            "signal_samples": "samples",
+            "precision_samples": "samples",
+        }
+    )
     print(format_frame(frame, args.format), end="")
     return 0
 
@@ -204,30 +218,42 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
-def cmd_deploy(settings: Settings, args: argparse.Namespace) -> int:
-    from backend.deploy import (
-        JOB_START_TIMEOUT,
-        MAIN_TEMPLATE,
-        PARAMETER_OPTIONS,
-        aws_errors,
-        deploy,
-        format_summary,
-    )
+@contextmanager
+def deploy_tooling() -> Iterator[ModuleType]:
+    """The deploy tooling (``telcopulse_deploy.deploy``), imported by the two commands that
+    use it and by nothing else; its errors, and AWS's refusals, end as one line."""
+    try:
+        from telcopulse_deploy import deploy as tooling
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("telcopulse_deploy"):
+            raise
+        raise CommandError(
+            "this installation has no deploy tooling (telcopulse_deploy): run deploy and "
+            "destroy where TelcoPulse is installed from its checkout (pip install -e .)"
+        ) from None
+    try:
+        with tooling.aws_errors():
+            yield tooling
+    except tooling.DeployError as exc:
+        raise CommandError(str(exc)) from None
 
-    parameters = dict(parse_parameter(text) for text in args.parameter or [])
-    for name, option in PARAMETER_OPTIONS.items():
-        value = getattr(args, option.removeprefix("--").replace("-", "_"))
-        if value is not None:
-            parameters[name] = value
-    with aws_errors():
-        result = deploy(
+
+def cmd_deploy(settings: Settings, args: argparse.Namespace) -> int:
+    with deploy_tooling() as tooling:
+        parameters = dict(parse_parameter(text) for text in args.parameter or [])
+        for name, option in tooling.PARAMETER_OPTIONS.items():
+            value = getattr(args, option.removeprefix("--").replace("-", "_"))
+            if value is not None:
+                parameters[name] = value
+        result = tooling.deploy(
             settings,
             parameters=parameters,
-            template=Path(args.template) if args.template else MAIN_TEMPLATE,
+            template=Path(args.template) if args.template else None,
+            bootstrap_template=Path(args.bootstrap_template) if args.bootstrap_template else None,
             with_image=not args.skip_image,
-            job_timeout=args.job_timeout or JOB_START_TIMEOUT,
+            job_timeout=args.job_timeout or tooling.JOB_START_TIMEOUT,
         )
-        print(format_summary(result, settings), end="")
+        print(tooling.format_summary(result, settings), end="")
     return 0
 
 
@@ -241,10 +267,8 @@ def parse_parameter(text: str) -> tuple[str, str]:
 
 
 def cmd_destroy(settings: Settings, args: argparse.Namespace) -> int:
-    from backend.deploy import aws_errors, destroy
-
-    with aws_errors():
-        names = destroy(settings, yes=args.yes)
+    with deploy_tooling() as tooling:
+        names = tooling.destroy(settings, yes=args.yes)
     print(f"deleted {', '.join(names)}", file=sys.stderr)
     return 0
 
@@ -335,7 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-image", action="store_true", help="do not build or push the dashboard image"
     )
     deploy.add_argument(
-        "--template", help="CloudFormation template (default infra/telcopulse.yaml)"
+        "--template", help="CloudFormation template (default: infra/telcopulse.yaml, installed)"
+    )
+    deploy.add_argument(
+        "--bootstrap-template",
+        help="template of the bootstrap stack (default: infra/bootstrap.yaml, installed)",
     )
     deploy.add_argument(
         "--job-timeout",
@@ -402,7 +430,6 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from backend.deploy import DeployError
     from backend.errors import QueryError
     from glue_job.errors import JobError
 
@@ -416,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         UsageError,
         QueryError,
         JobError,
-        DeployError,
+        CommandError,
         OSError,
         ValueError,
     ) as exc:

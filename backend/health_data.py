@@ -2,56 +2,27 @@
 
 What the Pipeline Health page shows, as DataFrames and dataclasses. It reads ``_ops``
 (one row per committed batch) and ``quarantine`` only, never bronze or silver, and
-every query takes the committed batch id, like ``backend.dashboard_data``. Windows
+page query takes ``(engine, batch, window, *params)``, like ``backend.kpis``. Windows
 select batches by their start time, which is also the ``ingest_time`` of every record
 they wrote, so ops and quarantine counts cover the very same batches.
 
-No streamlit here: the stream probe and every query run the same in tests and the CLI.
+No streamlit here: every query runs the same in tests and the CLI. The stream probe lives
+with the other Kinesis code (``backend.kinesis``).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from botocore.exceptions import ClientError
 
-from backend.dashboard_data import (
-    _first_row,
-    _float,
-    _int,
-    _numeric,
-    _utc,
-    pick_trend_unit,
-    rate_freshness,
-)
 from backend.engine import QueryEngine
-from backend.kinesis import kinesis_client
-from backend.queries import Window, load_sql
-from backend.settings import Settings
-
-__all__ = [
-    "LAYERS",
-    "MAX_BATCH_POINTS",
-    "LayerFreshness",
-    "StreamStatus",
-    "WindowTotals",
-    "check_stream",
-    "mismatched_batches",
-    "pick_resolution",
-    "query_batch_trend",
-    "query_layer_freshness",
-    "query_quarantine_reasons",
-    "query_quarantine_samples",
-    "query_window_totals",
-    "reason_totals",
-    "shorten",
-    "stream_client",
-    "window_input_rate",
-]
+from backend.frames import as_float, as_int, as_utc, first_row, numeric
+from backend.home import rate_freshness
+from backend.queries import Window, run_query
+from backend.windows import UNIT_SCALE, pick_bucket
 
 LAYERS: tuple[str, ...] = ("bronze", "silver", "gold")
 # Up to this many batches in a window are drawn one point each; more are bucketed by time.
@@ -124,20 +95,21 @@ class LayerFreshness:
 def query_layer_freshness(
     engine: QueryEngine,
     batch: int,
-    *,
-    amber_seconds: float,
-    red_seconds: float,
+    window: Window | None,
+    thresholds: tuple[float, float],
     now: datetime | None = None,
 ) -> list[LayerFreshness]:
-    """One entry per layer (bronze, silver, gold), rated at ``now``."""
-    row = _first_row(engine.run(load_sql("health_layers"), [batch]))
+    """One entry per layer (bronze, silver, gold), rated at ``now`` by ``thresholds``
+    (amber, red seconds). The whole lake, whatever the window."""
+    amber_seconds, red_seconds = thresholds
+    row = first_row(run_query(engine, "health_layers", batch=batch))
     moment = now or datetime.now(UTC)
     return [
         LayerFreshness(
             layer=layer,
-            last_write=_utc(row.get(f"{layer}_last_write")),
-            newest_event=_utc(row.get(f"{layer}_newest_event")),
-            newest_arrival=_utc(row.get(f"{layer}_newest_arrival")),
+            last_write=as_utc(row.get(f"{layer}_last_write")),
+            newest_event=as_utc(row.get(f"{layer}_newest_event")),
+            newest_arrival=as_utc(row.get(f"{layer}_newest_arrival")),
         ).rated_at(moment, amber_seconds, red_seconds)
         for layer in LAYERS
     ]
@@ -192,25 +164,51 @@ class WindowTotals:
         )
 
 
-def query_window_totals(engine: QueryEngine, window: Window, batch: int) -> WindowTotals:
-    since, until, since_day, until_day = window.params()
-    params = [batch, since, until, batch, since, until, since_day, until_day]
-    row = _first_row(engine.run(load_sql("health_totals"), params))
+def query_window_totals(engine: QueryEngine, batch: int, window: Window) -> WindowTotals:
+    row = first_row(run_query(engine, "health_totals", batch=batch, **window.params()))
     return WindowTotals(
-        batches=_int(row.get("batches")),
-        records=_int(row.get("records")),
-        bronze_rows=_int(row.get("bronze_rows")),
-        silver_rows=_int(row.get("silver_rows")),
-        quarantine_rows=_int(row.get("quarantine_rows")),
-        duplicates=_int(row.get("duplicates")),
-        mismatched_batches=_int(row.get("mismatched_batches")),
-        quarantine_table_rows=_int(row.get("quarantine_table_rows")),
-        first_batch_start=_utc(row.get("first_batch_start")),
-        last_batch_start=_utc(row.get("last_batch_start")),
-        busy_seconds=_float(row.get("busy_seconds")) or 0.0,
-        max_duration_seconds=_float(row.get("max_duration_seconds")),
-        max_source_lag_seconds=_float(row.get("max_source_lag_seconds")),
+        batches=as_int(row.get("batches")),
+        records=as_int(row.get("records")),
+        bronze_rows=as_int(row.get("bronze_rows")),
+        silver_rows=as_int(row.get("silver_rows")),
+        quarantine_rows=as_int(row.get("quarantine_rows")),
+        duplicates=as_int(row.get("duplicates")),
+        mismatched_batches=as_int(row.get("mismatched_batches")),
+        quarantine_table_rows=as_int(row.get("quarantine_table_rows")),
+        first_batch_start=as_utc(row.get("first_batch_start")),
+        last_batch_start=as_utc(row.get("last_batch_start")),
+        busy_seconds=as_float(row.get("busy_seconds")) or 0.0,
+        max_duration_seconds=as_float(row.get("max_duration_seconds")),
+        max_source_lag_seconds=as_float(row.get("max_source_lag_seconds")),
     )
+
+
+def reconciliation_equation(totals: WindowTotals) -> str:
+    return (
+        f"bronze {totals.bronze_rows:,} = silver {totals.silver_rows:,} + quarantine "
+        f"{totals.quarantine_rows:,} + duplicates {totals.duplicates:,}"
+    )
+
+
+def reconciliation_problems(totals: WindowTotals) -> list[str]:
+    """Why a window does not reconcile, one phrase per failed check ([] when it does)."""
+    problems = []
+    if totals.unaccounted:
+        problems.append(
+            f"bronze {totals.bronze_rows:,} ≠ {totals.accounted:,} "
+            f"(silver {totals.silver_rows:,} + quarantine {totals.quarantine_rows:,} + "
+            f"duplicates {totals.duplicates:,}), {totals.unaccounted:+,} records"
+        )
+    if totals.mismatched_batches:
+        problems.append(
+            f"{totals.mismatched_batches:,} of {totals.batches:,} batches do not add up"
+        )
+    if totals.quarantine_table_rows != totals.quarantine_rows:
+        problems.append(
+            f"the quarantine table holds {totals.quarantine_table_rows:,} records where "
+            f"_ops counts {totals.quarantine_rows:,}"
+        )
+    return problems
 
 
 # --- batches over time --------------------------------------------------------------------
@@ -220,11 +218,16 @@ def pick_resolution(totals: WindowTotals) -> str:
     """``"batch"`` (one point per batch) while that stays drawable, else a time bucket."""
     if totals.batches <= MAX_BATCH_POINTS:
         return "batch"
-    return pick_trend_unit(totals.first_batch_start, totals.last_batch_start)
+    return time_unit(totals)
+
+
+def time_unit(totals: WindowTotals) -> str:
+    """The bucket unit for the window's batches over time (minute, hour or day)."""
+    return pick_bucket(totals.first_batch_start, totals.last_batch_start, UNIT_SCALE)
 
 
 def query_batch_trend(
-    engine: QueryEngine, window: Window, batch: int, resolution: str
+    engine: QueryEngine, batch: int, window: Window, resolution: str
 ) -> pd.DataFrame:
     """Batches over time, one row per batch or per bucket, always with ``TREND_COLUMNS``.
 
@@ -233,14 +236,14 @@ def query_batch_trend(
     first batch of the window). Duration and lag columns are averages per bucket, with
     ``max_*`` the worst batch; per batch both are the batch's own value.
     """
-    since, until, *_ = window.params()
+    params = window.params()
+    span = {"since": params["since"], "until": params["until"]}
     if resolution == "batch":
-        frame = engine.run(load_sql("health_batches"), [batch, since, until])
-        return _per_batch(frame)
+        return _per_batch(run_query(engine, "health_batches", batch=batch, **span))
     if resolution not in ("minute", "hour", "day"):
         raise ValueError(f"unknown resolution {resolution!r}: batch, minute, hour or day")
-    frame = engine.run(load_sql("health_batch_buckets"), [batch, since, until, resolution])
-    frame = _numeric(
+    frame = run_query(engine, "health_batch_buckets", batch=batch, unit=resolution, **span)
+    frame = numeric(
         frame,
         [
             "timed_seconds",
@@ -270,7 +273,7 @@ def query_batch_trend(
 
 def _per_batch(frame: pd.DataFrame) -> pd.DataFrame:
     counts = ["batch_id", "records_read", "bronze_rows", "silver_rows", "quarantine_rows"]
-    frame = _numeric(
+    frame = numeric(
         frame,
         ["duration_seconds", "source_lag_seconds", "interval_seconds"],
         [*counts, "duplicates"],
@@ -320,14 +323,16 @@ def mismatched_batches(trend: pd.DataFrame) -> pd.DataFrame:
 
 
 def query_quarantine_reasons(
-    engine: QueryEngine, window: Window, batch: int, unit: str
+    engine: QueryEngine, batch: int, window: Window, unit: str
 ) -> pd.DataFrame:
     """bucket (UTC ingest time), reason, records: quarantined records per reason code."""
     if unit not in ("minute", "hour", "day"):
         raise ValueError(f"unknown bucket unit {unit!r}: minute, hour or day")
-    frame = engine.run(load_sql("health_quarantine_reasons"), [unit, batch, *window.params()])
+    frame = run_query(
+        engine, "health_quarantine_reasons", batch=batch, unit=unit, **window.params()
+    )
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
-    return _numeric(frame, [], ["records"])
+    return numeric(frame, [], ["records"])
 
 
 def reason_totals(reasons: pd.DataFrame, quarantined: int | None = None) -> pd.DataFrame:
@@ -351,7 +356,7 @@ def reason_totals(reasons: pd.DataFrame, quarantined: int | None = None) -> pd.D
 
 
 def query_quarantine_samples(
-    engine: QueryEngine, window: Window, batch: int, reason: str | None = None
+    engine: QueryEngine, batch: int, window: Window, reason: str | None = None
 ) -> pd.DataFrame:
     """The newest quarantined records (only those with ``reason``, when given).
 
@@ -360,12 +365,12 @@ def query_quarantine_samples(
     2,000 characters (``truncated`` says so; ``payload_chars`` is the full length).
     ``reasons`` is one comma-separated string whatever array form the engine returns.
     """
-    only = reason or ""
-    params = [batch, *window.params(), only, only]
-    frame = engine.run(load_sql("health_quarantine_samples"), params)
+    frame = run_query(
+        engine, "health_quarantine_samples", batch=batch, reason=reason or "", **window.params()
+    )
     if frame.empty:
         return pd.DataFrame({name: pd.Series(dtype="object") for name in SAMPLE_COLUMNS})
-    frame = _numeric(frame, [], ["batch_id"])
+    frame = numeric(frame, [], ["batch_id"])
     binary = frame["payload_base64"].notna()
     frame["encoding"] = np.where(binary, "base64", "utf-8")
     frame["payload"] = frame["payload_base64"].where(binary, frame["payload"]).fillna("")
@@ -388,67 +393,23 @@ def _reason_text(value: object) -> str:
     return ", ".join(str(item).strip() for item in items if str(item).strip())
 
 
+def sample_labels(samples: pd.DataFrame) -> dict[str, str]:
+    """Each sample's key (batch/shard/sequence number) and the label a picker shows for it."""
+    return {
+        f"{row.batch_id}/{row.shard_id}/{row.sequence_number}": (
+            f"batch #{row.batch_id} · …{str(row.sequence_number)[-6:]} · {row.reasons}"
+        )
+        for row in samples.itertuples()
+    }
+
+
+def pick_sample(samples: pd.DataFrame, key: str | None) -> pd.Series:
+    """The sample with ``key`` (a ``sample_labels`` key), else the newest."""
+    keys = list(sample_labels(samples))
+    return samples.iloc[keys.index(key)] if key in keys else samples.iloc[0]
+
+
 def shorten(text: str, limit: int = 120) -> str:
     """One display line: line breaks shown as ⏎, cut to ``limit`` characters with an ellipsis."""
     line = text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎")
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-# --- the stream ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StreamStatus:
-    """What the Kinesis endpoint said about the stream, or why it said nothing."""
-
-    stream_name: str
-    endpoint: str
-    answers: bool  # the endpoint answered (even if only to say the stream is missing)
-    status: str | None  # ACTIVE, CREATING, UPDATING, DELETING; None when unknown
-    open_shards: int | None
-    detail: str | None  # one line: why it did not answer, or what it answered instead
-    seconds: float  # how long the check took
-
-
-def stream_client(settings: Settings, timeout: float = 1.0):
-    """A Kinesis client that gives up fast: one attempt, ``timeout`` to connect and to read."""
-    return kinesis_client(settings, connect_timeout=timeout, read_timeout=timeout, retries=1)
-
-
-def check_stream(client, settings: Settings) -> StreamStatus:
-    """DescribeStreamSummary on the configured stream. Never raises: it is a status probe."""
-    endpoint = settings.endpoint_url or f"AWS Kinesis ({settings.region})"
-    name = settings.stream_name
-    started = time.perf_counter()
-    answers, status, shards, detail = False, None, None, None
-    try:
-        summary = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
-    except ClientError as exc:
-        # The endpoint answered, with an error about the stream or our rights to it.
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "error")
-        answers = True
-        if code == "ResourceNotFoundException":
-            detail = f"stream {name} does not exist yet; starting the stack creates it"
-        else:
-            detail = f"{code}: {_one_line(error.get('Message') or str(exc))}"
-    except Exception as exc:  # noqa: BLE001 - unreachable, timed out, no credentials: all "down"
-        detail = f"{type(exc).__name__}: {_one_line(str(exc))}"
-    else:
-        answers = True
-        status = summary.get("StreamStatus")
-        shards = summary.get("OpenShardCount")
-        shards = None if shards is None else int(shards)
-    return StreamStatus(
-        stream_name=name,
-        endpoint=endpoint,
-        answers=answers,
-        status=status,
-        open_shards=shards,
-        detail=detail,
-        seconds=time.perf_counter() - started,
-    )
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]

@@ -3,7 +3,7 @@
 Everything comes from ``gold_postal_status_minute``: a postal code is placed at the
 centroid of the positions its events carried (Σ latitude_sum / Σ position_count), and
 every figure is a ratio of sums over the one-minute partials. Like
-``backend.dashboard_data`` every query takes the committed batch id explicitly, and the
+``backend.kpis`` every page query takes ``(engine, batch, window, *params)``, and the
 postal code a user picks is a bound parameter, never part of the SQL text.
 
 No streamlit here: the same functions run in tests, the CLI and behind the UI's caches.
@@ -16,27 +16,11 @@ from datetime import datetime
 
 import pandas as pd
 
-from backend.dashboard_data import (
-    STATUS_LABELS,
-    TREND_BUCKETS,
-    _float,
-    _int,
-    _numeric,
-    _utc,
-)
 from backend.engine import QueryEngine
-from backend.queries import Window, load_sql
-
-__all__ = [
-    "OUT_OF_SERVICE",
-    "OUT_OF_SERVICE_CODE",
-    "POINT_COLUMNS",
-    "PostalDetail",
-    "PostalMap",
-    "query_postal_detail",
-    "query_postal_map",
-    "query_postal_trend",
-]
+from backend.frames import as_float, as_int, as_utc, numeric, ratio
+from backend.kpis import trend_bucket
+from backend.queries import Window, run_query
+from glue_job.contract import STATUS_LABELS
 
 OUT_OF_SERVICE = "OUT_OF_SERVICE"
 OUT_OF_SERVICE_CODE = next(code for code, label in STATUS_LABELS.items() if label == OUT_OF_SERVICE)
@@ -82,9 +66,15 @@ class PostalMap:
         return self.without_postal_code + self.without_position
 
 
-def query_postal_map(engine: QueryEngine, window: Window, batch: int) -> PostalMap:
-    frame = engine.run(load_sql("map_postal_codes"), [OUT_OF_SERVICE_CODE, batch, *window.params()])
-    frame = _numeric(
+def query_postal_map(engine: QueryEngine, batch: int, window: Window) -> PostalMap:
+    frame = run_query(
+        engine,
+        "map_postal_codes",
+        batch=batch,
+        out_of_service=OUT_OF_SERVICE_CODE,
+        **window.params(),
+    )
+    frame = numeric(
         frame,
         ["avg_signal_dbm", "latitude", "longitude"],
         ["events", "out_of_service_events", "signal_samples", "positions"],
@@ -106,6 +96,12 @@ def query_postal_map(engine: QueryEngine, window: Window, batch: int) -> PostalM
         codes_without_position=len(unplaced),
         unplaced_in_mapped=int((points["events"] - points["positions"]).clip(lower=0).sum()),
     )
+
+
+def busiest_postal_code(points: pd.DataFrame) -> str:
+    """The postal code with the most events (the first by code among equals)."""
+    ranked = points.sort_values(["events", "postal_code"], ascending=[False, True])
+    return str(ranked["postal_code"].iloc[0])
 
 
 # --- one postal code ----------------------------------------------------------------------
@@ -142,12 +138,16 @@ class PostalDetail:
 
 
 def query_postal_detail(
-    engine: QueryEngine, window: Window, batch: int, postal_code: str
+    engine: QueryEngine, batch: int, window: Window, postal_code: str
 ) -> PostalDetail:
-    frame = engine.run(
-        load_sql("map_postal_breakdown"), [batch, *window.params(), str(postal_code)]
+    frame = run_query(
+        engine,
+        "map_postal_breakdown",
+        batch=batch,
+        postal_code=str(postal_code),
+        **window.params(),
     )
-    frame = _numeric(frame, ["signal_sum"], ["events", "signal_samples", "status"])
+    frame = numeric(frame, ["signal_sum"], ["events", "signal_samples", "status"])
     events = int(frame["events"].sum())
 
     by_status = frame.groupby("status")["events"].sum()
@@ -165,7 +165,7 @@ def query_postal_detail(
         ]
         .sum()
     )
-    operators["avg_signal_dbm"] = _ratio(operators["signal_sum"], operators["signal_samples"])
+    operators["avg_signal_dbm"] = ratio(operators["signal_sum"], operators["signal_samples"])
     operators["out_of_service_share"] = operators["out_of_service_events"] / operators["events"]
     operators = operators.sort_values(
         ["events", "operator"], ascending=[False, True], ignore_index=True
@@ -177,27 +177,31 @@ def query_postal_detail(
         status=status,
         operators=operators,
         events=events,
-        avg_signal_dbm=_float(frame["signal_sum"].sum() / samples) if samples else None,
-        signal_samples=_int(samples),
-        first_minute=_utc(frame["first_minute"].min()) if len(frame) else None,
-        last_minute=_utc(frame["last_minute"].max()) if len(frame) else None,
+        avg_signal_dbm=as_float(frame["signal_sum"].sum() / samples) if samples else None,
+        signal_samples=as_int(samples),
+        first_minute=as_utc(frame["first_minute"].min()) if len(frame) else None,
+        last_minute=as_utc(frame["last_minute"].max()) if len(frame) else None,
     )
 
 
 def query_postal_trend(
-    engine: QueryEngine, window: Window, batch: int, postal_code: str, bucket: str
+    engine: QueryEngine, batch: int, window: Window, postal_code: str, bucket: str
 ) -> pd.DataFrame:
     """One row per bucket (UTC): events, events per status label, avg_signal_dbm, samples.
 
-    ``bucket`` is a ``dashboard_data.TREND_BUCKETS`` key, as on the other pages.
+    ``bucket`` is a ``windows.TREND_BUCKETS`` key, as on the other pages.
     """
-    if bucket not in TREND_BUCKETS:
-        raise ValueError(f"unknown trend bucket {bucket!r}: pick one of {', '.join(TREND_BUCKETS)}")
-    unit, step = TREND_BUCKETS[bucket]
-    frame = engine.run(
-        load_sql("map_postal_trend"), [unit, step, batch, *window.params(), str(postal_code)]
+    unit, step = trend_bucket(bucket)
+    frame = run_query(
+        engine,
+        "map_postal_trend",
+        batch=batch,
+        unit=unit,
+        step=step,
+        postal_code=str(postal_code),
+        **window.params(),
     )
-    frame = _numeric(frame, ["signal_sum"], ["events", "signal_samples"])
+    frame = numeric(frame, ["signal_sum"], ["events", "signal_samples"])
     labels = list(STATUS_LABELS.values())
     columns = ["bucket", "events", *labels, "avg_signal_dbm", "signal_samples"]
     if frame.empty:
@@ -211,11 +215,6 @@ def query_postal_trend(
     )
     sums = frame.groupby("bucket")[["events", "signal_sum", "signal_samples"]].sum()
     wide = per_status.join(sums)
-    wide["avg_signal_dbm"] = _ratio(wide["signal_sum"], wide["signal_samples"])
+    wide["avg_signal_dbm"] = ratio(wide["signal_sum"], wide["signal_samples"])
     wide.columns.name = None
     return wide.reset_index()[columns]
-
-
-def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    """Σ values / Σ samples, NaN where there were no samples."""
-    return (numerator / denominator.where(denominator > 0)).astype("float64")

@@ -1,11 +1,18 @@
-"""Query layer: every KPI and health query, loaded from ``backend/sql/*.sql``.
+"""Query layer: every KPI and health query, loaded from ``backend/sql/*.sql`` and bound.
 
-Each query is written once, in SQL that both DuckDB and Athena (Trino) run, with
-``?`` placeholders for bound parameters. User input never reaches the text.
+Each query is written once, in SQL that both DuckDB and Athena (Trino) run, with named
+parameters (``:batch``, ``:since`` ...) that ``bind`` turns into the ``?`` placeholders
+both engines bind server-side: user input never reaches the text. Facts every gold query
+shares are written once, as macros the loader expands (``MACROS``): which rows a
+snapshot sees (``{{visible(g)}}``), a time range with its partitions
+(``{{in_window(g.minute, g.event_date)}}``), the ratio of sums that every average is
+(``{{ratio(g.signal_sum, g.signal_count)}}``), trend buckets and the KPI filters.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -22,16 +29,132 @@ BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 END_OF_TIME = datetime(2999, 12, 31, tzinfo=UTC)
 
 
+def _prefix(table: str | None) -> str:
+    return f"{table}." if table else ""
+
+
+def _in_window(moment: str, day: str | None = None) -> str:
+    """``moment`` in [:since, :until); with ``day``, its date partition too, so the engine
+    reads only the days of the range."""
+    text = f"{moment} >= CAST(:since AS TIMESTAMP) AND {moment} < CAST(:until AS TIMESTAMP)"
+    if day:
+        text += f" AND {day} BETWEEN CAST(:since_day AS DATE) AND CAST(:until_day AS DATE)"
+    return text
+
+
+MACROS: dict[str, Callable[..., str]] = {
+    # The rows a reader at committed batch :batch sees (backend.catalog's visible_through).
+    "visible": lambda table=None: (
+        f":batch BETWEEN {_prefix(table)}commit_id AND {_prefix(table)}visible_through"
+    ),
+    "in_window": _in_window,
+    # Every average: Σ values / Σ readings over partial sums, never an average of averages.
+    "ratio": lambda total, count: f"sum({total}) / NULLIF(sum({count}), 0)",
+    # A trend bucket: :unit ('minute' | 'hour' | 'day') with a :step of minutes in the hour.
+    "bucket": lambda moment: (
+        f"date_trunc(:unit, {moment})"
+        f" - INTERVAL '1' MINUTE * (extract(MINUTE FROM {moment}) % :step)"
+    ),
+    # The KPI filters (``Filters``): newline-separated lists, '' meaning all.
+    "filters": lambda: "filters AS (SELECT :operators AS operators, :postal_codes AS postal_codes)",
+    "chosen_operator": lambda table: (
+        f"(f.operators = '' OR contains(split(f.operators, chr(10)), {table}.operator))"
+    ),
+    "chosen_postal_code": lambda table: (
+        "(f.postal_codes = '' OR contains(split(f.postal_codes, chr(10)), "
+        f"coalesce({table}.postal_code, '(none)')))"
+    ),
+}
+_MACRO = re.compile(r"\{\{\s*(\w+)\s*(?:\((.*?)\))?\s*\}\}", re.DOTALL)
+# A :name outside quotes (the text is split on quoted literals first).
+_PARAMETER = re.compile(r"(?<![\w:]):([a-z_][a-z0-9_]*)")
+
+
+def _arguments(text: str | None) -> list[str]:
+    """A macro's arguments: split on commas outside parentheses."""
+    if not text:
+        return []
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current += char
+    parts.append(current.strip())
+    return parts
+
+
+def expand_macros(sql: str) -> str:
+    def expand(match: re.Match) -> str:
+        name, arguments = match.group(1), match.group(2)
+        if name not in MACROS:
+            raise KeyError(f"unknown SQL macro {{{{{name}}}}}: one of {', '.join(MACROS)}")
+        return MACROS[name](*_arguments(arguments))
+
+    return _MACRO.sub(expand, sql)
+
+
 @cache
 def load_sql(name: str) -> str:
+    """The query's text with its macros expanded and its named parameters left in place."""
     path = SQL_DIR / f"{name}.sql"
     if not path.is_file():
         raise KeyError(f"no query named {name!r} in {SQL_DIR}")
-    return path.read_text(encoding="utf-8")
+    return expand_macros(path.read_text(encoding="utf-8"))
 
 
 def query_names() -> list[str]:
     return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
+
+
+def _outside_quotes(sql: str) -> list[tuple[str, bool]]:
+    """The text in pieces, each marked True when it is code (not a quoted literal or a
+    comment)."""
+    pieces = re.split(r"('(?:[^']|'')*'|--[^\n]*)", sql)
+    return [(piece, not piece.startswith(("'", "--"))) for piece in pieces if piece]
+
+
+def parameter_names(sql: str) -> list[str]:
+    """The named parameters of ``sql`` in text order, repeats included."""
+    return [
+        match.group(1)
+        for piece, code in _outside_quotes(sql)
+        if code
+        for match in _PARAMETER.finditer(piece)
+    ]
+
+
+def bind(sql: str, params: Mapping[str, object]) -> tuple[str, list[object]]:
+    """``:name`` -> ``?`` with the values in text order: the one place parameter order is
+    decided. A list value (a filter in chunks) becomes ``concat`` of one ``?`` each. A
+    missing or unused parameter is an error: both mean the caller and the SQL disagree."""
+    names = parameter_names(sql)
+    missing = sorted(set(names) - set(params))
+    unused = sorted(set(params) - set(names))
+    if missing or unused:
+        raise KeyError(f"parameters missing {missing}, unused {unused}")
+    values: list[object] = []
+
+    def placeholder(match: re.Match) -> str:
+        value = params[match.group(1)]
+        if isinstance(value, list | tuple):
+            values.extend(value)
+            return "concat(" + ", ".join(["CAST(? AS VARCHAR)"] * len(value)) + ")"
+        values.append(value)
+        return "?"
+
+    text = "".join(
+        _PARAMETER.sub(placeholder, piece) if code else piece
+        for piece, code in _outside_quotes(sql)
+    )
+    return text, values
+
+
+def run_query(engine: QueryEngine, name: str, **params: object) -> pd.DataFrame:
+    """Run the named query with its named parameters."""
+    return engine.run(*bind(load_sql(name), params))
 
 
 def sql_timestamp(moment: datetime) -> str:
@@ -50,13 +173,14 @@ class Window:
     since: datetime = BEGINNING
     until: datetime = END_OF_TIME
 
-    def params(self) -> list[str]:
-        return [
-            sql_timestamp(self.since),
-            sql_timestamp(self.until),
-            sql_date(self.since.astimezone(UTC).date()),
-            sql_date(self.until.astimezone(UTC).date()),
-        ]
+    def params(self) -> dict[str, str]:
+        """``:since``, ``:until`` (timestamps) and ``:since_day``, ``:until_day`` (dates)."""
+        return {
+            "since": sql_timestamp(self.since),
+            "until": sql_timestamp(self.until),
+            "since_day": sql_date(self.since.astimezone(UTC).date()),
+            "until_day": sql_date(self.until.astimezone(UTC).date()),
+        }
 
 
 def _clean(values) -> tuple[str, ...]:
@@ -122,12 +246,12 @@ class Filters:
     def is_empty(self) -> bool:
         return not self.operators and not self.postal_codes
 
-    def params(self) -> list[str]:
-        """Each list as ``FILTER_CHUNKS`` parameters (``filter_chunks``): operators first."""
-        return [
-            *filter_chunks(self.operators, "operators"),
-            *filter_chunks(self.postal_codes, "postal codes"),
-        ]
+    def params(self) -> dict[str, list[str]]:
+        """``:operators`` and ``:postal_codes``, each in ``FILTER_CHUNKS`` parameters."""
+        return {
+            "operators": filter_chunks(self.operators, "operators"),
+            "postal_codes": filter_chunks(self.postal_codes, "postal codes"),
+        }
 
 
 NO_FILTERS = Filters()
@@ -135,7 +259,7 @@ NO_FILTERS = Filters()
 
 def committed_batch(engine: QueryEngine) -> int:
     """Newest committed batch id, or -1 when nothing is committed yet."""
-    frame = engine.run(load_sql("committed_batch"))
+    frame = run_query(engine, "committed_batch")
     value = frame["batch_id"].iloc[0] if len(frame) else None
     return -1 if value is None or pd.isna(value) else int(value)
 
@@ -147,9 +271,6 @@ def run_kpi(
     batch: int | None = None,
     filters: Filters = NO_FILTERS,
 ) -> pd.DataFrame:
-    """Run a KPI query over committed batches only (one snapshot per call unless given).
-
-    KPI queries take the filters first, then the batch and the window.
-    """
+    """Run a KPI query over committed batches only (one snapshot per call unless given)."""
     watermark = committed_batch(engine) if batch is None else batch
-    return engine.run(load_sql(name), [*filters.params(), watermark, *window.params()])
+    return run_query(engine, name, batch=watermark, **window.params(), **filters.params())

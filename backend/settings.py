@@ -13,6 +13,14 @@ from typing import Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from glue_job.defaults import (
+    DEFAULT_COMPACT_AFTER,
+    DEFAULT_DEDUP_HORIZON_HOURS,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_MAX_RECORDS_PER_SHARD,
+    DEFAULT_TRIGGER_SECONDS,
+)
+
 ENV_PREFIX = "TELCOPULSE_"
 
 
@@ -33,13 +41,13 @@ class Settings(BaseSettings):
     emulator_port: int = Field(default=4567, ge=1, le=65535)
     shards: int = Field(default=2, ge=1, le=500)
 
-    # stream job
-    trigger_seconds: float = Field(default=2.0, gt=0)
-    max_records_per_shard: int = Field(default=40_000, ge=100)
-    dedup_horizon_hours: int = Field(default=24, ge=1)
+    # stream job (defaults: glue_job.defaults)
+    trigger_seconds: float = Field(default=DEFAULT_TRIGGER_SECONDS, gt=0)
+    max_records_per_shard: int = Field(default=DEFAULT_MAX_RECORDS_PER_SHARD, ge=100)
+    dedup_horizon_hours: int = Field(default=DEFAULT_DEDUP_HORIZON_HOURS, ge=1)
     # Gold, quarantine and _ops compaction (glue_job.compaction).
-    compact_after_batches: int = Field(default=30, ge=2)  # = compaction.DEFAULT_COMPACT_AFTER
-    compaction_grace_seconds: float = Field(default=900.0, ge=0)
+    compact_after_batches: int = Field(default=DEFAULT_COMPACT_AFTER, ge=2)
+    compaction_grace_seconds: float = Field(default=DEFAULT_GRACE_SECONDS, ge=0)
 
     # lake and query layer
     lake_uri: str | None = None  # local default: <home>/lake

@@ -55,8 +55,8 @@ def collect_status(
 
 
 def check_stream(settings: Settings) -> Check:
-    from backend.health_data import check_stream as describe
-    from backend.health_data import stream_client
+    from backend.kinesis import check_stream as describe
+    from backend.kinesis import stream_client
 
     found = describe(stream_client(settings, timeout=PROBE_TIMEOUT), settings)
     facts = {
@@ -98,7 +98,7 @@ def check_local_job(settings: Settings) -> Check:
 def check_glue_job(settings: Settings, *, session=None) -> Check:
     from botocore.config import Config
 
-    from backend.deploy import describe_stack, job_runs, stack_outputs
+    from backend.aws_stack import describe_stack, job_runs, stack_outputs
 
     config = Config(
         connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT, retries={"max_attempts": 2}
@@ -152,8 +152,8 @@ def check_glue_job(settings: Settings, *, session=None) -> Check:
 
 def check_batch(settings: Settings, *, engine=None, now: datetime) -> list[Check]:
     """The newest committed batch and its quarantine count (two lines, one query result)."""
-    from backend.dashboard_data import _first_row, _int, _utc
-    from backend.queries import committed_batch, load_sql
+    from backend.frames import as_int, as_utc, first_row
+    from backend.queries import committed_batch, run_query
 
     try:
         if engine is None:
@@ -161,7 +161,7 @@ def check_batch(settings: Settings, *, engine=None, now: datetime) -> list[Check
 
             engine = make_engine(settings)
         batch = committed_batch(engine)
-        row = _first_row(engine.run(load_sql("status_batch"), [batch])) if batch >= 0 else {}
+        row = first_row(run_query(engine, "status_batch", batch=batch)) if batch >= 0 else {}
     except Exception as exc:  # noqa: BLE001 - a probe: the engine's error, in one line
         reason = f"unknown: query failed: {_one_line(exc)}"
         return [Check("batch", False, reason), Check("quarantine", False, reason)]
@@ -170,10 +170,10 @@ def check_batch(settings: Settings, *, engine=None, now: datetime) -> list[Check
             Check("batch", False, "none committed yet (is the stream job running?)", {}),
             Check("quarantine", True, "no batch yet", {}),
         ]
-    committed = _utc(row.get("batch_end"))
+    committed = as_utc(row.get("batch_end"))
     age = None if committed is None else max(0.0, (now - committed).total_seconds())
-    batch_id, read = _int(row.get("batch_id")), _int(row.get("records_read"))
-    quarantined = _int(row.get("quarantine_rows"))
+    batch_id, read = as_int(row.get("batch_id")), as_int(row.get("records_read"))
+    quarantined = as_int(row.get("quarantine_rows"))
     batch_facts = {
         "batch_id": batch_id,
         "committed_at": _iso(committed),

@@ -1,6 +1,6 @@
 """Baseline benchmark (bench): the naive designs next to TelcoPulse's, on the same events.
 
-Builds ``--hours`` of synthetic events at ``--rate`` (the mix of ``bench/history.py``),
+Builds ``--hours`` of synthetic events at ``--rate`` (the mix of ``bench.history``),
 cut into 2-second micro-batches, with one stretch where the job was down for
 ``--outage-minutes``: everything sent meanwhile arrives in a single backlog batch, and
 signal was poor then (a degraded cell is what sends people to the dashboard). Then asks
@@ -16,7 +16,7 @@ The silver scan is the ground truth; it is also what a KPI costs without gold. Q
 is the median of ``--runs`` DuckDB runs; bytes are what DuckDB scanned (``measure_io``),
 the stand-in for Athena's bytes billed. Usage:
 
-    .venv/bin/python bench/baseline_bench.py [--hours 6] [--rate 200] [--outage-minutes 10]
+    .venv/bin/python -m bench.baseline_bench [--hours 6] [--rate 200] [--outage-minutes 10]
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from history import TRIGGER_SECONDS, device_table, precision_quantiles, synthetic_silver
 from pyspark.sql import functions as F
 
 from backend.engine import DuckDBEngine
 from backend.queries import Window, run_kpi
-from glue_job.batch import ParquetLake
+from bench.history import TRIGGER_SECONDS, device_table, precision_quantiles, synthetic_silver
+from glue_job.lake import ParquetLake
 from glue_job.schemas import OPS_SCHEMA
 from glue_job.spark_conf import build_spark
 from glue_job.transforms import to_operator_minute

@@ -19,9 +19,14 @@ Days before the template day repeat it, shifted by whole days: how many gold row
 holds depends on the traffic's shape, not on its date. Silver and bronze are not written
 (the dashboard never reads them). The history ends at the current minute, so the
 "last 15 min" window holds data. Each ``--also`` size is a hard-linked copy with the
-older dates removed. Usage:
+older dates removed.
 
-    .venv/bin/python bench/history.py --home .telcopulse/bench --days 30 --also 7 --also 1
+Every file goes through the job's writer (``glue_job.lake.ParquetLake``): table paths,
+partition directories and ``commit=N`` directories are ``glue_job.tables``'; partitions and
+their ends come from ``Table.partition_of``, rows from the job's transforms and schemas.
+Usage, from the checkout's root:
+
+    .venv/bin/python -m bench.history --home .telcopulse/bench --days 30 --also 7 --also 1
 """
 
 from __future__ import annotations
@@ -50,12 +55,13 @@ from backend.synthetic import (
     SyntheticGenerator,
     load_profile,
 )
-from glue_job.batch import ParquetLake
-from glue_job.compaction import DEFAULT_COMPACT_AFTER
+from bench.lakes import MARKER, history_home, lake_of
 from glue_job.contract import BOUNDS, STATUS_LABELS, canonical_operator
-from glue_job.schemas import QUARANTINE_SCHEMA, RAW_SCHEMA
+from glue_job.defaults import DEFAULT_COMPACT_AFTER, DEFAULT_TRIGGER_SECONDS
+from glue_job.lake import ParquetLake
+from glue_job.schemas import QUARANTINE_SCHEMA, RAW_SCHEMA, table_schema
 from glue_job.spark_conf import build_spark
-from glue_job.tables import COMPACTED, TABLES
+from glue_job.tables import COMPACTED, TABLES, Table
 from glue_job.transforms import (
     to_operator_minute,
     to_postal_status_minute,
@@ -63,11 +69,10 @@ from glue_job.transforms import (
     validate_records,
 )
 
-MARKER = "history.json"  # what was written; only a directory holding it is ever wiped
 OUTAGE_EVERY_S = 180  # one postal-code outage starts about every 3 minutes (as synthetic.py)
 PRECISION_QUANTILES = 256
 QUARANTINE_POOL = 600
-TRIGGER_SECONDS = 2
+TRIGGER_SECONDS = int(DEFAULT_TRIGGER_SECONDS)  # one batch every 2 s, as the job runs
 DAY_SECONDS = 86_400
 
 
@@ -248,12 +253,12 @@ def synthetic_quarantine(
 
 
 def prepare_home(home: Path, force: bool) -> Path:
-    """An empty lake under ``home``; refuses to wipe a directory this script did not make."""
-    lake = home / "lake"
+    """An empty lake under ``home``; refuses to wipe a directory this module did not make."""
+    lake = lake_of(home)
     if home.exists() and any(home.iterdir()):
         if not (home / MARKER).exists() and not force:
             raise SystemExit(
-                f"{home} is not empty and was not made by bench/history.py: pick another --home"
+                f"{home} is not empty and was not made by bench.history: pick another --home"
             )
         shutil.rmtree(lake, ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
@@ -276,12 +281,14 @@ class Layout:
             (F.unix_timestamp(moment) - F.lit(int(self.start.timestamp()))) / TRIGGER_SECONDS
         ).cast(LongType())
 
-    def commit_of(self, partition_end: Column, batch: Column) -> Column:
-        """Where the live job's compaction left a row: rows of a partition (an hour of gold, a
-        day of the rest) that ended before the open batches in the commit of the first batch
-        after its end, the current partition's in ``open_first``, open batches in their own."""
+    def commit_of(self, table: Table, batch: Column) -> Column:
+        """Where the live job's compaction left a row of ``table``: rows of a partition (an
+        hour of gold, a day of the rest) that ended before the open batches in the commit of
+        the first batch after its end, the current partition's in ``open_first``, open
+        batches in their own."""
         after_end = F.ceil(
-            (F.unix_timestamp(partition_end) - F.lit(int(self.start.timestamp()))) / TRIGGER_SECONDS
+            (F.unix_timestamp(partition_end(table)) - F.lit(int(self.start.timestamp())))
+            / TRIGGER_SECONDS
         )
         compacted = F.least(after_end, F.lit(self.open_first))
         return F.when(batch >= self.open_first, batch).otherwise(compacted).cast(LongType())
@@ -291,36 +298,49 @@ class Layout:
         seconds = (partition_end - self.start).total_seconds()
         return min(math.ceil(seconds / TRIGGER_SECONDS), self.open_first)
 
-    def partitions(self, spec) -> list[tuple[str, datetime]]:
-        """(``Table.partition_path``, end) of each partition of ``spec`` the history covers."""
-        hourly = "event_hour" in spec.partitions
-        step = timedelta(hours=1) if hourly else timedelta(days=1)
-        moment = self.start.replace(minute=0, second=0, microsecond=0)
-        if not hourly:
-            moment = moment.replace(hour=0)
-        found = []
-        while moment < self.end:
-            found.append((spec.partition_of(moment), moment + step))
-            moment += step
-        return found
+    def partitions(self, table: Table) -> list[tuple[str, datetime]]:
+        """(``Table.partition_path``, end) of each partition of ``table`` the history covers:
+        where ``Table.partition_of`` puts each of its hours, ending when its last hour does."""
+        ends: dict[str, datetime] = {}
+        hour = self.start.replace(minute=0, second=0, microsecond=0)
+        while hour < self.end:
+            ends[table.partition_of(hour)] = hour + timedelta(hours=1)
+            hour += timedelta(hours=1)
+        return list(ends.items())
 
 
-def day_end(day: Column) -> Column:
-    return F.date_add(day, 1).cast("timestamp")
+def partition_end(table: Table) -> Column:
+    """When a row's partition of ``table`` ends, from its partition columns: the end of its
+    hour for a table cut by the hour, of its day otherwise (as ``Table.partition_of`` cuts)."""
+    levels = dict(table.partition_types)
+    day = F.col(next(name for name, kind in levels.items() if kind == "date"))
+    hours = [name for name, kind in levels.items() if kind == "int"]
+    if not hours:
+        return F.date_add(day, 1).cast("timestamp")
+    start = F.unix_timestamp(day.cast("timestamp"))
+    return F.timestamp_seconds(start + (F.col(hours[0]) + 1) * 3600)
 
 
-def hour_end(day: Column, hour: Column) -> Column:
-    return F.timestamp_seconds(F.unix_timestamp(day.cast("timestamp")) + (hour + 1) * 3600)
+def shifted(frame: DataFrame, table: Table, days: int) -> DataFrame:
+    """Rows of gold ``table`` ``days`` earlier: the minute and the date partition move, the
+    hour stays (whole days, in UTC)."""
+    moved = frame.withColumn("minute", F.col("minute") - F.expr(f"INTERVAL {days} DAYS"))
+    for name, kind in table.partition_types:
+        if kind == "date":
+            moved = moved.withColumn(name, F.date_sub(F.col(name), days))
+    return moved
 
 
-def shifted(frame: DataFrame, days: int) -> DataFrame:
-    """Gold rows ``days`` earlier, with their partition columns to match."""
-    moved = F.col("minute") - F.expr(f"INTERVAL {days} DAYS")
-    return (
-        frame.withColumn("minute", moved)
-        .withColumn("event_date", F.to_date("minute"))
-        .withColumn("event_hour", F.hour("minute"))
-    )
+def conform(table: str, frame: DataFrame) -> DataFrame:
+    """``frame`` as the job hands ``table`` to the writer (``table_schema``), plus the batch
+    and commit ids it carries: its columns in order, a typed null for each the history has
+    no value for (as the job's ``_ops`` row leaves a figure it did not take)."""
+    have = set(frame.columns)
+    columns = [
+        F.col(f.name) if f.name in have else F.lit(None).cast(f.dataType).alias(f.name)
+        for f in table_schema(TABLES[table]).fields
+    ]
+    return frame.select(*columns, *(c for c in ("batch_id", "commit_id") if c in have))
 
 
 def write_history(
@@ -392,15 +412,12 @@ def write_history(
         template = transform(silver).persist(StorageLevel.MEMORY_AND_DISK)
         history = template.where(F.col("minute") < open_start)
         for k in range(1, days):
-            history = history.unionByName(shifted(template, k))
+            history = history.unionByName(shifted(template, TABLES[table], k))
         history = history.where(F.col("minute") >= F.lit(layout.start))
         rows = lake.write_committed(
             table,
             history.withColumn(
-                "commit_id",
-                layout.commit_of(
-                    hour_end(F.col("event_date"), F.col("event_hour")), layout.batch_of("minute")
-                ),
+                "commit_id", layout.commit_of(TABLES[table], layout.batch_of("minute"))
             ),
         )
         template.unpersist()
@@ -416,9 +433,9 @@ def write_history(
         spark, pool, start=layout.start, seconds=DAY_SECONDS * days, count=invalid
     ).withColumn("batch_id", layout.batch_of("ingest_time"))
     quarantined = quarantined.withColumn(
-        "commit_id", layout.commit_of(day_end(F.col("ingest_date")), F.col("batch_id"))
+        "commit_id", layout.commit_of(TABLES["quarantine"], F.col("batch_id"))
     )
-    quarantined = quarantined.persist(StorageLevel.MEMORY_AND_DISK)
+    quarantined = conform("quarantine", quarantined).persist(StorageLevel.MEMORY_AND_DISK)
     summary["quarantined"] = lake.write_committed("quarantine", quarantined)
     bad_per_batch = quarantined.groupBy("batch_id").agg(F.count(F.lit(1)).alias("bad"))
     pool[0].unpersist()
@@ -452,26 +469,28 @@ def write_history(
         duration.alias("duration_seconds"),
         F.to_date(batch_start).alias("batch_date"),
     )
-    ops = ops.withColumn(
-        "commit_id", layout.commit_of(day_end(F.col("batch_date")), F.col("batch_id"))
-    )
-    lake.write_committed("ops", ops)
+    ops = ops.withColumn("commit_id", layout.commit_of(TABLES["ops"], F.col("batch_id")))
+    lake.write_committed("ops", conform("ops", ops))
     quarantined.unpersist()
     log(f"  _ops: {layout.batches:,} rows in {time.perf_counter() - tick:.0f} s")
 
     # The job keeps a compaction's row only while the files it superseded are on disk, and
-    # always its newest: with no superseded file in this layout, the newest compaction's rows.
+    # always its newest: with no superseded file in this layout, the newest compaction's rows,
+    # written as the job writes them (one row per partition, in that compaction's commit).
+    folded = {
+        (table.name, partition): layout.first_commit(end)
+        for table in COMPACTED
+        for partition, end in layout.partitions(table)
+    }
+    newest = max(folded.values())
     records = [
-        (spec.name, partition, None, None, -1, layout.first_commit(end))
-        for spec in COMPACTED
-        for partition, end in layout.partitions(spec)
+        # table_name, partition_path, rows_before, rows_after, first_commit_id
+        (name, partition, None, None, -1)
+        for (name, partition), commit in folded.items()
+        if commit == newest
     ]
-    newest = max(record[-1] for record in records)
-    records = [record for record in records if record[-1] == newest]
-    schema = ", ".join(f"{name} {kind}" for name, kind in TABLES["compactions"].columns)
-    lake.write_committed(
-        "compactions", spark.createDataFrame(records, schema.replace("long", "bigint"))
-    )
+    compactions = spark.createDataFrame(records, table_schema(TABLES["compactions"]))
+    lake.write("compactions", compactions, newest)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     log(f"done in {summary['seconds']:.0f} s")
     return summary
@@ -484,9 +503,10 @@ def derive(source: Path, target: Path, days: int, end: datetime) -> None:
         shutil.rmtree(target)
     shutil.copytree(source, target, copy_function=os.link)
     first = (end - timedelta(days=days)).date()
-    for spec in COMPACTED:
-        # Every compacted table's first partition level is a date.
-        for folder in (target / "lake" / spec.path).glob(f"{spec.partitions[0]}=*"):
+    for table in COMPACTED:
+        (level, kind), *_ = table.partition_types
+        assert kind == "date", f"{table.name}: the first partition level is its date"
+        for folder in (lake_of(target) / table.path).glob(f"{level}=*"):
             if datetime.fromisoformat(folder.name.split("=", 1)[1]).date() < first:
                 shutil.rmtree(folder)
 
@@ -504,10 +524,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--force", action="store_true", help="wipe --home even without marker")
     return parser.parse_args(argv)
-
-
-def history_home(home: Path, days: int) -> Path:
-    return home / f"{days}d"
 
 
 def main(argv: list[str] | None = None) -> int:

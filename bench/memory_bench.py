@@ -8,7 +8,7 @@ right after start-up and again after ``--seconds``, opening the pages again at t
 With ``--seconds`` long and a high ``--rate`` this is the soak test (`make soak`).
 Usage:
 
-    .venv/bin/python bench/memory_bench.py [--seconds 120] [--rate 200]
+    .venv/bin/python -m bench.memory_bench [--seconds 120] [--rate 200]
 """
 
 from __future__ import annotations

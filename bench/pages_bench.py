@@ -1,6 +1,6 @@
 """Dashboard page benchmark (bench): each page's server-side run time and gold read per refresh.
 
-Points the app at lakes ``bench/history.py`` wrote (1, 7 and 30 days by default), runs
+Points the app at lakes ``bench.history`` wrote (1, 7 and 30 days by default), runs
 every page headlessly with ``streamlit.testing.v1.AppTest`` and times whole script runs:
 
 - cold: ``st.cache_data`` and ``st.cache_resource`` cleared (so a new DuckDB engine too),
@@ -12,7 +12,7 @@ Every query the pages send is timed at ``DuckDBEngine.run``, which also profiles
 the bytes DuckDB read (``measure_io``): summed over a refresh run's gold queries, that is
 what one refresh reads of gold, the stand-in for Athena's bytes scanned. Usage:
 
-    .venv/bin/python bench/pages_bench.py [--home .telcopulse/bench] [--days 1 --days 30]
+    .venv/bin/python -m bench.pages_bench [--home .telcopulse/bench] [--days 1 --days 30]
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.lakes import GOLD, MARKER, gold_files, history_home, lake_of
+
 # Pages run outside a Streamlit server here, which Streamlit warns about on every run.
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HOME_PAGE = "Home.py"
 PRESETS = ("1 h", "24 h", "7 d", "all")
-GOLD_TABLES = re.compile(r"\bgold_(operator_minute|postal_status_minute)\b")
+GOLD_TABLES = re.compile(r"\b(" + "|".join(table.name for table in GOLD) + r")\b")
 TIMEOUT_S = 300
 
 
@@ -135,7 +137,7 @@ def measure_page(
 ) -> PageResult:
     from streamlit.testing.v1 import AppTest
 
-    from backend.dashboard_data import DEFAULT_PRESET
+    from backend.windows import DEFAULT_PRESET
 
     result = PageResult(page, preset, days)
     at = AppTest.from_file(str(PROJECT_ROOT / HOME_PAGE), default_timeout=TIMEOUT_S)
@@ -189,10 +191,9 @@ def point_app_at(home: Path) -> None:
 
 
 def lake_facts(home: Path) -> dict:
-    """What history.py wrote there, and what the gold files hold on disk."""
-    info = json.loads((home / "history.json").read_text())
-    lake = home / "lake"
-    gold = list((lake / "gold").rglob("*.parquet"))
+    """What bench.history wrote there, and what the gold files hold on disk."""
+    info = json.loads((home / MARKER).read_text())
+    gold = gold_files(lake_of(home))
     info["gold_files"] = len(gold)
     info["gold_bytes"] = sum(p.stat().st_size for p in gold)
     return info
@@ -225,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, action="append", help="history sizes (1, 7, 30)")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
-    homes = {d: args.home.resolve() / f"{d}d" for d in (args.days or [1, 7, 30])}
-    missing = [str(h) for h in homes.values() if not (h / "history.json").exists()]
+    homes = {d: history_home(args.home.resolve(), d) for d in (args.days or [1, 7, 30])}
+    missing = [str(h) for h in homes.values() if not (h / MARKER).exists()]
     if missing:
-        print(f"no history in {', '.join(missing)}: run bench/history.py", file=sys.stderr)
+        print(f"no history in {', '.join(missing)}: run python -m bench.history", file=sys.stderr)
         return 2
     results, _ = measure_pages(homes, runs=args.runs, log=lambda m: print(m, file=sys.stderr))
     for r in results:

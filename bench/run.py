@@ -12,9 +12,10 @@ Phases, each a module of its own that can also run alone:
 5. memory (``memory_bench``): resident memory of every `telcopulse up` process.
 
 Figures go to bench/results.json too. ``--skip`` leaves phases out (their section keeps
-the figures of the last run that had them, and says when those were measured). Usage:
+the figures of the last run that had them, and says when those were measured). Usage,
+from the checkout's root:
 
-    .venv/bin/python bench/run.py [--skip memory] [--quick]
+    .venv/bin/python -m bench.run [--skip memory] [--quick]
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _java_version() -> str:
 
 
 def run_stream(quick: bool) -> dict:
-    import stream_bench
+    from bench import stream_bench
 
     root = Path(tempfile.mkdtemp(prefix="telcopulse-bench-stream-"))
     try:
@@ -121,10 +122,13 @@ def run_stream(quick: bool) -> dict:
 
 
 def run_history(quick: bool) -> dict:
+    from bench.lakes import MARKER, gold_files, history_homes, lake_of
+
     days = 2 if quick else max(HISTORY_DAYS)
     command = [
         sys.executable,
-        str(BENCH / "history.py"),
+        "-m",
+        "bench.history",
         "--home",
         str(HISTORY_HOME),
         "--days",
@@ -133,16 +137,16 @@ def run_history(quick: bool) -> dict:
         *[arg for d in HISTORY_DAYS if d < days for arg in ("--also", str(d))],
     ]
     # Histories of other sizes (an earlier --quick run) must not be measured as this run's.
-    wanted = {f"{d}d" for d in (days, *HISTORY_DAYS) if d <= days}
-    for stale in HISTORY_HOME.glob("*d"):
-        if stale.name not in wanted and (stale / "history.json").exists():
+    wanted = {d for d in (days, *HISTORY_DAYS) if d <= days}
+    for size, stale in history_homes(HISTORY_HOME).items():
+        if size not in wanted:
             shutil.rmtree(stale)
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=PROJECT_ROOT)
     facts = {}
-    for home in sorted(HISTORY_HOME.glob("*d")):
-        info = json.loads((home / "history.json").read_text())
-        gold = list((home / "lake" / "gold").rglob("*.parquet"))
+    for _, home in sorted(history_homes(HISTORY_HOME).items()):
+        info = json.loads((home / MARKER).read_text())
+        gold = gold_files(lake_of(home))
         info["gold_files"] = len(gold)
         info["gold_bytes_on_disk"] = sum(p.stat().st_size for p in gold)
         facts[str(info["days"])] = info
@@ -150,9 +154,10 @@ def run_history(quick: bool) -> dict:
 
 
 def run_pages(quick: bool) -> dict:
-    import pages_bench
+    from bench import pages_bench
+    from bench.lakes import history_homes
 
-    homes = {int(p.name[:-1]): p for p in HISTORY_HOME.glob("*d") if (p / "history.json").exists()}
+    homes = history_homes(HISTORY_HOME)
     results, timer = pages_bench.measure_pages(
         homes, runs=3 if quick else 5, cold=1 if quick else 2, log=log
     )
@@ -186,7 +191,7 @@ def run_pages(quick: bool) -> dict:
 
 
 def run_baseline(quick: bool) -> dict:
-    import baseline_bench
+    from bench import baseline_bench
 
     return baseline_bench.run(
         hours=1 if quick else 6, rate=200, outage_minutes=10, runs=3 if quick else 5, log=log
@@ -194,7 +199,7 @@ def run_baseline(quick: bool) -> dict:
 
 
 def run_memory(quick: bool) -> dict:
-    import memory_bench
+    from bench import memory_bench
 
     return memory_bench.measure(30 if quick else 180, 200, log=log, samples_every=30)
 
@@ -257,7 +262,7 @@ def report(figures: dict) -> str:
     out = [
         "# TelcoPulse benchmark results",
         "",
-        f"Measured by `make bench` (`bench/run.py`) on {m['date']}: {m['cores']} cores "
+        f"Measured by `make bench` (`python -m bench.run`) on {m['date']}: {m['cores']} cores "
         f"({m['cpu']}), {m['memory_gib']} GiB memory; Python {m['python']}, Spark "
         f"{m['spark']}, DuckDB {m['duckdb']}, Streamlit {m['streamlit']}, {m['java']}. "
         "Everything runs on this one machine at once: the Kinesis emulator, the producers, "
@@ -408,7 +413,7 @@ def pages_section(history: dict | None, pages: dict | None, measured: dict) -> l
         return []
     out = ["## Dashboard: server-side time and gold read per refresh", ""]
     if history:
-        out.append(f"History written by `bench/history.py` in {history['seconds']} s:")
+        out.append(f"History written by `bench.history` in {history['seconds']} s:")
         out.append("")
         out.append("| history | events | gold files | gold on disk |")
         out.append("|---|---:|---:|---:|")
@@ -553,7 +558,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=PHASES, default=[])
     parser.add_argument("--quick", action="store_true", help="small sizes: a check, not figures")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(BENCH))
     os.chdir(PROJECT_ROOT)
     figures = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     figures.setdefault("measured", {})

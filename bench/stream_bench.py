@@ -6,7 +6,7 @@ timed with marker events: each carries an operator name of its own, is put on th
 by this process, and counts as fresh once `kpi_signal` (the query `telcopulse kpi signal`
 runs) returns its operator. Usage:
 
-    .venv/bin/python bench/stream_bench.py [--drain 400000] [--rates 200,1000,5000] [--seconds 60]
+    .venv/bin/python -m bench.stream_bench [--drain 400000] [--rates 200,1000,5000] [--seconds 60]
 """
 
 from __future__ import annotations

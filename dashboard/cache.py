@@ -1,28 +1,42 @@
-"""Dashboard caches (presentation layer): settings and engine per process, query results per tick.
+"""Dashboard caches (presentation layer): settings and engine per process, one cached loader.
 
-Every cached query takes ``engine_key`` (which lake or Athena database), the
-committed ``batch`` and the ``tick`` of the user's refresh interval. A new tick
-means a new cache entry, so data expires with the interval the user picked; the
-same tick (a widget click, a page switch) reuses what was loaded. The engine itself
-is passed as ``_engine`` so Streamlit does not try to hash it.
+Every page query has one signature, ``query(engine, batch, window, *params)`` (the
+``backend.kpis``, ``backend.home``, ``backend.health_data`` and ``backend.map_data``
+functions), and ``load`` runs any of them through one Streamlit cache. Its key is the
+query, the engine (which lake or Athena database), the committed ``batch``, the window, the
+``tick`` of the user's refresh interval and the query's own parameters: a new tick means a
+new entry, so data expires with the interval the user picked, while the same tick (a widget
+click, a page switch) reuses what was loaded. Each result carries how long its query took
+when it really ran, so every page can show its query times.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
-from backend import dashboard_data as data
 from backend.engine import QueryEngine, make_engine
-from backend.queries import NO_FILTERS, Filters, Window
+from backend.queries import Window, committed_batch
 from backend.settings import Settings, load_settings
 
+T = TypeVar("T")
 # The longest refresh interval on offer; entries older than that are never asked for again.
 MAX_INTERVAL_SECONDS = 600
-_MINUTE = timedelta(minutes=1)
-_TTL = MAX_INTERVAL_SECONDS
-_ENTRIES = 256
+_ENTRIES = 512
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[T]):
+    """A query's result, how long the query took when it ran, and when that was."""
+
+    value: T
+    seconds: float
+    ran_at: datetime
 
 
 @st.cache_resource(show_spinner=False)
@@ -42,115 +56,41 @@ def engine_key(settings: Settings) -> str:
     return f"duckdb:{settings.lake}"
 
 
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def committed_batch(_engine: QueryEngine, engine_key: str, tick: tuple[int, int]) -> int:
-    return data.committed_batch(_engine)
+@st.cache_data(ttl=MAX_INTERVAL_SECONDS, max_entries=_ENTRIES, show_spinner=False)
+def snapshot_batch(_engine: QueryEngine, engine_key: str, tick: tuple[int, int]) -> int:
+    """The committed batch a page run reads (looked up once per refresh tick)."""
+    return committed_batch(_engine)
 
 
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def headline(
-    _engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int
-) -> data.Headline:
-    return data.query_headline(_engine, window, batch)
+def timed(fetch: Callable[..., T], *args: Any) -> Loaded[T]:
+    started = time.perf_counter()
+    value = fetch(*args)
+    return Loaded(value, time.perf_counter() - started, datetime.now(UTC))
 
 
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def headline_change(
-    _engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int
-) -> data.HeadlineChange:
-    return data.query_headline_change(_engine, window, batch)
-
-
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def choices(_engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int):
-    return data.query_choices(_engine, window, batch)
-
-
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def signal(
-    _engine: QueryEngine,
+@st.cache_data(ttl=MAX_INTERVAL_SECONDS, max_entries=_ENTRIES, show_spinner=False)
+def _load(  # noqa: PLR0917 - the cache key, spelled out
+    query_name: str,
     engine_key: str,
     batch: int,
-    window: Window,
+    window: Window | None,
     tick: int,
-    filters: Filters = NO_FILTERS,
-):
-    return data.query_signal(_engine, window, batch, filters)
-
-
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def precision(
+    params: tuple,
+    _query: Callable[..., Any],
     _engine: QueryEngine,
+) -> Loaded:
+    return timed(_query, _engine, batch, window, *params)
+
+
+def load(  # noqa: PLR0917 - a page query's arguments and what keys its cache entry
+    query: Callable[..., T],
+    engine: QueryEngine,
     engine_key: str,
     batch: int,
-    window: Window,
+    window: Window | None,
     tick: int,
-    filters: Filters = NO_FILTERS,
-):
-    return data.query_precision(_engine, window, batch, filters)
-
-
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def signal_bands(
-    _engine: QueryEngine,
-    engine_key: str,
-    batch: int,
-    window: Window,
-    tick: int,
-    filters: Filters = NO_FILTERS,
-):
-    return data.query_signal_bands(_engine, window, batch, filters)
-
-
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def status(
-    _engine: QueryEngine,
-    engine_key: str,
-    batch: int,
-    window: Window,
-    tick: int,
-    filters: Filters = NO_FILTERS,
-):
-    return data.query_status(_engine, window, batch, filters)
-
-
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def trend(  # noqa: PLR0917 - the loader signature Page.load calls
-    _engine: QueryEngine,
-    engine_key: str,
-    batch: int,
-    window: Window,
-    tick: int,
-    unit: str,
-    filters: Filters = NO_FILTERS,
-):
-    """Per-operator series; ``unit`` is a ``dashboard_data.TREND_BUCKETS`` key."""
-    return data.query_trend(_engine, window, batch, unit, filters)
-
-
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def alerts(
-    _engine: QueryEngine,
-    engine_key: str,
-    batch: int,
-    window: Window,
-    tick: int,
-    rules: data.AlertRules,
-) -> data.Alerts:
-    # The alert windows end with ``window``: Page.load passes the run's alert span there.
-    return data.query_alerts(_engine, batch, window.until - _MINUTE, rules)
-
-
-@st.cache_data(ttl=_TTL, max_entries=_ENTRIES, show_spinner=False)
-def freshness(
-    _engine: QueryEngine,
-    engine_key: str,
-    batch: int,
-    window: Window,
-    tick: int,
-    thresholds: tuple[int, int],
-) -> data.Freshness:
-    # ``window`` is unused but keeps every loader's signature alike. The page re-rates the
-    # age against the current time, so a cached answer never claims to be fresher than it is.
-    amber, red = thresholds
-    return data.query_freshness(_engine, batch, amber_seconds=amber, red_seconds=red)
+    *params: Any,
+) -> Loaded[T]:
+    """``query(engine, batch, window, *params)``, cached per refresh tick (see module doc)."""
+    name = f"{query.__module__}.{query.__qualname__}"
+    return _load(name, engine_key, batch, window, tick, params, query, engine)

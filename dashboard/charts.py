@@ -16,7 +16,8 @@ from functools import cache
 import pandas as pd
 import plotly.graph_objects as go
 
-from backend.dashboard_data import BANDS, SIGNAL_BANDS, STATUS_LABELS, known_operators
+from backend.kpis import BANDS, known_operators
+from glue_job.contract import SIGNAL_BANDS, STATUS_LABELS
 
 PALETTE: tuple[str, ...] = (
     "#3969AC",  # blue
@@ -85,7 +86,7 @@ def signal_bars(signal: pd.DataFrame) -> go.Figure:
             base=floor,
             orientation="h",
             marker_color=[operator_color(o) for o in ordered["operator"]],
-            customdata=ordered[["avg_signal_dbm", "samples"]].to_numpy(),
+            customdata=ordered[["avg_signal_dbm", "signal_samples"]].to_numpy(),
             hovertemplate="%{y}: %{customdata[0]:.1f} dBm<br>%{customdata[1]:,} samples"
             "<extra></extra>",
         )
@@ -121,7 +122,7 @@ def precision_bars(precision: pd.DataFrame) -> go.Figure:
             x=ordered["avg_precision_m"],
             orientation="h",
             marker_color=[operator_color(o) for o in ordered["operator"]],
-            customdata=ordered[["samples"]].to_numpy(),
+            customdata=ordered[["precision_samples"]].to_numpy(),
             hovertemplate="%{y}: %{x:.1f} m<br>%{customdata[0]:,} samples<extra></extra>",
         )
     )
@@ -167,20 +168,22 @@ def status_bars(status: pd.DataFrame) -> go.Figure:
 
 def band_bars(bands: pd.DataFrame) -> go.Figure:
     """Signal-quality bands per operator as 100 % stacked bars, most 'excellent' on top."""
-    shares = bands[list(BANDS)].div(bands["samples"].where(bands["samples"] > 0), axis=0)
+    shares = bands[list(BANDS)].div(
+        bands["signal_samples"].where(bands["signal_samples"] > 0), axis=0
+    )
     ordered = bands.assign(_best=shares["excellent"] + shares["good"]).sort_values(
         ["_best", "operator"], ascending=[True, False]
     )
     figure = go.Figure()
     for band in BANDS:
-        share = ordered[band] / ordered["samples"]
+        share = ordered[band] / ordered["signal_samples"]
         figure.add_bar(
             name=band,
             y=ordered["operator"],
             x=100 * share,
             orientation="h",
             marker_color=BAND_COLORS[band],
-            customdata=ordered[[band, "samples"]].to_numpy(),
+            customdata=ordered[[band, "signal_samples"]].to_numpy(),
             hovertemplate="%{y} " + band + ": %{x:.1f} %<br>%{customdata[0]:,} of "
             "%{customdata[1]:,} readings<extra></extra>",
         )

@@ -17,15 +17,9 @@ import pandas as pd
 import streamlit as st
 from streamlit_autorefresh import st_autorefresh
 
-from backend.dashboard_data import (
-    DEFAULT_PRESET,
-    TIME_RANGES,
-    Filters,
-    operator_options,
-    postal_code_options,
-    window_between,
-)
-from backend.queries import Window
+from backend.kpis import operator_options, postal_code_options
+from backend.queries import Filters, Window
+from backend.windows import DEFAULT_PRESET, TIME_RANGES, window_between
 
 INTERVAL_CHOICES: tuple[int, ...] = (5, 10, 15, 30, 60, 120, 300, 600)
 RANGE_KEY = "tp_range"

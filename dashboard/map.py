@@ -1,4 +1,4 @@
-"""Map helpers (presentation layer): cached loaders, colour scales, the pydeck deck, and the
+"""Map helpers (presentation layer): colour scales, the pydeck deck, and the
 session state that keeps the map's view and selection across refreshes.
 
 The browser keeps the user's zoom and pan for as long as the chart element lives and its
@@ -24,14 +24,10 @@ import pydeck as pdk
 import streamlit as st
 
 from backend import map_data
-from backend.dashboard_data import SIGNAL_BANDS, STATUS_LABELS
-from backend.engine import QueryEngine
-from backend.queries import Window
-from dashboard.cache import MAX_INTERVAL_SECONDS
 from dashboard.charts import STATUS_COLORS, bucket_step, with_gaps
 from dashboard.panels import format_dbm
+from glue_job.contract import SIGNAL_BANDS, STATUS_LABELS
 
-_ENTRIES = 256
 LAYER_ID = "postal-codes"
 RING_LAYER_ID = "selected-postal-code"
 COLOR_KEY = "tp_map_color"  # colour-by control
@@ -51,36 +47,6 @@ RING_COLOR = [255, 75, 75, 255]  # Streamlit's primary red reads on light and da
 NO_READING_COLOR = "#A5AA99"
 _PLAIN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z -]{0,19}")
 _TREND_HEIGHT = 320
-
-
-# --- cached loaders (signature as in dashboard.cache) ---------------------------------------
-
-
-@st.cache_data(ttl=MAX_INTERVAL_SECONDS, max_entries=_ENTRIES, show_spinner=False)
-def postal_map(
-    _engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int
-) -> map_data.PostalMap:
-    return map_data.query_postal_map(_engine, window, batch)
-
-
-@st.cache_data(ttl=MAX_INTERVAL_SECONDS, max_entries=_ENTRIES, show_spinner=False)
-def postal_detail(
-    _engine: QueryEngine, engine_key: str, batch: int, window: Window, tick: int, code: str
-) -> map_data.PostalDetail:
-    return map_data.query_postal_detail(_engine, window, batch, code)
-
-
-@st.cache_data(ttl=MAX_INTERVAL_SECONDS, max_entries=_ENTRIES, show_spinner=False)
-def postal_trend(  # noqa: PLR0917 - the loader signature Page.load calls
-    _engine: QueryEngine,
-    engine_key: str,
-    batch: int,
-    window: Window,
-    tick: int,
-    code: str,
-    bucket: str,
-) -> pd.DataFrame:
-    return map_data.query_postal_trend(_engine, window, batch, code, bucket)
 
 
 # --- colour scales ------------------------------------------------------------------------

@@ -1,32 +1,41 @@
-"""Page set-up (presentation layer): sidebar, snapshot, and loading data without tracebacks.
+"""Page set-up (presentation layer): the app's one sidebar, the snapshot, and loading data.
 
-Every page starts with ``start_page``. It draws the shared sidebar, picks one
-committed batch for the whole run (so all numbers on the page agree) and returns
-a ``Page`` whose ``load`` runs a cached query. A failed query shows a one-line
-banner and, when there is one, the last good result marked stale.
+The entry script (``Home.py``) calls ``start_app`` once per run: it draws the shared
+sidebar, picks one committed batch for the whole run (so all numbers on the page agree) and
+keeps a ``Page`` that the page running under ``st.navigation`` gets from ``current_page``.
+``Page.load`` runs any page query through the one cached loader (``dashboard.cache.load``)
+and records how long it took, so every page can show its query times. A failed query
+shows a one-line banner and, when there is one, the last good result marked stale.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import pandas as pd
 import streamlit as st
 
-from backend.dashboard_data import CUSTOM, Freshness, window_for_preset
 from backend.engine import QueryEngine, QueryError
+from backend.home import Freshness, query_freshness
 from backend.queries import Window
 from backend.settings import Settings, SettingsError
+from backend.windows import CUSTOM, window_for_preset
 from dashboard import cache, controls, panels
+from dashboard.cache import Loaded
 from dashboard.controls import Refresh
 
 T = TypeVar("T")
 log = logging.getLogger("telcopulse.dashboard")
 SNAPSHOT_KEY = "tp_snapshot"
 _LAST_GOOD = "tp_last_good"
+# This run's Page, from the entry script to the page it runs: each script run has a thread
+# of its own, and the page runs inside the entry's run.
+_run = threading.local()
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,9 @@ class Page:
     snapshot: Snapshot | None
     snapshot_error: str | None = None
     custom: Window | None = None  # the user's own range, when ``preset`` is ``CUSTOM``
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # what -> how its query went this run (None: it failed): the page's query times
+    timings: dict[str, Loaded | None] = field(default_factory=dict)
     _shown: set[str] = field(default_factory=set)
 
     @property
@@ -95,21 +107,21 @@ class Page:
             st.stop()
 
     def load(
-        self, what: str, fetch: Callable[..., T], *extra: Any, window: Window | None = None
+        self, what: str, query: Callable[..., T], *params: Any, window: Window | None = None
     ) -> T | None:
-        """``fetch(engine, engine_key, batch, window, tick, *extra)``, or the last good result.
+        """``query(engine, batch, window, *params)`` through the cache, or the last good result.
 
         ``window`` defaults to the chosen time range. Returns ``None`` when the query failed
         and nothing was loaded before.
         """
         if window is None:
             window = self.window
-            kept_key = f"{_LAST_GOOD}:{what}:{self.range_key}:{extra!r}"
+            kept_key = f"{_LAST_GOOD}:{what}:{self.range_key}:{params!r}"
         else:
-            kept_key = f"{_LAST_GOOD}:{what}:own window:{extra!r}"
+            kept_key = f"{_LAST_GOOD}:{what}:own window:{params!r}"
         try:
-            value = fetch(
-                self.engine, self.engine_key, self.batch, window, self.refresh.tick, *extra
+            loaded = cache.load(
+                query, self.engine, self.engine_key, self.batch, window, self.refresh.tick, *params
             )
         except QueryError as exc:
             cause = str(exc)
@@ -118,8 +130,10 @@ class Page:
             log.exception("loading %s failed", what)
             cause = f"{type(exc).__name__}: {exc}"
         else:
-            st.session_state[kept_key] = _Kept(value, datetime.now(UTC))
-            return value
+            self.timings[what] = loaded
+            st.session_state[kept_key] = _Kept(loaded.value, datetime.now(UTC))
+            return loaded.value
+        self.timings[what] = None
         self._banner(what, cause)
         kept: _Kept | None = st.session_state.get(kept_key)
         if kept is None:
@@ -130,10 +144,27 @@ class Page:
     def freshness(self) -> Freshness | None:
         settings = self.settings
         thresholds = (settings.freshness_amber_seconds, settings.freshness_red_seconds)
-        found = self.load("freshness", cache.freshness, thresholds)
+        found = self.load("freshness", query_freshness, thresholds)
         if found is None:
             return None
         return found.rated_at(datetime.now(UTC), *thresholds)
+
+    def query_times(self) -> pd.DataFrame:
+        """query, took_ms, loaded: one row per query of this run (a failed one is left out)."""
+        rows = []
+        for name, loaded in self.timings.items():
+            if loaded is None:
+                continue
+            if loaded.ran_at >= self.started:
+                when = "this run"
+            else:
+                when = f"cached at {loaded.ran_at.astimezone(UTC):%H:%M:%S} UTC"
+            rows.append({"query": name, "took_ms": 1000 * loaded.seconds, "loaded": when})
+        return pd.DataFrame(rows, columns=["query", "took_ms", "loaded"])
+
+    def show_query_times(self) -> None:
+        """The page's queries and how long each took, at the foot of every page."""
+        panels.query_times(self.query_times(), self.engine.name)
 
     def _banner(self, what: str, cause: str) -> None:
         # One banner per cause and run: an unreachable engine fails every query alike. When
@@ -147,9 +178,12 @@ class Page:
             panels.error_banner(what, cause)
 
 
-def start_page(title: str, icon: str) -> Page:
-    """Page config, shared sidebar and the run's snapshot. Stops the page on bad settings."""
-    st.set_page_config(page_title=f"{title} · TelcoPulse", page_icon=icon, layout="wide")
+def start_app() -> Page:
+    """The entry script's set-up: page config, the shared sidebar and the run's snapshot.
+
+    Stops the run on bad settings. The Page is kept for ``current_page``.
+    """
+    st.set_page_config(layout="wide")
     try:
         settings = cache.get_settings()
     except SettingsError as exc:
@@ -172,7 +206,16 @@ def start_page(title: str, icon: str) -> Page:
             panels.refresh_caption(
                 snapshot.taken_at, snapshot.batch, refresh.interval, refresh.paused
             )
+    _run.page = page
     return page
+
+
+def current_page() -> Page:
+    """The Page the entry script set up for this run, handed over once. A page script run
+    on its own (AppTest's ``switch_page`` runs the file without the entry) sets itself up."""
+    page = getattr(_run, "page", None)
+    _run.page = None
+    return page if page is not None else start_app()
 
 
 def _take_snapshot(
@@ -184,7 +227,7 @@ def _take_snapshot(
     if refresh.paused and kept is not None:
         return kept, None
     try:
-        batch = cache.committed_batch(engine, key, (refresh.tick, refresh.count))
+        batch = cache.snapshot_batch(engine, key, (refresh.tick, refresh.count))
     except QueryError as exc:
         return kept, str(exc)
     except Exception as exc:

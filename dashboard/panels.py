@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from backend.dashboard_data import (
-    CUSTOM,
-    SIGNAL_BANDS,
-    SIGNAL_RANGE_DBM,
-    AlertRules,
-    Alerts,
-    Filters,
-    Freshness,
-    Headline,
-    HeadlineChange,
-)
-from backend.queries import BEGINNING, END_OF_TIME, Window
+from backend.home import AlertRules, Alerts, Freshness, Headline, HeadlineChange
+from backend.queries import BEGINNING, END_OF_TIME, Filters, Window
 from backend.settings import Settings
+from backend.windows import CUSTOM
+from glue_job.contract import BOUNDS, SIGNAL_BANDS
+
+SIGNAL_RANGE_DBM: tuple[float, float] = BOUNDS["signal_dbm"]
 
 # Freshness level -> (word, st.badge colour).
 LEVELS: dict[str, tuple[str, str]] = {
@@ -375,3 +372,58 @@ def table_with_download(
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+def query_times(times: pd.DataFrame, engine: str) -> None:
+    """How long each of the page's queries took, folded away at the foot of the page."""
+    with st.expander(f"This page's queries ({len(times)})", icon=":material/timer:"):
+        st.caption(
+            f"How long each query took on the {engine} engine when it last ran. Results are "
+            "reused until the refresh interval passes."
+        )
+        st.dataframe(
+            times,
+            hide_index=True,
+            column_config={
+                "query": "Query",
+                "took_ms": st.column_config.NumberColumn("Took", format="%.1f ms"),
+                "loaded": "Loaded",
+            },
+        )
+
+
+@dataclass(frozen=True)
+class ChartTable:
+    """One chart with its numbers beside it (``chart_tables``)."""
+
+    title: str
+    what: str  # names the load, the download file and the widget key
+    figure: Callable[[pd.DataFrame], Any]
+    columns: dict[str, Any]  # column_config
+    help: str | None = None
+    empty: str = "No readings in this window."
+    not_by_postal_code: str | None = None  # what is missing under a postal-code filter
+
+
+def chart_tables(
+    specs, frames: dict[str, pd.DataFrame | None], file_suffix: str, by_postal_code: bool
+) -> None:
+    """Each spec's subheader, then its chart and downloadable table (or why there is none)."""
+    for spec in specs:
+        st.subheader(spec.title, help=spec.help)
+        if by_postal_code and spec.not_by_postal_code:
+            not_by_postal_code(spec.not_by_postal_code)
+            continue
+        frame = frames.get(spec.what)
+        if frame is None:
+            continue
+        if frame.empty:
+            st.info(spec.empty)
+            continue
+        chart_and_table(
+            spec.figure(frame),
+            frame,
+            file_name=f"{spec.what}_{file_suffix}.csv",
+            key=f"download_{spec.what}",
+            column_config=spec.columns,
+        )

@@ -26,13 +26,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from glue_job.compaction import (
-    DEFAULT_COMPACT_AFTER,
-    DEFAULT_GRACE_SECONDS,
-    CompactionPlan,
-    fold_rows,
-)
+from glue_job.compaction import CompactionPlan, fold_rows
 from glue_job.dedup import EVENT_KEY, ROW_ID, SeenEvents, choose_silver
+from glue_job.defaults import (
+    DEFAULT_COMPACT_AFTER,
+    DEFAULT_DEDUP_HORIZON_HOURS,
+    DEFAULT_GRACE_SECONDS,
+)
 from glue_job.lake import ParquetLake, Target
 from glue_job.schemas import OPS_SCHEMA, table_schema
 from glue_job.tables import COMPACTED, COMPACTIONS, TABLES
@@ -120,7 +120,7 @@ class BatchProcessor:
         spark: SparkSession,
         lake: ParquetLake,
         *,
-        dedup_horizon: timedelta = timedelta(hours=24),
+        dedup_horizon: timedelta = timedelta(hours=DEFAULT_DEDUP_HORIZON_HOURS),
         compact_after: int = DEFAULT_COMPACT_AFTER,
         compaction_grace_seconds: float = DEFAULT_GRACE_SECONDS,
         clock=lambda: datetime.now(UTC),

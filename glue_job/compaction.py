@@ -26,14 +26,10 @@ from datetime import datetime
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from glue_job.defaults import DEFAULT_COMPACT_AFTER, DEFAULT_GRACE_SECONDS
 from glue_job.schemas import table_schema
 from glue_job.tables import TABLES, Table
 
-# A partition with this many batch files is folded into one (at a 2 s trigger: a minute).
-DEFAULT_COMPACT_AFTER = 30
-# Superseded files stay on disk this long, so a query that listed them just before the
-# compaction committed, or a paused dashboard's snapshot, still finds them.
-DEFAULT_GRACE_SECONDS = 900.0
 # An hour (gold) or day (quarantine, _ops) gone by that no batch wrote to for this many
 # batches is closed: fold it at once.
 QUIET_BATCHES = 30

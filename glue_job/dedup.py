@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from glue_job.defaults import DEFAULT_DEDUP_HORIZON_HOURS
+
 EVENT_KEY = "event_key"
 ROW_ID = ["shard_id", "sequence_number"]
 
@@ -48,7 +50,7 @@ class SeenEvents:
     stays in bronze either way.
     """
 
-    horizon: timedelta = timedelta(hours=24)
+    horizon: timedelta = timedelta(hours=DEFAULT_DEDUP_HORIZON_HOURS)
     buckets: dict[int, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:

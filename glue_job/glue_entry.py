@@ -40,8 +40,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StringType, TimestampType
 
-from glue_job.batch import BatchProcessor, ParquetLake
+from glue_job.batch import BatchProcessor
 from glue_job.errors import JobError
+from glue_job.lake import ParquetLake
 from glue_job.metrics import BatchMetrics
 from glue_job.schemas import RAW_SCHEMA
 from glue_job.spark_conf import GLUE_SPARK_CONF

@@ -47,6 +47,7 @@ from typing import Any
 from pyspark.sql.datasource import DataSource, SimpleDataSourceStreamReader
 from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow
 
+from glue_job.defaults import DEFAULT_MAX_RECORDS_PER_SHARD
 from glue_job.schemas import RAW_SCHEMA
 
 SOURCE_NAME = "telcopulse_kinesis"
@@ -76,7 +77,9 @@ class KinesisStreamReader(SimpleDataSourceStreamReader, SupportsTriggerAvailable
         self.stream_name = options["streamname"]
         self.endpoint_url = options.get("endpointurl") or None
         self.region = options.get("region") or "us-east-1"
-        self.max_records_per_shard = int(options.get("maxrecordspershard") or 40_000)
+        self.max_records_per_shard = int(
+            options.get("maxrecordspershard") or DEFAULT_MAX_RECORDS_PER_SHARD
+        )
         self.access_key = options.get("accesskey") or None
         self.secret_key = options.get("secretkey") or None
         self.prefetch = (options.get("prefetch") or "true").lower() == "true"

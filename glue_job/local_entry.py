@@ -13,10 +13,17 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from glue_job.batch import BatchProcessor, ParquetLake
-from glue_job.compaction import DEFAULT_COMPACT_AFTER, DEFAULT_GRACE_SECONDS
+from glue_job.batch import BatchProcessor
+from glue_job.defaults import (
+    DEFAULT_COMPACT_AFTER,
+    DEFAULT_DEDUP_HORIZON_HOURS,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_MAX_RECORDS_PER_SHARD,
+    DEFAULT_TRIGGER_SECONDS,
+)
 from glue_job.errors import JobError
 from glue_job.kinesis_source import SOURCE_NAME, KinesisDataSource
+from glue_job.lake import ParquetLake
 from glue_job.spark_conf import build_spark
 
 
@@ -38,10 +45,10 @@ def run_stream(
     stream_name: str,
     endpoint_url: str | None,
     region: str,
-    trigger_seconds: float = 2.0,
+    trigger_seconds: float = DEFAULT_TRIGGER_SECONDS,
     until_idle: bool = False,
-    max_records_per_shard: int = 40_000,
-    dedup_horizon_hours: int = 24,
+    max_records_per_shard: int = DEFAULT_MAX_RECORDS_PER_SHARD,
+    dedup_horizon_hours: int = DEFAULT_DEDUP_HORIZON_HOURS,
     compact_after_batches: int = DEFAULT_COMPACT_AFTER,
     compaction_grace_seconds: float = DEFAULT_GRACE_SECONDS,
     access_key: str | None = None,

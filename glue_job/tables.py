@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glue_job.contract import SIGNAL_BANDS
+from glue_job.contract import FIELDS, SIGNAL_BANDS
 
 BAND_COLUMNS: tuple[str, ...] = tuple(f"signal_{band}" for band, _ in SIGNAL_BANDS)
 COMMIT_DIR = "commit"  # the directory level below the date partitions: commit=N
@@ -91,24 +91,22 @@ _BRONZE = (
     *_BATCH,
 )
 
-EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("event_id", "string"),
-    ("event_time", "timestamp"),
-    ("operator", "string"),
-    ("network", "string"),
-    ("status", "int"),
-    ("status_label", "string"),
-    ("signal_dbm", "double"),
-    ("precision_m", "double"),
-    ("latitude", "double"),
-    ("longitude", "double"),
-    ("postal_code", "string"),
-    ("device_id", "string"),
-    ("provider", "string"),
-    ("activity", "string"),
-    ("speed_mps", "double"),
-    ("satellites", "int"),
-)
+# The contract's kinds as column types; the job adds ``status_label`` (``STATUS_LABELS``)
+# after ``status``.
+_EVENT_KINDS = {"string": "string", "timestamp": "timestamp", "int": "int", "number": "double"}
+
+
+def _event_columns() -> tuple[tuple[str, str], ...]:
+    columns = []
+    for spec in FIELDS:
+        columns.append((spec.name, _EVENT_KINDS[spec.kind]))
+        if spec.name == "status":
+            columns.append(("status_label", "string"))
+    return tuple(columns)
+
+
+# A silver event: the contract's fields (``glue_job.contract.FIELDS``), in its order.
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = _event_columns()
 
 BRONZE = Table("bronze", "bronze", ("ingest_date", "ingest_hour"), _BRONZE)
 SILVER = Table(

@@ -3,14 +3,69 @@ network status per postal code, filtered by operator and postal code."""
 
 import streamlit as st
 
-from backend.dashboard_data import BANDS, STATUS_LABELS, pick_bucket, pivot_status
-from dashboard import cache, charts, controls, panels
-from dashboard.page import start_page
+from backend import kpis
+from backend.home import query_headline
+from backend.windows import pick_bucket
+from dashboard import charts, controls, panels
+from dashboard.page import current_page
+from dashboard.panels import ChartTable
+from glue_job.contract import STATUS_LABELS
 
-HEATMAP_POSTAL_CODES = 25
 COUNT = {"format": "localized"}
+READINGS = st.column_config.NumberColumn("Readings", **COUNT)
+# The per-operator blocks, top to bottom: each a chart beside its downloadable table.
+PER_OPERATOR = (
+    ChartTable(
+        title="Average signal strength per operator",
+        what="signal_by_operator",
+        figure=charts.signal_bars,
+        help=panels.signal_help(),
+        columns={
+            "operator": "Operator",
+            "avg_signal_dbm": st.column_config.NumberColumn("Avg signal", format="%.1f dBm"),
+            "signal_samples": READINGS,
+        },
+        empty="No signal readings in this window.",
+    ),
+    ChartTable(
+        title="Signal quality per operator",
+        what="signal_bands_by_operator",
+        figure=charts.band_bars,
+        help="Share of each operator's signal readings per band: excellent ≥ −80 dBm, good −80 "
+        "to −90, fair −90 to −100, poor below −100. Best operators on top.",
+        columns={
+            "operator": "Operator",
+            **{
+                band: st.column_config.NumberColumn(band.capitalize(), **COUNT)
+                for band in kpis.BANDS
+            },
+            "signal_samples": READINGS,
+        },
+        empty="No signal readings in this window.",
+        not_by_postal_code="signal bands",
+    ),
+    ChartTable(
+        title="Average GPS precision per operator",
+        what="gps_precision_by_operator",
+        figure=charts.precision_bars,
+        help="GPS horizontal accuracy radius in metres: the device is within this distance of "
+        "the reported position with 68 % confidence. Smaller is more precise.",
+        columns={
+            "operator": "Operator",
+            "avg_precision_m": st.column_config.NumberColumn("Avg precision", format="%.1f m"),
+            "precision_samples": READINGS,
+        },
+        empty="No GPS precision readings in this window.",
+        not_by_postal_code="GPS precision",
+    ),
+)
+QUERIES = {
+    "signal_by_operator": ("signal by operator", kpis.query_signal),
+    "signal_bands_by_operator": ("signal bands by operator", kpis.query_signal_bands),
+    "gps_precision_by_operator": ("GPS precision by operator", kpis.query_precision),
+}
 
-page = start_page("KPIs", ":material/bar_chart:")
+page = current_page()
 
 st.title("KPIs")
 st.caption(
@@ -20,19 +75,19 @@ st.caption(
     "Times are event times, UTC."
 )
 page.require_data()
-headline = page.load("headline KPIs", cache.headline)
+headline = page.load("headline KPIs", query_headline)
 if headline is not None and headline.is_empty:
     panels.empty_window(page.preset, page.freshness())
     st.stop()
 
-filters = controls.kpi_filters(page.load("filter choices", cache.choices))
+filters = controls.kpi_filters(page.load("filter choices", kpis.query_choices))
 by_postal_code = bool(filters.postal_codes)
 st.caption(
     f"{panels.describe_window(page.preset, page.window).capitalize()} · "
     f"{panels.describe_filters(filters)}"
 )
 file_suffix = page.preset.replace(" ", "") + ("_filtered" if not filters.is_empty else "")
-status = page.load("network status by postal code", cache.status, filters)
+status = page.load("network status by postal code", kpis.query_status, filters)
 if status is not None and status.empty:
     st.info(
         "No events match these filters in this time range. Clear a filter or pick a wider "
@@ -41,82 +96,12 @@ if status is not None and status.empty:
     )
     st.stop()
 
-
-# --- signal strength ------------------------------------------------------------------------
-st.subheader("Average signal strength per operator", help=panels.signal_help())
-signal = page.load("signal by operator", cache.signal, filters)
-if signal is not None:
-    if signal.empty:
-        st.info("No signal readings in this window.")
-    else:
-        panels.chart_and_table(
-            charts.signal_bars(signal),
-            signal,
-            file_name=f"signal_by_operator_{file_suffix}.csv",
-            key="download_signal",
-            column_config={
-                "operator": "Operator",
-                "avg_signal_dbm": st.column_config.NumberColumn("Avg signal", format="%.1f dBm"),
-                "samples": st.column_config.NumberColumn("Readings", **COUNT),
-            },
-        )
-
-# --- signal quality bands -------------------------------------------------------------------
-st.subheader(
-    "Signal quality per operator",
-    help="Share of each operator's signal readings per band: excellent ≥ −80 dBm, good −80 "
-    "to −90, fair −90 to −100, poor below −100. Best operators on top.",
-)
-if by_postal_code:
-    panels.not_by_postal_code("signal bands")
-else:
-    bands = page.load("signal bands by operator", cache.signal_bands, filters)
-    if bands is not None:
-        if bands.empty:
-            st.info("No signal readings in this window.")
-        else:
-            panels.chart_and_table(
-                charts.band_bars(bands),
-                bands,
-                file_name=f"signal_bands_by_operator_{file_suffix}.csv",
-                key="download_bands",
-                column_config={
-                    "operator": "Operator",
-                    **{
-                        band: st.column_config.NumberColumn(band.capitalize(), **COUNT)
-                        for band in BANDS
-                    },
-                    "samples": st.column_config.NumberColumn("Readings", **COUNT),
-                },
-            )
-
-# --- GPS precision --------------------------------------------------------------------------
-st.subheader(
-    "Average GPS precision per operator",
-    help="GPS horizontal accuracy radius in metres: the device is within this distance of the "
-    "reported position with 68 % confidence. Smaller is more precise.",
-)
-if by_postal_code:
-    panels.not_by_postal_code("GPS precision")
-else:
-    precision = page.load("GPS precision by operator", cache.precision, filters)
-    if precision is not None:
-        if precision.empty:
-            st.info("No GPS precision readings in this window.")
-        else:
-            panels.chart_and_table(
-                charts.precision_bars(precision),
-                precision,
-                file_name=f"gps_precision_by_operator_{file_suffix}.csv",
-                key="download_precision",
-                column_config={
-                    "operator": "Operator",
-                    "avg_precision_m": st.column_config.NumberColumn(
-                        "Avg precision", format="%.1f m"
-                    ),
-                    "samples": st.column_config.NumberColumn("Readings", **COUNT),
-                },
-            )
+frames = {
+    spec.what: page.load(QUERIES[spec.what][0], QUERIES[spec.what][1], filters)
+    for spec in PER_OPERATOR
+    if not (by_postal_code and spec.not_by_postal_code)
+}
+panels.chart_tables(PER_OPERATOR, frames, file_suffix, by_postal_code)
 
 # --- trends ---------------------------------------------------------------------------------
 if headline is not None:
@@ -126,7 +111,7 @@ if headline is not None:
         help="Each point is one bucket's ratio of sums. The bucket grows with the span of the "
         "data in range: a minute up to 3 h, 5 min up to 24 h, an hour up to 14 days, then a day.",
     )
-    trend = page.load("trends", cache.trend, bucket, filters)
+    trend = page.load("trends", kpis.query_trend, bucket, filters)
     if trend is not None:
         signal_tab, events_tab, precision_tab = st.tabs(
             ["Average signal (dBm)", "Events", "GPS precision (m)"]
@@ -164,9 +149,8 @@ st.subheader(
     "cell by that state's share of the postal code's events.",
 )
 if status is not None:
-    wide = pivot_status(status)
-    busiest = wide.nlargest(HEATMAP_POSTAL_CODES, "events", keep="first")
-    heatmap_rows = wide[wide["postal_code"].isin(busiest["postal_code"])]
+    wide = kpis.pivot_status(status)
+    heatmap_rows = kpis.heatmap_rows(wide)
     chart, table = st.columns([3, 2])
     chart.caption(
         f"The {len(heatmap_rows)} busiest of {len(wide):,} postal codes, highest "
@@ -196,3 +180,4 @@ if status is not None:
                 ),
             },
         )
+page.show_query_times()

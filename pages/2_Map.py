@@ -2,12 +2,14 @@
 
 import streamlit as st
 
-from backend.dashboard_data import pick_bucket
-from dashboard import cache, charts, panels
+from backend import map_data
+from backend.home import query_headline
+from backend.windows import pick_bucket
+from dashboard import charts, panels
 from dashboard import map as map_ui
-from dashboard.page import start_page
+from dashboard.page import current_page
 
-page = start_page("Map", ":material/map:")
+page = current_page()
 
 st.title("Map")
 page.require_data()
@@ -16,11 +18,11 @@ st.caption(
     "at the mean position its events reported; its size is the number of events. Click a point "
     "or pick a code to see its status breakdown, operators and trend."
 )
-headline = page.load("headline KPIs", cache.headline)
+headline = page.load("headline KPIs", query_headline)
 if headline is not None and headline.is_empty:
     panels.empty_window(page.preset, page.freshness())
     st.stop()
-postal = page.load("postal-code map", map_ui.postal_map)
+postal = page.load("postal-code map", map_data.query_postal_map)
 if postal is None:
     st.stop()
 if postal.is_empty:
@@ -67,9 +69,7 @@ st.pydeck_chart(
 st.caption(map_ui.excluded_caption(postal))
 
 # --- one postal code ------------------------------------------------------------------------
-ranked = postal.points.sort_values(["events", "postal_code"], ascending=[False, True])
-busiest = str(ranked["postal_code"].iloc[0])
-code = chosen or busiest
+code = chosen or map_data.busiest_postal_code(postal.points)
 if chosen is None:
     st.subheader(
         f"Busiest postal code: {map_ui.show_code(code)}",
@@ -80,7 +80,7 @@ else:
     title.subheader(f"Postal code {map_ui.show_code(code)}")
     clear.button("Clear selection", on_click=map_ui.clear_selection, icon=":material/close:")
 
-detail = page.load("the postal code's breakdown", map_ui.postal_detail, code)
+detail = page.load("the postal code's breakdown", map_data.query_postal_detail, code)
 if detail is None:
     st.stop()
 if detail.is_empty:
@@ -149,7 +149,7 @@ with operator_col:
 with_signal = detail.operators.dropna(subset=["avg_signal_dbm"])
 if len(with_signal):
     st.plotly_chart(
-        charts.signal_bars(with_signal.rename(columns={"signal_samples": "samples"})),
+        charts.signal_bars(with_signal),
         width="stretch",
         key="map_operator_signal",
     )
@@ -159,6 +159,7 @@ st.markdown(
     f"**Events per {bucket} by status, and average signal**",
     help="Bars: events per status in each bucket (UTC). Line: Σ signal / Σ readings in dBm.",
 )
-trend = page.load("the postal code's trend", map_ui.postal_trend, code, bucket)
+trend = page.load("the postal code's trend", map_data.query_postal_trend, code, bucket)
 if trend is not None:
     st.plotly_chart(map_ui.trend_figure(trend, bucket), width="stretch", key="map_trend")
+page.show_query_times()

@@ -1,21 +1,22 @@
-"""Shared fixtures (one SparkSession per session, lakes built by the real job), results hook."""
+"""Shared fixtures (one SparkSession per session, lakes built by the real job), results hook.
+
+Plain helpers (paths, ``event``, ``build_lake``...) live in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
-import json
-import socket
-from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import reliability
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MOBILE_LOGS = PROJECT_ROOT / "backend" / "data" / "mobile-logs.csv"
-# The capture has times of day only; replaying it on yesterday's date keeps every
-# event in the past whatever time the suite runs.
-REPLAY_DATE = datetime.now(UTC).date() - timedelta(days=1)
+from helpers import (
+    MOBILE_LOGS,
+    REPLAY_DATE,
+    build_lake,
+    build_output,
+    replay_day,
+    stamp_build_outputs,
+)
 
 
 def _on_glue_runtime() -> bool:
@@ -46,54 +47,6 @@ def spark():
     session.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def raw_rows(payloads: Iterable[bytes | str], *, shard: str = "shardId-000000000000", start=0):
-    """Stream rows as the Kinesis reader emits them, for feeding process_batch directly."""
-    arrival = datetime.now(UTC)
-    rows = []
-    for offset, payload in enumerate(payloads):
-        data = payload.encode() if isinstance(payload, str) else payload
-        seq = str(49_000_000_000_000_000_000 + start + offset)
-        rows.append((data, "telcopulse-events", shard, seq, "pk", arrival))
-    return rows
-
-
-def event(**fields) -> str:
-    """A valid contract event as JSON, with fields overridden or removed (value ...)."""
-    base = {
-        "event_id": "e-1",
-        "event_time": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
-        "operator": "Movistar",
-        "status": 0,
-        "signal_dbm": -85.0,
-        "precision_m": 12.0,
-        "latitude": 41.39,
-        "longitude": 2.17,
-        "postal_code": "080193",
-    }
-    base.update(fields)
-    return json.dumps({k: v for k, v in base.items() if v is not ...})
-
-
-def build_lake(spark, root: Path, batches: list[list[bytes | str]]) -> Path:
-    """Run the real per-batch function over static batches, as foreachBatch would."""
-    from glue_job.batch import BatchProcessor, ParquetLake
-    from glue_job.schemas import RAW_SCHEMA
-
-    processor = BatchProcessor(spark, ParquetLake(spark, str(root)), log=lambda _m: None)
-    offset = 0
-    for batch_id, payloads in enumerate(batches):
-        rows = raw_rows(payloads, start=offset)
-        offset += len(rows)
-        processor.process_batch(spark.createDataFrame(rows, RAW_SCHEMA), batch_id)
-    return root
-
-
 @pytest.fixture(scope="session")
 def csv_records() -> list[bytes]:
     from backend.replay import events_from_csv
@@ -109,11 +62,41 @@ def csv_lake(spark, tmp_path_factory, csv_records) -> Path:
     return build_lake(spark, root, [csv_records[:half], csv_records[half:]])
 
 
-def replay_day() -> date:
-    return REPLAY_DATE
+@pytest.fixture(scope="session")
+def csv_engine(csv_lake):
+    """The CSV lake through DuckDB, as the dashboard reads it."""
+    from backend.engine import DuckDBEngine
+
+    return DuckDBEngine(csv_lake)
 
 
-# --- docs/reliability.md: results of the scenarios this session measured ------------------
+@pytest.fixture(scope="session")
+def csv_batch(csv_engine) -> int:
+    """The CSV lake's committed batch."""
+    from backend.queries import committed_batch
+
+    return committed_batch(csv_engine)
+
+
+@pytest.fixture(scope="session")
+def csv_valid_rows():
+    """The CSV rows the contract accepts, with their contract values, computed with pandas."""
+    import pandas as pd
+
+    rows = pd.read_csv(MOBILE_LOGS, dtype={"postal_code": str, "operator": str})
+    rows["line"] = rows.index + 2  # the header is line 1
+    # Rows are rejected here only for what this file actually contains: an empty operator
+    # and ASU readings outside 0-31 (which convert to more than -30 dBm).
+    valid = rows[rows["operator"].notna() & rows["signal"].between(0, 31)].copy()
+    valid["signal_dbm"] = 2 * valid["signal"] - 113
+    valid["operator_key"] = valid["operator"].str.strip().str.casefold()
+    valid["event_time"] = pd.to_datetime(
+        replay_day().isoformat() + " " + valid["hour"], utc=True, format="%Y-%m-%d %H:%M:%S"
+    )
+    return valid
+
+
+# --- build/: the results this session measured, stamped with how it ended ------------------
 
 _collection_errors: list[str] = []
 
@@ -124,5 +107,24 @@ def pytest_collectreport(report) -> None:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    """docs/reliability.{json,md} from the scenarios recorded this session (see reliability)."""
-    reliability.publish(exitstatus, collection_failed=bool(_collection_errors))
+    """build/reliability/ from the scenarios recorded this session (see reliability), then a
+    stamp in each build/ directory the session wrote to, which `make docs` reads."""
+    published = reliability.publish(
+        exitstatus, collection_failed=bool(_collection_errors), seed_path=reliability.DOCS_JSON
+    )
+    if published:
+        build_output(reliability.RESULTS_DIR.name)
+    if _collection_errors:
+        failure = f"{len(_collection_errors)} collection errors"
+    elif exitstatus != pytest.ExitCode.OK:
+        failure = f"exit status {int(exitstatus)}: {_exit_name(exitstatus)}"
+    else:
+        failure = None
+    stamp_build_outputs(failure)
+
+
+def _exit_name(exitstatus) -> str:
+    try:
+        return pytest.ExitCode(exitstatus).name.lower().replace("_", " ")
+    except ValueError:
+        return "set by a plugin"

@@ -22,10 +22,12 @@ keeping its last passing row. Two kinds of row:
 - ``DashboardDegradation``: a failure injected under the dashboard and what the pages showed.
 
 At the end of a session that recorded at least one row and collected without errors,
-``tests/conftest.py`` calls ``publish``: the rows are merged by ``name`` into the committed
-``docs/reliability.json`` (a partial run replaces only its own rows) and
-``docs/reliability.md`` is rendered again from the whole JSON. Never type a figure in by
-hand: every number must come from the scenario's real output.
+``tests/conftest.py`` calls ``publish``: the rows are merged by ``name`` into
+``build/reliability/reliability.json`` (a partial run replaces only its own rows; the first
+run starts from the committed ``docs/reliability.json``, so the table stays whole) and
+``build/reliability/reliability.md`` is rendered again from the whole JSON. ``make docs``
+copies both to ``docs/`` once a session that wrote them has passed. Never type a figure in
+by hand: every number must come from the scenario's real output.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import BUILD, PROJECT_ROOT
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-RESULTS_JSON = DOCS / "reliability.json"
-RESULTS_MD = DOCS / "reliability.md"
+RESULTS_DIR = BUILD / "reliability"
+RESULTS_JSON = RESULTS_DIR / "reliability.json"
+RESULTS_MD = RESULTS_DIR / "reliability.md"
+# The tracked copy `make docs` refreshes: where the build copy starts from when there is none.
+DOCS_JSON = PROJECT_ROOT / "docs" / "reliability.json"
 RESULTS = ("pass", "fail")
 _KINDS = ("pipeline", "dashboard")
 
@@ -137,15 +142,17 @@ def publish(
     collection_failed: bool,
     json_path: Path = RESULTS_JSON,
     md_path: Path = RESULTS_MD,
+    seed_path: Path | None = None,
 ) -> bool:
-    """At the end of a session: merge its rows into ``json_path`` and render ``md_path``.
+    """At the end of a session: merge its rows into ``json_path`` (or, when there is none
+    yet, into the rows of ``seed_path``) and render ``md_path``.
 
     Writes nothing (and returns False) when no row was recorded, when collection failed (a
     partial suite must not look complete), or when the session was interrupted or broke.
     """
     if not _recorded or collection_failed or exitstatus in _BROKEN:
         return False
-    write_results(_recorded, json_path, md_path)
+    write_results(_recorded, json_path, md_path, seed_path=seed_path)
     return True
 
 
@@ -170,8 +177,10 @@ def merge_results(results: dict[str, dict[str, dict]], rows: list[Row]) -> None:
         results[row.kind][row.name] = values
 
 
-def write_results(rows: list[Row], json_path: Path, md_path: Path) -> None:
-    results = load_results(json_path)
+def write_results(
+    rows: list[Row], json_path: Path, md_path: Path, *, seed_path: Path | None = None
+) -> None:
+    results = load_results(json_path if json_path.is_file() or seed_path is None else seed_path)
     merge_results(results, rows)
     ordered = {kind: [results[kind][name] for name in sorted(results[kind])] for kind in _KINDS}
     json_path.parent.mkdir(parents=True, exist_ok=True)

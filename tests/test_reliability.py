@@ -1,11 +1,15 @@
-"""The results framework behind docs/reliability.md: merging by name, rendering, guards."""
+"""The results framework behind docs/reliability.md: merging by name, rendering, guards, and
+`make docs`, which copies what a passing session wrote to build/ into docs/."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
+import helpers
 import pytest
 import reliability
+from helpers import PROJECT_ROOT
 from reliability import DashboardDegradation, PipelineScenario
 
 
@@ -59,6 +63,31 @@ def test_a_partial_run_replaces_only_its_own_rows(paths):
     assert [row["name"] for row in stored["dashboard"]] == ["ui"]
     assert stored["dashboard"][0]["pages"] == ["Home", "KPIs"]
     assert md_path.read_text() == reliability.render_markdown(stored)
+
+
+def test_the_build_copy_starts_from_the_tracked_one_and_then_merges_into_itself(tmp_path):
+    tracked = tmp_path / "docs" / "reliability.json"
+    reliability.write_results(
+        [scenario("tracked"), scenario("rerun", events_sent=5)], tracked, tracked.with_suffix(".md")
+    )
+    build = tmp_path / "build" / "reliability.json", tmp_path / "build" / "reliability.md"
+
+    # No build copy yet: a partial run still yields the whole table.
+    reliability.write_results([scenario("rerun", events_sent=7)], *build, seed_path=tracked)
+    stored = json.loads(build[0].read_text())
+    assert [row["name"] for row in stored["pipeline"]] == ["rerun", "tracked"]
+    assert [row["events_sent"] for row in stored["pipeline"]] == [7, 10]
+    assert build[1].read_text() == reliability.render_markdown(stored)
+    assert json.loads(tracked.read_text())["pipeline"][0]["events_sent"] == 5  # untouched
+
+    # From then on the build copy is what a run merges into, not the tracked one.
+    reliability.write_results(
+        [scenario("tracked", events_sent=1)], tracked, tracked.with_suffix(".md")
+    )
+    reliability.write_results([scenario("later")], *build, seed_path=tracked)
+    stored = json.loads(build[0].read_text())
+    assert [row["name"] for row in stored["pipeline"]] == ["later", "rerun", "tracked"]
+    assert [row["events_sent"] for row in stored["pipeline"]] == [10, 7, 10]
 
 
 def test_markdown_shows_dates_totals_zero_losses_and_explains_every_column(paths):
@@ -117,3 +146,95 @@ def test_rows_refuse_what_cannot_be_a_measurement():
         degradation("x", pages=())
     with pytest.raises(TypeError):
         reliability.record({"name": "x"})
+
+
+# --- build/ and make docs -----------------------------------------------------------------
+
+
+def make_docs(root) -> subprocess.CompletedProcess:
+    """`make docs` run in ``root`` as if it were the project: its build/ and docs/."""
+    return subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(root),
+            "-f",
+            str(PROJECT_ROOT / "Makefile"),
+            "docs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def session_wrote(monkeypatch, root, failure: str | None) -> None:
+    """What a session leaves in ``root/build``: results, screenshots, and their stamps."""
+    monkeypatch.setattr(helpers, "BUILD", root / "build")
+    monkeypatch.setattr(helpers, "_written", set())
+    results = helpers.build_output("reliability")
+    reliability.write_results(
+        [scenario("measured")], results / "reliability.json", results / "reliability.md"
+    )
+    (helpers.build_output("screenshots") / "home.png").write_bytes(b"\x89PNG new")
+    helpers.stamp_build_outputs(failure)
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A project's docs/ as committed: last time's results and screenshot."""
+    (tmp_path / "docs" / "screenshots").mkdir(parents=True)
+    (tmp_path / "docs" / "reliability.json").write_text("old json")
+    (tmp_path / "docs" / "reliability.md").write_text("old md")
+    (tmp_path / "docs" / "screenshots" / "home.png").write_bytes(b"\x89PNG old")
+    return tmp_path
+
+
+def docs_of(root) -> list[bytes]:
+    docs = root / "docs"
+    return [
+        (docs / name).read_bytes()
+        for name in ("reliability.json", "reliability.md", "screenshots/home.png")
+    ]
+
+
+def test_make_docs_copies_what_a_passing_session_wrote(monkeypatch, project):
+    session_wrote(monkeypatch, project, failure=None)
+    assert (
+        (project / "build" / "screenshots" / "session.txt")
+        .read_text()
+        .startswith("passed, finished ")
+    )
+    done = make_docs(project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    build = project / "build"
+    assert docs_of(project) == [
+        (build / "reliability" / "reliability.json").read_bytes(),
+        (build / "reliability" / "reliability.md").read_bytes(),
+        b"\x89PNG new",
+    ]
+    assert "measured" in json.dumps(json.loads(docs_of(project)[0]))
+
+
+def test_make_docs_refuses_in_one_line_without_results_or_after_a_failing_session(
+    monkeypatch, project
+):
+    before = docs_of(project)
+    done = make_docs(project)
+    assert done.returncode != 0
+    assert done.stdout.splitlines() == [
+        "make docs: build/reliability holds no test results: run make test first"
+    ]
+
+    session_wrote(monkeypatch, project, failure="exit status 1: tests failed")
+    done = make_docs(project)
+    assert done.returncode != 0
+    [line] = done.stdout.splitlines()
+    assert line.startswith(
+        "make docs: build/reliability comes from a test session that failed (exit status 1: "
+        "tests failed), finished "
+    )
+    assert line.endswith(": make test must pass first")
+    assert docs_of(project) == before  # nothing copied

@@ -1,9 +1,8 @@
 -- Signal-drop alert: operators whose average signal (a ratio of sums) over the current
 -- window fell by more than a threshold against the window just before it.
--- params: start of the current window (timestamp: earlier buckets are the previous window),
---   committed batch_id, start of the previous window, end of the current window
---   (timestamps, bucket start), the same two as dates,
---   minimum signal readings in each window, drop threshold (dB, exclusive)
+-- params: :current_since (start of the current window: earlier buckets are the previous
+--   one), :batch, the span of both windows (:since, :until, :since_day, :until_day),
+--   :min_events (signal readings in each window), :drop_db threshold (exclusive)
 SELECT
     operator,
     previous_dbm,
@@ -14,12 +13,12 @@ SELECT
 FROM (
     SELECT
         operator,
-        sum(CASE WHEN is_current THEN signal_sum END)
-            / NULLIF(sum(CASE WHEN is_current THEN signal_count END), 0) AS current_dbm,
+        {{ratio(CASE WHEN is_current THEN signal_sum END, CASE WHEN is_current THEN signal_count END)}}
+            AS current_dbm,
         CAST(coalesce(sum(CASE WHEN is_current THEN signal_count END), 0) AS BIGINT)
             AS current_samples,
-        sum(CASE WHEN NOT is_current THEN signal_sum END)
-            / NULLIF(sum(CASE WHEN NOT is_current THEN signal_count END), 0) AS previous_dbm,
+        {{ratio(CASE WHEN NOT is_current THEN signal_sum END, CASE WHEN NOT is_current THEN signal_count END)}}
+            AS previous_dbm,
         CAST(coalesce(sum(CASE WHEN NOT is_current THEN signal_count END), 0) AS BIGINT)
             AS previous_samples
     FROM (
@@ -27,16 +26,14 @@ FROM (
             operator,
             signal_sum,
             signal_count,
-            minute >= CAST(? AS TIMESTAMP) AS is_current
+            minute >= CAST(:current_since AS TIMESTAMP) AS is_current
         FROM gold_operator_minute
-        WHERE ? BETWEEN commit_id AND visible_through
-          AND minute >= CAST(? AS TIMESTAMP)
-          AND minute < CAST(? AS TIMESTAMP)
-          AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+        WHERE {{visible}}
+          AND {{in_window(minute, event_date)}}
     ) AS g
     GROUP BY operator
 ) AS per_operator
-WHERE current_samples >= ?
-  AND previous_samples >= ?
-  AND previous_dbm - current_dbm > ?
+WHERE current_samples >= :min_events
+  AND previous_samples >= :min_events
+  AND previous_dbm - current_dbm > :drop_db
 ORDER BY drop_db DESC, operator

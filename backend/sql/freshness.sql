@@ -1,11 +1,11 @@
 -- How fresh the committed data is: when the newest batch that read records committed,
 -- and the newest event and arrival times committed so far.
--- params: committed batch_id
+-- params: :batch
 SELECT
     max(batch_end) AS last_commit,
     max(max_event_time) AS newest_event,
     max(max_arrival_time) AS newest_arrival,
     CAST(count(*) AS BIGINT) AS batches
 FROM ops
-WHERE ? BETWEEN commit_id AND visible_through
+WHERE {{visible}}
   AND records_read > 0

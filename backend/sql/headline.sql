@@ -1,25 +1,23 @@
 -- Headline KPIs for a window and the window just before it: one row per period
 -- ('current', 'previous'), each a ratio of sums over one-minute partials.
--- params, twice (first for gold_operator_minute, then for gold_postal_status_minute):
---   start of the current window (timestamp: earlier buckets are 'previous'),
---   committed batch_id, start of the previous window, end of the current window
---   (timestamps, bucket start), the same two as dates.
--- Without a previous window, pass the current start twice: only 'current' comes back.
+-- params: :current_since (start of the current window: earlier buckets are 'previous'),
+--   :batch, and the span of both windows (:since, :until, :since_day, :until_day).
+-- Without a previous window, :since is :current_since: only 'current' comes back.
 -- Status 0 is IN_SERVICE (glue_job.contract.STATUS_LABELS).
 WITH o AS (
     SELECT
         period,
         CAST(sum(events) AS BIGINT) AS events,
-        sum(signal_sum) / NULLIF(sum(signal_count), 0) AS avg_signal_dbm,
+        {{ratio(signal_sum, signal_count)}} AS avg_signal_dbm,
         CAST(sum(signal_count) AS BIGINT) AS signal_samples,
-        sum(precision_sum) / NULLIF(sum(precision_count), 0) AS avg_precision_m,
+        {{ratio(precision_sum, precision_count)}} AS avg_precision_m,
         CAST(sum(precision_count) AS BIGINT) AS precision_samples,
         CAST(count(DISTINCT operator) AS BIGINT) AS operators,
         min(minute) AS first_minute,
         max(minute) AS last_minute
     FROM (
         SELECT
-            CASE WHEN minute >= CAST(? AS TIMESTAMP) THEN 'current' ELSE 'previous' END
+            CASE WHEN minute >= CAST(:current_since AS TIMESTAMP) THEN 'current' ELSE 'previous' END
                 AS period,
             minute,
             operator,
@@ -29,10 +27,8 @@ WITH o AS (
             precision_sum,
             precision_count
         FROM gold_operator_minute
-        WHERE ? BETWEEN commit_id AND visible_through
-          AND minute >= CAST(? AS TIMESTAMP)
-          AND minute < CAST(? AS TIMESTAMP)
-          AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+        WHERE {{visible}}
+          AND {{in_window(minute, event_date)}}
     ) AS g
     GROUP BY period
 ),
@@ -44,16 +40,14 @@ p AS (
         CAST(count(DISTINCT postal_code) AS BIGINT) AS postal_codes
     FROM (
         SELECT
-            CASE WHEN minute >= CAST(? AS TIMESTAMP) THEN 'current' ELSE 'previous' END
+            CASE WHEN minute >= CAST(:current_since AS TIMESTAMP) THEN 'current' ELSE 'previous' END
                 AS period,
             postal_code,
             status,
             events
         FROM gold_postal_status_minute
-        WHERE ? BETWEEN commit_id AND visible_through
-          AND minute >= CAST(? AS TIMESTAMP)
-          AND minute < CAST(? AS TIMESTAMP)
-          AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+        WHERE {{visible}}
+          AND {{in_window(minute, event_date)}}
     ) AS s
     GROUP BY period
 )

@@ -2,8 +2,7 @@
 -- the records and seconds behind the input rate (a batch's records arrived over the time
 -- since the previous batch started; the window's first batch has no such time), and
 -- average and worst duration and source lag.
--- params (in text order): committed batch_id, since, until (timestamps, batch start),
---   then the bucket unit ('minute' | 'hour' | 'day')
+-- params: :batch, :since, :until (timestamps, batch start), :unit ('minute' | 'hour' | 'day')
 WITH timed AS (
     SELECT
         batch_id,
@@ -18,12 +17,11 @@ WITH timed AS (
         date_diff('millisecond', lag(batch_start) OVER (ORDER BY batch_id), batch_start)
             AS interval_ms
     FROM ops
-    WHERE ? BETWEEN commit_id AND visible_through
-      AND batch_start >= CAST(? AS TIMESTAMP)
-      AND batch_start < CAST(? AS TIMESTAMP)
+    WHERE {{visible}}
+      AND {{in_window(batch_start)}}
 )
 SELECT
-    date_trunc(?, batch_start) AS time,
+    date_trunc(:unit, batch_start) AS time,
     min(batch_id) AS first_batch_id,
     max(batch_id) AS last_batch_id,
     CAST(count(*) AS BIGINT) AS batches,

@@ -1,6 +1,6 @@
 -- One row per committed batch that started in a window, oldest first, with the seconds
 -- since the previous batch in the window started (what the records arrived over).
--- params: committed batch_id, since, until (timestamps, batch start)
+-- params: :batch, :since, :until (timestamps, batch start)
 SELECT
     batch_id,
     batch_start,
@@ -15,7 +15,6 @@ SELECT
     date_diff('millisecond', lag(batch_start) OVER (ORDER BY batch_id), batch_start) / 1000.0
         AS interval_seconds
 FROM ops
-WHERE ? BETWEEN commit_id AND visible_through
-  AND batch_start >= CAST(? AS TIMESTAMP)
-  AND batch_start < CAST(? AS TIMESTAMP)
+WHERE {{visible}}
+  AND {{in_window(batch_start)}}
 ORDER BY batch_id

@@ -1,8 +1,7 @@
 -- Pipeline totals over the batches that started in a window, one row, and the records the
 -- quarantine table holds for the same batches (its ingest_time is the batch start).
 -- A batch reconciles when bronze = silver + quarantine + duplicates; a NULL count does not.
--- params: committed batch_id, since, until (timestamps, batch start),
---   then committed batch_id, since, until (timestamps), since, until (dates) for quarantine
+-- params: :batch, the window (:since, :until; :since_day, :until_day for quarantine's dates)
 SELECT
     o.batches,
     o.records,
@@ -34,15 +33,12 @@ FROM (
         max(duration_seconds) AS max_duration_seconds,
         max(source_lag_seconds) AS max_source_lag_seconds
     FROM ops
-    WHERE ? BETWEEN commit_id AND visible_through
-      AND batch_start >= CAST(? AS TIMESTAMP)
-      AND batch_start < CAST(? AS TIMESTAMP)
+    WHERE {{visible}}
+      AND {{in_window(batch_start)}}
 ) AS o
 CROSS JOIN (
     SELECT CAST(count(*) AS BIGINT) AS quarantine_table_rows
     FROM quarantine
-    WHERE ? BETWEEN commit_id AND visible_through
-      AND ingest_time >= CAST(? AS TIMESTAMP)
-      AND ingest_time < CAST(? AS TIMESTAMP)
-      AND ingest_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+    WHERE {{visible}}
+      AND {{in_window(ingest_time, ingest_date)}}
 ) AS q

@@ -1,7 +1,6 @@
 -- One postal code over a window, per operator and status: events and signal sums, from
 -- which the page rolls up the status breakdown and the per-operator table (ratios of sums).
--- params: committed batch_id, since, until (timestamps, bucket start), since, until (dates),
---   then the postal code
+-- params: :batch, the window (:since, :until, :since_day, :until_day), :postal_code
 SELECT
     operator,
     status,
@@ -12,10 +11,8 @@ SELECT
     min(minute) AS first_minute,
     max(minute) AS last_minute
 FROM gold_postal_status_minute
-WHERE ? BETWEEN commit_id AND visible_through
-  AND minute >= CAST(? AS TIMESTAMP)
-  AND minute < CAST(? AS TIMESTAMP)
-  AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
-  AND postal_code = ?
+WHERE {{visible}}
+  AND {{in_window(minute, event_date)}}
+  AND postal_code = :postal_code
 GROUP BY operator, status, status_label
 ORDER BY operator, status

@@ -1,7 +1,6 @@
 -- One postal code over a window, per time bucket and status: events and signal sums.
--- params: bucket unit ('minute' | 'hour' | 'day') and step in minutes within the hour (1, or
---   5 for five-minute buckets), committed batch_id,
---   since, until (timestamps, bucket start), since, until (dates), then the postal code
+-- params: :unit ('minute' | 'hour' | 'day') and :step (minutes within the hour: 1, or 5),
+--   :batch, the window (:since, :until, :since_day, :until_day), :postal_code
 SELECT
     bucket,
     status,
@@ -11,19 +10,16 @@ SELECT
     CAST(sum(signal_count) AS BIGINT) AS signal_samples
 FROM (
     SELECT
-        date_trunc(?, minute) - INTERVAL '1' MINUTE * (extract(MINUTE FROM minute) % ?)
-            AS bucket,
+        {{bucket(minute)}} AS bucket,
         status,
         status_label,
         events,
         signal_sum,
         signal_count
     FROM gold_postal_status_minute
-    WHERE ? BETWEEN commit_id AND visible_through
-      AND minute >= CAST(? AS TIMESTAMP)
-      AND minute < CAST(? AS TIMESTAMP)
-      AND event_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
-      AND postal_code = ?
+    WHERE {{visible}}
+      AND {{in_window(minute, event_date)}}
+      AND postal_code = :postal_code
 ) AS bucketed
 GROUP BY bucket, status, status_label
 ORDER BY bucket, status

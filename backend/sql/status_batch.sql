@@ -1,6 +1,6 @@
 -- The newest committed micro-batch's _ops row: when it ran, what it read and quarantined
 -- (`telcopulse status`). Empty batches count: a job that runs but reads nothing is still up.
--- params: committed batch_id
+-- params: :batch
 SELECT
     batch_id,
     batch_start,
@@ -10,6 +10,6 @@ SELECT
     quarantine_rows,
     duplicates
 FROM ops
-WHERE ? BETWEEN commit_id AND visible_through
+WHERE {{visible}}
 ORDER BY batch_id DESC
 LIMIT 1

@@ -25,6 +25,7 @@ from backend.queries import (
     Filters,
     TooManyChoices,
     Window,
+    bind,
     load_sql,
     run_kpi,
 )
@@ -162,13 +163,19 @@ def test_kpi_query_reaches_athena_with_bound_parameters(monkeypatch) -> None:
 
     (query_id,) = athena.list_query_executions(WorkGroup="telcopulse")["QueryExecutionIds"]
     execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-    assert execution["Query"] == load_sql("kpi_signal")
+    assert (
+        execution["Query"]
+        == bind(
+            load_sql("kpi_signal"),
+            {"batch": 41, **Window().params(), **Filters().params()},
+        )[0]
+    )
     assert execution["WorkGroup"] == "telcopulse"
     assert execution["QueryExecutionContext"]["Database"] == "telcopulse"
     assert execution["ExecutionParameters"] == [
         *["''"] * 2 * FILTER_CHUNKS,  # no operator, no postal-code filter
         "41",
-        *(athena_literal(p) for p in Window().params()),
+        *(athena_literal(p) for p in Window().params().values()),
     ]
 
 
@@ -212,9 +219,9 @@ def test_hundreds_of_postal_codes_fit_athenas_parameter_limit(csv_lake) -> None:
     chosen = Filters(postal_codes=(*codes, "(none)", *(f"99{n:04d}" for n in range(400))))
     assert len(chosen.postal_codes) > 400
     params = chosen.params()
-    assert len(params) == 2 * FILTER_CHUNKS
-    assert all(1 <= len(athena_literal(p)) <= 1024 for p in params)
-    assert "\n".join(chosen.postal_codes) == "".join(params[FILTER_CHUNKS:])
+    assert [len(chunks) for chunks in params.values()] == [FILTER_CHUNKS, FILTER_CHUNKS]
+    assert all(1 <= len(athena_literal(p)) <= 1024 for chunks in params.values() for p in chunks)
+    assert "\n".join(chosen.postal_codes) == "".join(params["postal_codes"])
     filtered = run_kpi(engine, "kpi_status", Window(), filters=chosen)
     assert filtered.equals(everything)
 
@@ -226,7 +233,7 @@ def test_a_filter_too_long_for_a_query_says_so_in_one_line() -> None:
 
 
 def test_duckdb_engine_measures_the_bytes_a_query_reads(spark, tmp_path) -> None:
-    from conftest import build_lake, event
+    from helpers import build_lake, event
 
     root = build_lake(spark, tmp_path / "lake", [[event(event_id=f"e{i}") for i in range(20)]])
     plain = DuckDBEngine(root)
@@ -235,7 +242,7 @@ def test_duckdb_engine_measures_the_bytes_a_query_reads(spark, tmp_path) -> None
 
     measured = DuckDBEngine(root, measure_io=True)
     signal = run_kpi(measured, "kpi_signal", Window())
-    assert signal.samples.tolist() == [20]
+    assert signal.signal_samples.tolist() == [20]
     gold_bytes = measured.last_bytes_read
     gold_files = sum(
         p.stat().st_size for p in (root / "gold" / "operator_minute").rglob("*.parquet")

@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import event, free_port
+from helpers import event, free_port
 
 from backend import health_data as health
+from backend import kinesis
 from backend.engine import DuckDBEngine
 from backend.queries import Window
 from backend.settings import load_settings
@@ -71,7 +72,8 @@ EXPECTED_REASONS = {
 
 def build_clocked_lake(spark, root: Path, batches, clock: list[datetime]) -> Path:
     """The real BatchProcessor over static batches, with its clock and arrivals fixed."""
-    from glue_job.batch import BatchProcessor, ParquetLake
+    from glue_job.batch import BatchProcessor
+    from glue_job.lake import ParquetLake
     from glue_job.schemas import RAW_SCHEMA
 
     ticks = iter(clock)
@@ -111,7 +113,7 @@ def read_ops(lake: Path) -> pd.DataFrame:
 
 
 def test_window_totals_add_up_what_went_in(engine):
-    totals = health.query_window_totals(engine, Window(), 2)
+    totals = health.query_window_totals(engine, 2, Window())
     assert totals.batches == 3
     assert totals.records == totals.bronze_rows == 11
     assert totals.silver_rows == 4  # a-1, a-2, a-3, b-1
@@ -125,12 +127,12 @@ def test_window_totals_add_up_what_went_in(engine):
 
 
 def test_totals_read_only_the_committed_snapshot_and_window(engine):
-    first = health.query_window_totals(engine, Window(), 0)
+    first = health.query_window_totals(engine, 0, Window())
     assert (first.batches, first.records, first.duplicates, first.quarantine_rows) == (1, 6, 1, 2)
     assert first.quarantine_table_rows == 2
-    assert health.query_window_totals(engine, Window(), -1).is_empty
+    assert health.query_window_totals(engine, -1, Window()).is_empty
     later = Window(since=START + timedelta(seconds=5), until=START + timedelta(minutes=1))
-    tail = health.query_window_totals(engine, later, 2)
+    tail = health.query_window_totals(engine, 2, later)
     assert (tail.batches, tail.records, tail.quarantine_table_rows) == (2, 5, 3)
 
 
@@ -143,11 +145,11 @@ def test_a_batch_that_does_not_add_up_is_caught(lake, tmp_path):
     ops.to_parquet(part, index=False)
 
     engine = DuckDBEngine(copy)
-    totals = health.query_window_totals(engine, Window(), 2)
+    totals = health.query_window_totals(engine, 2, Window())
     assert not totals.reconciled
     assert totals.mismatched_batches == 1
     assert totals.unaccounted == -1
-    trend = health.query_batch_trend(engine, Window(), 2, "batch")
+    trend = health.query_batch_trend(engine, 2, Window(), "batch")
     assert health.mismatched_batches(trend)["first_batch_id"].tolist() == [1]
 
 
@@ -156,7 +158,7 @@ def test_quarantine_files_missing_from_the_table_break_reconciliation(lake, tmp_
     shutil.copytree(lake, copy)
     for part in (copy / "quarantine").glob("ingest_date=*/commit=1"):
         shutil.rmtree(part)
-    totals = health.query_window_totals(DuckDBEngine(copy), Window(), 2)
+    totals = health.query_window_totals(DuckDBEngine(copy), 2, Window())
     assert totals.quarantine_table_rows == 2
     assert totals.quarantine_rows == 5
     assert totals.unaccounted == 0
@@ -167,7 +169,7 @@ def test_quarantine_files_missing_from_the_table_break_reconciliation(lake, tmp_
 
 
 def test_per_batch_trend_matches_ops_and_the_clock(engine, lake):
-    trend = health.query_batch_trend(engine, Window(), 2, "batch")
+    trend = health.query_batch_trend(engine, 2, Window(), "batch")
     ops = read_ops(lake)
     assert list(trend.columns) == list(health.TREND_COLUMNS)
     assert trend["first_batch_id"].tolist() == [0, 1, 2]
@@ -185,8 +187,8 @@ def test_per_batch_trend_matches_ops_and_the_clock(engine, lake):
 
 
 def test_bucketed_trend_sums_the_same_batches(engine):
-    per_batch = health.query_batch_trend(engine, Window(), 2, "batch")
-    buckets = health.query_batch_trend(engine, Window(), 2, "minute")
+    per_batch = health.query_batch_trend(engine, 2, Window(), "batch")
+    buckets = health.query_batch_trend(engine, 2, Window(), "minute")
     assert list(buckets.columns) == list(health.TREND_COLUMNS)
     assert buckets["batches"].sum() == 3
     assert buckets["records"].sum() == 11
@@ -197,7 +199,7 @@ def test_bucketed_trend_sums_the_same_batches(engine):
     )
     assert health.window_input_rate(buckets) == pytest.approx(health.window_input_rate(per_batch))
     with pytest.raises(ValueError, match="unknown resolution"):
-        health.query_batch_trend(engine, Window(), 2, "week")
+        health.query_batch_trend(engine, 2, Window(), "week")
 
 
 def test_resolution_is_per_batch_until_there_are_too_many():
@@ -215,13 +217,13 @@ def test_resolution_is_per_batch_until_there_are_too_many():
 
 def test_an_empty_window_gives_empty_frames_of_the_same_shape(engine):
     future = Window(since=START + timedelta(days=1), until=START + timedelta(days=2))
-    assert health.query_window_totals(engine, future, 2).is_empty
-    trend = health.query_batch_trend(engine, future, 2, "batch")
+    assert health.query_window_totals(engine, 2, future).is_empty
+    trend = health.query_batch_trend(engine, 2, future, "batch")
     assert trend.empty
     assert list(trend.columns) == list(health.TREND_COLUMNS)
     assert health.window_input_rate(trend) is None
-    assert health.query_quarantine_reasons(engine, future, 2, "minute").empty
-    samples = health.query_quarantine_samples(engine, future, 2)
+    assert health.query_quarantine_reasons(engine, 2, future, "minute").empty
+    samples = health.query_quarantine_samples(engine, 2, future)
     assert samples.empty
     assert list(samples.columns) == list(health.SAMPLE_COLUMNS)
 
@@ -231,7 +233,7 @@ def test_an_empty_window_gives_empty_frames_of_the_same_shape(engine):
 
 def test_layer_freshness_comes_from_the_newest_batch_that_wrote_each_layer(engine, lake):
     now = START + timedelta(seconds=100)
-    layers = health.query_layer_freshness(engine, 2, amber_seconds=60, red_seconds=300, now=now)
+    layers = health.query_layer_freshness(engine, 2, None, (60, 300), now=now)
     assert [layer.layer for layer in layers] == ["bronze", "silver", "gold"]
     ops = read_ops(lake)
     batch_1_end = ops.loc[1, "batch_end"]
@@ -249,10 +251,10 @@ def test_layer_freshness_comes_from_the_newest_batch_that_wrote_each_layer(engin
 
 def test_layer_freshness_of_an_early_snapshot_and_of_nothing(engine):
     now = START + timedelta(minutes=1)
-    first = health.query_layer_freshness(engine, 0, amber_seconds=60, red_seconds=300, now=now)
+    first = health.query_layer_freshness(engine, 0, None, (60, 300), now=now)
     assert {layer.last_write for layer in first} == {CLOCK[1]}
     assert {layer.newest_event for layer in first} == {EVENT_BASE + timedelta(seconds=2)}
-    nothing = health.query_layer_freshness(engine, -1, amber_seconds=60, red_seconds=300)
+    nothing = health.query_layer_freshness(engine, -1, None, (60, 300))
     assert all(not layer.has_data and layer.level == "red" for layer in nothing)
 
 
@@ -260,13 +262,13 @@ def test_layer_freshness_of_an_early_snapshot_and_of_nothing(engine):
 
 
 def test_reasons_count_every_reason_of_every_record(engine):
-    reasons = health.query_quarantine_reasons(engine, Window(), 2, "minute")
+    reasons = health.query_quarantine_reasons(engine, 2, Window(), "minute")
     totals = health.reason_totals(reasons, quarantined=5)
     assert dict(zip(totals["reason"], totals["records"], strict=True)) == EXPECTED_REASONS
     assert totals["reason"].iloc[0] == "missing_operator"  # most frequent first
     assert totals.set_index("reason").loc["missing_operator", "share"] == pytest.approx(0.4)
     assert reasons["bucket"].dt.tz is not None
-    first = health.query_quarantine_reasons(engine, Window(), 0, "hour")
+    first = health.query_quarantine_reasons(engine, 0, Window(), "hour")
     assert sorted(first["reason"]) == ["invalid_utf8", "malformed_json"]
 
 
@@ -277,7 +279,7 @@ def test_reason_totals_of_nothing():
 
 
 def test_samples_are_newest_first_raw_and_cut(engine):
-    samples = health.query_quarantine_samples(engine, Window(), 2)
+    samples = health.query_quarantine_samples(engine, 2, Window())
     assert len(samples) == 5
     assert samples["batch_id"].tolist() == [1, 1, 1, 0, 0]
     by_reasons = samples.set_index("reasons")
@@ -300,11 +302,11 @@ def test_samples_are_newest_first_raw_and_cut(engine):
 
 
 def test_samples_of_one_reason(engine):
-    samples = health.query_quarantine_samples(engine, Window(), 2, "missing_operator")
+    samples = health.query_quarantine_samples(engine, 2, Window(), "missing_operator")
     assert len(samples) == 2
     assert samples["reasons"].str.contains("missing_operator").all()
-    assert health.query_quarantine_samples(engine, Window(), 2, "no_such_reason").empty
-    assert len(health.query_quarantine_samples(engine, Window(), 2, "")) == 5
+    assert health.query_quarantine_samples(engine, 2, Window(), "no_such_reason").empty
+    assert len(health.query_quarantine_samples(engine, 2, Window(), "")) == 5
 
 
 @pytest.mark.parametrize(
@@ -332,7 +334,7 @@ def test_shorten_keeps_one_line():
 
 def test_a_stream_that_does_not_answer_is_reported_not_raised():
     settings = load_settings(emulator_port=free_port())
-    status = health.check_stream(health.stream_client(settings, 0.5), settings)
+    status = kinesis.check_stream(kinesis.stream_client(settings, 0.5), settings)
     assert not status.answers
     assert status.open_shards is None
     assert status.endpoint == f"http://127.0.0.1:{settings.emulator_port}"
@@ -358,9 +360,9 @@ def test_in_aws_mode_the_real_client_reports_shards(aws_settings):
     from moto import mock_aws
 
     with mock_aws():
-        client = health.stream_client(aws_settings)
+        client = kinesis.stream_client(aws_settings)
         client.create_stream(StreamName="health-test", ShardCount=3)
-        status = health.check_stream(client, aws_settings)
+        status = kinesis.check_stream(client, aws_settings)
     assert status.answers
     assert status.status == "ACTIVE"
     assert status.open_shards == 3
@@ -372,7 +374,7 @@ def test_a_missing_stream_answers_with_what_to_do(aws_settings):
     from moto import mock_aws
 
     with mock_aws():
-        status = health.check_stream(health.stream_client(aws_settings), aws_settings)
+        status = kinesis.check_stream(kinesis.stream_client(aws_settings), aws_settings)
     assert status.answers
     assert status.open_shards is None
     assert "stream health-test does not exist yet" in status.detail

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
 import pytest
-from conftest import MOBILE_LOGS, build_lake, event, replay_day
+from helpers import MOBILE_LOGS, build_lake, event, replay_day
 
 from backend import map_data
-from backend.dashboard_data import STATUS_LABELS, committed_batch
 from backend.engine import DuckDBEngine
-from backend.queries import Window
+from backend.queries import Window, committed_batch
+from glue_job.contract import STATUS_LABELS
 
 HOSTILE = "<b>x</b>' OR '1'='1' --; DROP TABLE ops"
 STORED = "<b>*x*</b>'--"  # fits the contract's 16 characters, so it reaches gold
@@ -64,7 +64,7 @@ def expected_centroids(valid_rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_centroids_are_the_mean_position_of_each_postal_codes_events(engine, batch, valid_rows):
-    postal = map_data.query_postal_map(engine, Window(), batch)
+    postal = map_data.query_postal_map(engine, batch, Window())
     expected = expected_centroids(valid_rows)
 
     shown = postal.points
@@ -80,7 +80,7 @@ def test_centroids_are_the_mean_position_of_each_postal_codes_events(engine, bat
 
 
 def test_what_the_map_leaves_out_is_counted(engine, batch, valid_rows):
-    postal = map_data.query_postal_map(engine, Window(), batch)
+    postal = map_data.query_postal_map(engine, batch, Window())
     assert postal.events == len(valid_rows) == 994
     assert postal.without_postal_code == valid_rows["code"].isna().sum() == 223
     assert postal.without_position == postal.codes_without_position == 0
@@ -90,24 +90,24 @@ def test_what_the_map_leaves_out_is_counted(engine, batch, valid_rows):
 
 def test_the_map_reads_committed_batches_and_the_window_only(engine, batch, valid_rows):
     assert batch == 1
-    first_half = map_data.query_postal_map(engine, Window(), 0)
-    whole = map_data.query_postal_map(engine, Window(), batch)
+    first_half = map_data.query_postal_map(engine, 0, Window())
+    whole = map_data.query_postal_map(engine, batch, Window())
     assert 0 < first_half.events < whole.events
 
-    nothing_committed = map_data.query_postal_map(engine, Window(), -1)
+    nothing_committed = map_data.query_postal_map(engine, -1, Window())
     assert nothing_committed.is_empty
     assert nothing_committed.points.empty
 
     far_future = datetime(2999, 1, 1, tzinfo=UTC)
     empty = map_data.query_postal_map(
-        engine, Window(far_future, far_future + timedelta(hours=1)), batch
+        engine, batch, Window(far_future, far_future + timedelta(hours=1))
     )
     assert empty.is_empty
 
     # One hour of the capture: only that hour's rows count.
     first_hour = int(valid_rows["hour"].min()[:2])
     since = datetime.combine(replay_day(), time(first_hour), tzinfo=UTC)
-    hour = map_data.query_postal_map(engine, Window(since, since + timedelta(hours=1)), batch)
+    hour = map_data.query_postal_map(engine, batch, Window(since, since + timedelta(hours=1)))
     assert hour.events == (valid_rows["hour"].str.slice(0, 2).astype(int) == first_hour).sum()
 
 
@@ -120,7 +120,7 @@ def test_detail_breaks_a_postal_code_down_by_status_and_operator(engine, batch, 
     rows = coded[coded["code"] == code]
     assert rows["operator_key"].nunique() > 1, "pick a code with several operators"
 
-    detail = map_data.query_postal_detail(engine, Window(), batch, code)
+    detail = map_data.query_postal_detail(engine, batch, Window(), code)
     assert detail.postal_code == code
     assert detail.events == len(rows)
     assert detail.avg_signal_dbm == pytest.approx(rows["signal_dbm"].mean())
@@ -144,7 +144,7 @@ def test_trend_buckets_add_up_to_the_detail(engine, batch, valid_rows):
     code = coded["code"].value_counts().idxmax()
     rows = coded[coded["code"] == code]
 
-    trend = map_data.query_postal_trend(engine, Window(), batch, code, "hour")
+    trend = map_data.query_postal_trend(engine, batch, Window(), code, "hour")
     assert trend["bucket"].dt.tz is not None
     per_hour = rows.groupby(rows["hour"].str.slice(0, 2)).agg(
         events=("code", "size"), avg=("signal_dbm", "mean")
@@ -154,22 +154,22 @@ def test_trend_buckets_add_up_to_the_detail(engine, batch, valid_rows):
     assert trend["IN_SERVICE"].tolist() == per_hour["events"].tolist()
     assert trend["avg_signal_dbm"].to_numpy() == pytest.approx(per_hour["avg"].to_numpy())
 
-    five = map_data.query_postal_trend(engine, Window(), batch, code, "5 min")
+    five = map_data.query_postal_trend(engine, batch, Window(), code, "5 min")
     assert (five["bucket"].dt.minute % 5 == 0).all()
     assert five["events"].sum() == len(rows)
 
     with pytest.raises(ValueError, match="unknown trend bucket"):
-        map_data.query_postal_trend(engine, Window(), batch, code, "week")
+        map_data.query_postal_trend(engine, batch, Window(), code, "week")
 
 
 def test_a_postal_code_is_a_bound_value_never_sql(engine, batch):
     for attempt in ("' OR '1'='1", "080193'; DROP TABLE ops; --", HOSTILE, ""):
-        detail = map_data.query_postal_detail(engine, Window(), batch, attempt)
+        detail = map_data.query_postal_detail(engine, batch, Window(), attempt)
         assert detail.is_empty
         assert detail.out_of_service_share is None
         assert detail.operators.empty
         assert detail.status["events"].sum() == 0
-        assert map_data.query_postal_trend(engine, Window(), batch, attempt, "minute").empty
+        assert map_data.query_postal_trend(engine, batch, Window(), attempt, "minute").empty
     assert committed_batch(engine) == batch  # ops is still there
 
 
@@ -196,7 +196,7 @@ def mixed_engine(spark, tmp_path_factory):
 
 
 def test_out_of_service_share_and_unplaceable_events(mixed_engine):
-    postal = map_data.query_postal_map(mixed_engine, Window(), 0)
+    postal = map_data.query_postal_map(mixed_engine, 0, Window())
     points = postal.points.set_index("postal_code")
     assert sorted(points.index) == sorted(["080001", STORED])
 
@@ -222,7 +222,7 @@ def test_out_of_service_share_and_unplaceable_events(mixed_engine):
 
 
 def test_detail_of_a_postal_code_with_outages(mixed_engine):
-    detail = map_data.query_postal_detail(mixed_engine, Window(), 0, "080001")
+    detail = map_data.query_postal_detail(mixed_engine, 0, Window(), "080001")
     assert detail.status.set_index("status_label")["events"].to_dict() == {
         "IN_SERVICE": 2,
         "OUT_OF_SERVICE": 1,
@@ -234,9 +234,9 @@ def test_detail_of_a_postal_code_with_outages(mixed_engine):
     operators = detail.operators.set_index("operator")
     assert operators.loc["Movistar", "out_of_service_share"] == pytest.approx(1 / 3)
 
-    trend = map_data.query_postal_trend(mixed_engine, Window(), 0, "080001", "minute")
+    trend = map_data.query_postal_trend(mixed_engine, 0, Window(), "080001", "minute")
     assert trend[["IN_SERVICE", "OUT_OF_SERVICE"]].sum().tolist() == [2, 1]
 
-    stored = map_data.query_postal_detail(mixed_engine, Window(), 0, STORED)
+    stored = map_data.query_postal_detail(mixed_engine, 0, Window(), STORED)
     assert stored.events == 1
     assert stored.status.set_index("status_label").loc["EMERGENCY_ONLY", "events"] == 1

@@ -1,12 +1,16 @@
 """Query layer: every query file is Trino (Athena engine v3) SQL and also runs on DuckDB.
 
-sqlglot parses each file with its Trino dialect and regenerates it with unsupported
-constructs raising, and the DuckDB run proves the local engine takes the same text. What
-sqlglot cannot prove is Trino's type checking: a query can parse yet fail in Athena on a
-type mismatch, which only a run in Athena shows.
+Each query is checked as the engines get it: macros expanded and named parameters bound to
+``?`` (``queries.bind``). sqlglot parses it with its Trino dialect and regenerates it with
+unsupported constructs raising, and the DuckDB run proves the local engine takes the same
+text. What sqlglot cannot prove is Trino's type checking: a query can parse yet fail in
+Athena on a type mismatch, which only a run in Athena shows. The shared facts (which rows a
+snapshot sees, the ratio of sums) are checked to come from the one macro that writes them.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import sqlglot
@@ -19,7 +23,10 @@ from backend.engine import DuckDBEngine
 from backend.queries import (
     BEGINNING,
     FILTER_CHUNKS,
+    SQL_DIR,
+    bind,
     load_sql,
+    parameter_names,
     query_names,
     sql_date,
     sql_timestamp,
@@ -72,9 +79,19 @@ def dummy_params(sql: str) -> list[object]:
     return [values[f"p{k}"] for k in range(len(values))]
 
 
+LISTS = ("operators", "postal_codes")  # list-valued: FILTER_CHUNKS parameters each
+
+
+def bound_sql(name: str) -> str:
+    """The query as an engine gets it: every named parameter a `?` (lists: a concat of them)."""
+    sql = load_sql(name)
+    names = set(parameter_names(sql))
+    return bind(sql, {n: [""] * FILTER_CHUNKS if n in LISTS else "" for n in names})[0]
+
+
 @pytest.mark.parametrize("name", QUERIES)
 def test_query_is_trino_sql(name: str) -> None:
-    sql = load_sql(name)
+    sql = bound_sql(name)
     tree = sqlglot.parse_one(sql, read="trino", error_level=ErrorLevel.RAISE)
     assert isinstance(tree, exp.Query)
     # Regenerating it as Trino raises on any construct the Trino dialect cannot express.
@@ -89,13 +106,13 @@ def test_query_is_trino_sql(name: str) -> None:
 
 @pytest.mark.parametrize("name", QUERIES)
 def test_query_runs_on_duckdb_over_an_empty_lake(name: str, tmp_path) -> None:
-    sql = load_sql(name)
+    sql = bound_sql(name)
     frame = DuckDBEngine(tmp_path).run(sql, dummy_params(sql))
     assert len(frame.columns) > 0
 
 
 def test_dummy_params_follow_the_text_order_and_types() -> None:
-    sql = load_sql("kpi_signal")
+    sql = bound_sql("kpi_signal")
     assert dummy_params(sql) == [
         *[""] * 2 * FILTER_CHUNKS,  # the operator and postal-code lists, in chunks
         1,
@@ -116,3 +133,42 @@ def test_catalog_view_is_trino_ddl(name: str) -> None:
     tree.sql(dialect="trino", unsupported_level=ErrorLevel.RAISE)
     assert [f.name for f in tree.find_all(exp.Anonymous)] == []
     assert "?" not in sql
+
+
+# --- one place per fact ----------------------------------------------------------------------
+
+READS = re.compile(r"\bFROM\s+(gold_\w+|ops|quarantine|silver|bronze)\b(?!_files)")
+
+
+def source(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_every_lake_query_sees_rows_through_the_visibility_macro(name: str) -> None:
+    text = source(name)
+    reads = READS.findall(text)
+    if not reads:
+        return  # committed_batch reads the files themselves
+    assert "visible_through" not in text  # written once, in queries.MACROS["visible"]
+    assert text.count("{{visible") >= len(reads), name
+    assert "?" not in re.sub(r"--[^\n]*", "", text)  # named parameters only
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_every_average_is_the_ratio_macro(name: str) -> None:
+    code = re.sub(r"--[^\n]*", "", source(name))
+    # A division of sums written out by hand: sum(...) / [NULLIF(]sum(...)
+    assert not re.search(r"sum\([^)]*\)\s*/\s*(NULLIF\s*\()?sum\(", code, re.IGNORECASE), name
+
+
+def test_bind_puts_values_in_text_order_and_names_what_disagrees() -> None:
+    sql = "SELECT :b, ':a' AS text, :a -- :c\nFROM t WHERE x IN (:list)"
+    text, values = bind(sql, {"a": 1, "b": 2, "list": ["x", "y"]})
+    assert text == (
+        "SELECT ?, ':a' AS text, ? -- :c\n"
+        "FROM t WHERE x IN (concat(CAST(? AS VARCHAR), CAST(? AS VARCHAR)))"
+    )
+    assert values == [2, 1, "x", "y"]
+    with pytest.raises(KeyError, match=r"missing \['b'\], unused \['z'\]"):
+        bind(sql, {"a": 1, "list": [], "z": 3})

@@ -5,7 +5,7 @@ files directly (DuckDB's ``read_parquet``), not through the engine and SQL under
 stream is either a port nothing listens on, or the real emulator (kinesalite). The local
 stream job is a real process whose id sits in the pid file; ``telcopulse stream`` itself
 runs with its Spark job replaced (the pid file is written around it, in backend/cli.py).
-Status in aws mode (moto) is in tests/backend/test_deploy.py.
+Status in aws mode (moto) is in tests/telcopulse_deploy/test_deploy.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import free_port
+from helpers import free_port
 
 from backend.cli import main as cli_main
 from backend.settings import load_settings

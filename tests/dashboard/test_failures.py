@@ -17,17 +17,17 @@ Each cause is recorded as a row of docs/reliability.md (``tests/reliability.py``
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import page_helpers
 import pandas as pd
 import pytest
 import streamlit as st
-from conftest import PROJECT_ROOT, free_port
+from page_helpers import texts
 from pyathena.error import OperationalError
 from reliability import DashboardDegradation, record
 from streamlit.testing.v1 import AppTest
@@ -35,8 +35,6 @@ from streamlit.testing.v1 import AppTest
 from backend.engine import AthenaEngine, DuckDBEngine
 from dashboard import cache
 
-HOME = PROJECT_ROOT / "Home.py"
-TIMEOUT = 60
 TRACEBACK = "Traceback (most recent call last)"
 PAGES = {
     "Home": "Home.py",
@@ -53,23 +51,6 @@ PAGE_TABLE = {
 }
 ATHENA_TIMEOUT = "Query timeout"  # Athena's StateChangeReason when a query hits its timeout
 OUT_OF_MEMORY = "Out of Memory Error: failed to allocate data of size 256.0 MiB"
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch):
-    """No cache or TELCOPULSE_* variable leaks; the Kinesis endpoint is a closed port."""
-    for name in [n for n in os.environ if n.startswith("TELCOPULSE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("TELCOPULSE_EMULATOR_PORT", str(free_port()))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def metrics(at: AppTest, *labels: str) -> dict[str, str]:
@@ -117,12 +98,7 @@ class Seen:
 
 
 def open_page(monkeypatch, home: Path, page: str) -> AppTest:
-    monkeypatch.setenv("TELCOPULSE_HOME", str(home))
-    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
-    if PAGES[page] != "Home.py":
-        at.switch_page(PAGES[page]).run()
-    at.sidebar.segmented_control(key="tp_range").set_value("all").run()
-    return at
+    return page_helpers.open_page(monkeypatch, home, PAGES[page], preset="all")
 
 
 def shows_a_traceback(at: AppTest) -> bool:

@@ -8,26 +8,24 @@ page's own SQL. Failures are injected at the engine or at the backend function b
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import streamlit as st
-from conftest import PROJECT_ROOT, build_lake, event, free_port, raw_rows
+from helpers import build_lake, event, raw_rows
+from page_helpers import frame_with, metric, open_page, texts
 from streamlit.testing.v1 import AppTest
 
 from backend import health_data
 from backend.engine import DuckDBEngine, QueryError
 from dashboard import controls
+from dashboard import health as health_page
 from dashboard.charts import PALETTE
-from dashboard.health import reason_colors
+from dashboard.health_charts import reason_colors
 
-HOME = PROJECT_ROOT / "Home.py"
 HEALTH = "pages/3_Pipeline_Health.py"
-TIMEOUT = 60
 NOT_UTF8 = b"\x80\x81 binary"
 BATCHES: list[list[bytes | str]] = [
     # 3 valid, 1 duplicate, 2 malformed (one of them not even UTF-8)
@@ -65,40 +63,8 @@ def old_lake(spark, tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch):
-    """No cache or TELCOPULSE_* variable leaks; the Kinesis endpoint is a closed port."""
-    for name in [n for n in os.environ if n.startswith("TELCOPULSE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("TELCOPULSE_EMULATOR_PORT", str(free_port()))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
 def open_health(monkeypatch, lake: Path, preset: str | None = "all") -> AppTest:
-    monkeypatch.setenv("TELCOPULSE_HOME", str(lake.parent))
-    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
-    at.switch_page(HEALTH).run()
-    if preset is not None:
-        at.sidebar.segmented_control(key="tp_range").set_value(preset).run()
-    return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def frame_with(at: AppTest, column: str) -> pd.DataFrame:
-    frames = [df.value for df in at.dataframe if column in df.value.columns]
-    assert len(frames) == 1, f"expected one table with {column!r}"
-    return frames[0]
+    return open_page(monkeypatch, lake.parent, HEALTH, preset)
 
 
 def test_numbers_match_what_went_into_the_lake(monkeypatch, health_lake):
@@ -176,12 +142,12 @@ def test_reconciliation_turns_red_on_a_mismatch(monkeypatch, health_lake):
     real_totals = health_data.query_window_totals
     real_trend = health_data.query_batch_trend
 
-    def one_record_lost(engine, window, batch):
-        totals = real_totals(engine, window, batch)
+    def one_record_lost(engine, batch, window):
+        totals = real_totals(engine, batch, window)
         return replace(totals, silver_rows=totals.silver_rows - 1, mismatched_batches=1)
 
-    def batch_1_lost_one(engine, window, batch, resolution):
-        trend = real_trend(engine, window, batch, resolution)
+    def batch_1_lost_one(engine, batch, window, resolution):
+        trend = real_trend(engine, batch, window, resolution)
         return trend.assign(mismatched_batches=(trend["first_batch_id"] == 1).astype("int64"))
 
     monkeypatch.setattr(health_data, "query_window_totals", one_record_lost)
@@ -211,7 +177,7 @@ def test_stream_up_shows_its_shards(monkeypatch, health_lake):
         def describe_stream_summary(self, StreamName):
             return {"StreamDescriptionSummary": {"StreamStatus": "ACTIVE", "OpenShardCount": 4}}
 
-    monkeypatch.setattr(health_data, "stream_client", lambda settings, timeout=1.0: Answering())
+    monkeypatch.setattr(health_page, "stream_client", lambda settings, timeout=1.0: Answering())
     at = open_health(monkeypatch, health_lake)
     assert "Endpoint answers" in texts(at.markdown)
     assert metric(at, "Open shards") == "4"

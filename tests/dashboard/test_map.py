@@ -12,30 +12,15 @@ import json
 import pandas as pd
 import pytest
 import streamlit as st
-from conftest import MOBILE_LOGS, PROJECT_ROOT
+from helpers import MOBILE_LOGS
+from page_helpers import metric, open_page, texts
 from streamlit.testing.v1 import AppTest
 
 from backend.engine import DuckDBEngine, QueryError
 from dashboard import map as map_ui
 
-HOME = PROJECT_ROOT / "Home.py"
 MAP = "pages/2_Map.py"
-TIMEOUT = 60
 HOSTILE = "<img src=x onerror=alert(1)>' OR 1=1--"
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch):
-    """No cache or TELCOPULSE_* variable leaks into (or out of) a test."""
-    import os
-
-    for name in [n for n in os.environ if n.startswith("TELCOPULSE_")]:
-        monkeypatch.delenv(name)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +36,7 @@ def csv_codes() -> pd.DataFrame:
 
 
 def open_map(monkeypatch, home, preset: str | None = "all") -> AppTest:
-    monkeypatch.setenv("TELCOPULSE_HOME", str(home))
-    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
-    at.switch_page(MAP).run()
-    if preset is not None:
-        at.sidebar.segmented_control(key="tp_range").set_value(preset).run()
+    at = open_page(monkeypatch, home, MAP, preset)
     assert not at.exception
     return at
 
@@ -70,14 +51,6 @@ def deck_points(at: AppTest) -> pd.DataFrame:
     layers = {layer["id"]: layer for layer in json.loads(deck(at).json)["layers"]}
     points = pd.DataFrame(layers[map_ui.LAYER_ID]["data"])
     return points[points["events"] > 0].reset_index(drop=True)
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def test_the_map_draws_postal_code_centroids_of_the_csv(monkeypatch, csv_lake, csv_codes):

@@ -14,59 +14,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import streamlit as st
-from conftest import MOBILE_LOGS, PROJECT_ROOT, build_lake, event, replay_day
+from helpers import MOBILE_LOGS, PROJECT_ROOT, build_lake, event, replay_day
+from page_helpers import frame_with, metric, open_page, texts
 from streamlit.testing.v1 import AppTest
 
-from backend import dashboard_data as data
 from backend.engine import DuckDBEngine, QueryError
-from backend.queries import Window, run_kpi
+from backend.home import query_headline
+from backend.queries import Window, committed_batch, run_kpi
 from glue_job.contract import ALIASES_FILE
 
-HOME = PROJECT_ROOT / "Home.py"
 PAGES = ["Home.py", *sorted(f"pages/{p.name}" for p in (PROJECT_ROOT / "pages").glob("*.py"))]
 KPIS = "pages/1_KPIs.py"
 HEALTH = "pages/3_Pipeline_Health.py"
 EVENT_TIME_PAGES = [p for p in PAGES if p != HEALTH]
-TIMEOUT = 60
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch):
-    """No cache or TELCOPULSE_* variable leaks into (or out of) a test."""
-    import os
-
-    for name in [n for n in os.environ if n.startswith("TELCOPULSE_")]:
-        monkeypatch.delenv(name)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def open_page(monkeypatch, home: Path, page: str = "Home.py", preset: str | None = None):
-    """Run ``page`` of the app over ``<home>/lake``, optionally with a time-range preset."""
-    monkeypatch.setenv("TELCOPULSE_HOME", str(home))
-    at = AppTest.from_file(str(HOME), default_timeout=TIMEOUT).run()
-    if page != "Home.py":
-        at.switch_page(page).run()
-    if preset is not None:
-        at.sidebar.segmented_control(key="tp_range").set_value(preset).run()
-    return at
-
-
-def frame_with(at: AppTest, column: str) -> pd.DataFrame:
-    frames = [df.value for df in at.dataframe if column in df.value.columns]
-    assert len(frames) == 1, f"expected one table with {column!r}"
-    return frames[0]
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +53,7 @@ def signal_by_operator(rows: pd.DataFrame) -> pd.DataFrame:
     """What the signal table should hold for ``rows``."""
     return (
         rows.groupby("operator")["signal_dbm"]
-        .agg(avg_signal_dbm="mean", samples="size")
+        .agg(avg_signal_dbm="mean", signal_samples="size")
         .reset_index()
     )
 
@@ -126,7 +86,7 @@ def test_kpi_tables_show_what_the_sql_returns_and_the_csv_says(monkeypatch, csv_
     movistar = rows[rows["operator"].str.casefold().eq("movistar") & rows["signal"].between(0, 31)]
     shown_movistar = shown.set_index("operator").loc["Movistar"]
     assert shown_movistar["avg_signal_dbm"] == pytest.approx((2 * movistar["signal"] - 113).mean())
-    assert shown_movistar["samples"] == len(movistar)
+    assert shown_movistar["signal_samples"] == len(movistar)
 
     precision = frame_with(at, "avg_precision_m").set_index("operator")
     assert precision.loc["Movistar", "avg_precision_m"] == pytest.approx(
@@ -144,7 +104,7 @@ def test_kpi_tables_show_what_the_sql_returns_and_the_csv_says(monkeypatch, csv_
 def test_home_headline_cards_match_the_sql(monkeypatch, csv_lake):
     at = open_page(monkeypatch, csv_lake.parent, preset="all")
     engine = DuckDBEngine(csv_lake)
-    headline = data.query_headline(engine, Window(), data.committed_batch(engine))
+    headline = query_headline(engine, committed_batch(engine), Window())
     assert metric(at, "Events") == f"{headline.events:,}" == "994"
     assert metric(at, "Avg signal") == f"{headline.avg_signal_dbm:.1f} dBm" == "-90.8 dBm"
     assert metric(at, "Avg GPS precision") == f"{headline.avg_precision_m:.1f} m"
@@ -247,8 +207,8 @@ def test_pause_freezes_the_snapshot(monkeypatch, csv_lake, tmp_path):
 
     at.sidebar.toggle(key="tp_paused").set_value(False).run()
     engine = DuckDBEngine(lake)
-    assert data.committed_batch(engine) == 0
-    first_half = data.query_headline(engine, Window(), 0).events
+    assert committed_batch(engine) == 0
+    first_half = query_headline(engine, 0, Window()).events
     assert metric(at, "Events") == f"{first_half:,}"
     assert "Snapshot of batch #0" in texts(at.sidebar.caption)
 
@@ -289,7 +249,7 @@ def test_operator_filter_shows_that_operators_numbers(monkeypatch, csv_lake, csv
         picked.groupby("operator")["precission"].mean().tolist()
     )
     bands = frame_with(at, "excellent").set_index("operator")
-    assert bands["samples"].tolist() == picked.groupby("operator").size().tolist()
+    assert bands["signal_samples"].tolist() == picked.groupby("operator").size().tolist()
     assert (
         bands.loc["Movistar", "excellent"]
         == ((picked["operator"] == "Movistar") & (picked["signal_dbm"] >= -80)).sum()
@@ -384,7 +344,7 @@ def test_sql_in_a_filter_is_only_text(monkeypatch, csv_lake, text):
         at.multiselect(key=key).set_value([]).run()
     # Every table is still there, whole.
     assert frame_with(at, "in_service_share")["events"].sum() == 994
-    assert frame_with(at, "avg_signal_dbm")["samples"].sum() == 994
+    assert frame_with(at, "avg_signal_dbm")["signal_samples"].sum() == 994
 
 
 # --- Home: change against the previous window, alerts ----------------------------------------

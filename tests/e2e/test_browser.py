@@ -3,7 +3,8 @@
 Starts ``streamlit run Home.py`` over a lake the real job built, opens each page
 with Playwright driving Debian's ``/usr/bin/chromium`` (no browser download),
 fails on an exception, an error banner or a blank chart, and saves a full-page
-screenshot per page to ``docs/screenshots/`` for the README.
+screenshot of each clean page to ``build/screenshots/``; ``make docs`` copies them to
+``docs/screenshots/``, where the README shows them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, free_port
+from helpers import PROJECT_ROOT, build_output, free_port
 from streamlit.source_util import page_icon_and_name, page_sort_key
 
 pytestmark = pytest.mark.slow
@@ -32,7 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 900}
 START_TIMEOUT_S = 60
 SETTLE_TIMEOUT_S = 60
@@ -274,8 +274,8 @@ def test_page_renders_in_a_real_browser(app_url, browser, tmp_path, name, url_pa
         wait_until_settled(page)
         show_whole_lake(page)
         problems = check_page(page, name, script_errors)
-        # Only a clean page replaces the README's screenshot; a broken one is kept for a look.
-        shot = tmp_path / f"{name}.png" if problems else SCREENSHOTS / f"{name}.png"
+        # Only a clean page's screenshot can reach the README; a broken one is kept for a look.
+        shot = tmp_path / f"{name}.png" if problems else build_output("screenshots") / f"{name}.png"
         save_full_page(page, shot)
     finally:
         context.close()

@@ -15,15 +15,14 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PROJECT_ROOT, free_port
+from helpers import PROJECT_ROOT, free_port
 from reliability import PipelineScenario, record
-from test_pipeline import Stack
+from stack_helpers import Stack, cli_command, newest_commit, running_emulator
 
 from backend.engine import DuckDBEngine
 from backend.errors import QueryError
@@ -81,14 +80,6 @@ def current(stack: Stack, table: str) -> pd.DataFrame:
     return engine.run(f"SELECT * FROM {table} WHERE {where}", [committed_batch(engine)])
 
 
-def committed(stack: Stack) -> int:
-    """The newest committed batch, -1 before the first."""
-    try:
-        return committed_batch(DuckDBEngine(stack.settings.lake))
-    except QueryError:
-        return -1
-
-
 def compactions(stack: Stack) -> int:
     """Compactions committed so far (none before the first batch's files exist)."""
     try:
@@ -110,7 +101,7 @@ def job(stack: Stack, *args: str) -> subprocess.Popen:
     log = stack.home / f"stream-{time.monotonic_ns()}.log"
     with log.open("w") as out:
         running = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "stream", *args],
+            cli_command("stream", *args),
             env=stack.env,
             cwd=PROJECT_ROOT,
             stdout=out,
@@ -122,7 +113,7 @@ def job(stack: Stack, *args: str) -> subprocess.Popen:
 
 def producer(stack: Stack, feed: Path, rate: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "produce", "--file", str(feed), "--rate", str(rate)],
+        cli_command("produce", "--file", str(feed), "--rate", str(rate)),
         env=stack.env,
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
@@ -224,16 +215,11 @@ def passes(check, *args) -> bool:
 
 @pytest.fixture
 def crash_stack(tmp_path):
-    from backend.emulator import start_emulator, stop_emulator, wait_until_ready
-
     stack = Stack(tmp_path / "home", free_port())
     stack.env.update(TELCOPULSE_COMPACT_AFTER_BATCHES="2", TELCOPULSE_COMPACTION_GRACE_SECONDS="0")
-    process = stack.emulator = start_emulator(stack.settings)
-    try:
-        wait_until_ready(stack.settings, timeout=30)
+    with running_emulator(stack) as process:
+        stack.emulator = process  # the emulator test stops it and starts another
         yield stack
-    finally:
-        stop_emulator(process)
 
 
 def test_sigkill_at_random_moments_neither_loses_nor_double_counts(crash_stack, tmp_path):
@@ -252,10 +238,12 @@ def test_sigkill_at_random_moments_neither_loses_nor_double_counts(crash_stack, 
             if kills % 2 and sender.poll() is None:
                 # A few batches in, then within the next batch: the kill lands mid-batch,
                 # mid-compaction or mid-garbage-collection.
-                target = committed(stack) + chance.randint(1, 3)
+                target = newest_commit(stack.settings.lake) + chance.randint(1, 3)
                 deadline = time.monotonic() + 180
                 while (
-                    committed(stack) < target and running.poll() is None and sender.poll() is None
+                    newest_commit(stack.settings.lake) < target
+                    and running.poll() is None
+                    and sender.poll() is None
                 ):
                     assert time.monotonic() < deadline, f"batch {target} never committed"
                     seen.append(signal_samples(stack))
@@ -325,6 +313,9 @@ def test_emulator_restart_while_producing_loses_and_doubles_nothing(crash_stack,
         assert "retrying with backoff" in output
         assert "reachable again" in output
         assert running.poll() is None, "the stream job died with the stream"
+        # On a loaded machine the job may still be starting: Ctrl-C stops it cleanly only
+        # once its query runs.
+        wait_until_running(running)
         running.send_signal(signal.SIGINT)
         assert running.wait(timeout=120) == 0
         stack.cli("stream", "--until-idle")

@@ -6,21 +6,16 @@ the pipeline's own code, under DESIGN.md's rules.
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import MOBILE_LOGS, REPLAY_DATE, free_port
-
-from backend.engine import DuckDBEngine
-from backend.settings import load_settings
+from helpers import MOBILE_LOGS, REPLAY_DATE, free_port
+from stack_helpers import Stack, cli_command, running_emulator
 
 pytestmark = pytest.mark.slow
 
@@ -63,50 +58,11 @@ def expected_from_csv() -> dict[str, pd.DataFrame]:
     }
 
 
-class Stack:
-    """The CLI, pointed at one throwaway data directory and emulator port."""
-
-    def __init__(self, home: Path, port: int) -> None:
-        self.home = home
-        self.env = {
-            **os.environ,
-            "TELCOPULSE_HOME": str(home),
-            "TELCOPULSE_EMULATOR_PORT": str(port),
-        }
-        self.settings = load_settings(home=home, emulator_port=port)
-
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "backend.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        assert result.returncode == 0, f"telcopulse {' '.join(args)} failed:\n{result.stderr}"
-        return result
-
-    def kpi(self, name: str) -> pd.DataFrame:
-        out = self.cli("kpi", name, "--format", "csv").stdout
-        return pd.read_csv(io.StringIO(out), dtype={"postal_code": str}, keep_default_na=False)
-
-    def table(self, name: str) -> pd.DataFrame:
-        return DuckDBEngine(self.settings.lake).run(f"SELECT * FROM {name}")
-
-
 @pytest.fixture
 def stack(tmp_path):
-    from backend.emulator import start_emulator, stop_emulator, wait_until_ready
-
-    port = free_port()
-    stack = Stack(tmp_path / "home", port)
-    process = start_emulator(stack.settings)
-    try:
-        wait_until_ready(stack.settings, timeout=30)
+    stack = Stack(tmp_path / "home", free_port())
+    with running_emulator(stack):
         yield stack
-    finally:
-        stop_emulator(process)
 
 
 def assert_kpis_match_csv(stack: Stack) -> None:
@@ -194,7 +150,7 @@ def test_stopped_stream_resumes_from_checkpoint_without_double_counting(stack):
     """A running job stopped with Ctrl-C and started again counts every event once."""
     stack.cli("produce", "--file", str(MOBILE_LOGS), "--date", str(REPLAY_DATE))
     job = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "stream", "--trigger", "1"],
+        cli_command("stream", "--trigger", "1"),
         env=stack.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

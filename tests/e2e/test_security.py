@@ -1,18 +1,15 @@
 """Security through the CLI: arguments that reach SQL are inert, credentials never printed.
 
-Dashboard filters are tried against every query in tests/backend/test_dashboard_data.py
+Dashboard filters are tried against every query in tests/backend/test_kpis.py
 and tests/dashboard/test_map.py; this covers the CLI's side, end to end: the real
 emulator, the real job and `telcopulse kpi` over the lake it wrote.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from conftest import PROJECT_ROOT, free_port
-from test_pipeline import Stack
+from helpers import free_port
+from stack_helpers import Stack, running_emulator
 
 pytestmark = pytest.mark.slow
 
@@ -29,40 +26,22 @@ SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYLEAKTESTKEY"
 SESSION_TOKEN = "FwoGZXIvYXdzLEAKTESTSESSIONTOKEN"
 
 
-def run(stack: Stack, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args],
-        env=env or stack.env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """A stack whose lake holds 300 events, written with would-be-leaked credentials set."""
-    from backend.emulator import start_emulator, stop_emulator, wait_until_ready
-
     stack = Stack(tmp_path_factory.mktemp("security") / "home", free_port())
     stack.env.update(
         AWS_ACCESS_KEY_ID=ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY=SECRET_KEY,
         AWS_SESSION_TOKEN=SESSION_TOKEN,
     )
-    process = start_emulator(stack.settings)
     outputs = []
-    try:
-        wait_until_ready(stack.settings, timeout=30)
+    with running_emulator(stack):
         for args in (("produce", "--count", "300", "--seed", "5"), ("stream", "--until-idle")):
-            done = run(stack, *args)
+            done = stack.run(*args)
             assert done.returncode == 0, done.stderr
             outputs.append(done.stdout + done.stderr)
         yield stack, outputs
-    finally:
-        stop_emulator(process)
 
 
 @pytest.mark.parametrize("option", ["--since", "--until"])
@@ -70,7 +49,7 @@ def filled(tmp_path_factory):
 def test_injection_through_kpi_time_arguments_is_refused_in_one_line(filled, option, text):
     stack, _ = filled
     before = stack.kpi("signal")
-    done = run(stack, "kpi", "signal", option, text)
+    done = stack.run("kpi", "signal", option, text)
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -87,7 +66,7 @@ def test_injection_through_kpi_time_arguments_is_refused_in_one_line(filled, opt
 )
 def test_kpi_names_and_formats_are_allowlisted(filled, args):
     stack, _ = filled
-    done = run(stack, *args)
+    done = stack.run(*args)
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
     assert "Traceback" not in done.stderr
@@ -97,12 +76,12 @@ def test_no_credential_is_ever_printed(filled, tmp_path):
     stack, outputs = filled
     # The commands that ran, a failing one (no stream there), and everything on disk.
     down = dict(stack.env, TELCOPULSE_EMULATOR_PORT=str(free_port()))
-    failed = run(stack, "produce", "--count", "5", env=down)
+    failed = stack.run("produce", "--count", "5", env=down)
     assert failed.returncode != 0
     assert failed.stderr.strip()
     outputs.append(failed.stdout + failed.stderr)
     for args in (("kpi", "signal"), ("kpi", "status", "--format", "json")):
-        outputs.append(run(stack, *args).stdout)
+        outputs.append(stack.run(*args).stdout)
     files = [p for p in stack.home.rglob("*") if p.is_file()]
     assert files
     for secret in (ACCESS_KEY, SECRET_KEY, SESSION_TOKEN):

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, free_port
+from helpers import PROJECT_ROOT, free_port
+from stack_helpers import newest_commit
 
 from backend.emulator import start_emulator, stop_emulator, wait_until_ready
 from backend.engine import DuckDBEngine
-from backend.errors import QueryError
 from backend.queries import committed_batch
 from backend.settings import load_settings
 
@@ -38,13 +38,6 @@ def children_of(pid: int) -> dict[int, str]:
 
 def stream_pid(up: subprocess.Popen) -> int:
     return next(pid for pid, cmd in children_of(up.pid).items() if "backend.cli stream" in cmd)
-
-
-def committed(lake: Path) -> int:
-    try:
-        return committed_batch(DuckDBEngine(lake))
-    except QueryError:
-        return -1
 
 
 def wait_for(check, timeout: float, what: str) -> None:
@@ -74,13 +67,13 @@ def test_up_survives_a_stream_job_killed_by_hand(tmp_path):
     lake = home / "lake"
     try:
         wait_for(lambda: "Ctrl-C stops everything" in out.read_text(), 180, "the stack was up")
-        wait_for(lambda: committed(lake) >= 2, 180, "batches committed")
+        wait_for(lambda: newest_commit(lake) >= 2, 180, "batches committed")
         first = stream_pid(up)
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: "starting it again" in out.read_text(), 30, "the stream job restarted")
         assert up.poll() is None, out.read_text()
-        before = committed(lake)
-        wait_for(lambda: committed(lake) > before + 1, 180, "the new job committed batches")
+        before = newest_commit(lake)
+        wait_for(lambda: newest_commit(lake) > before + 1, 180, "the new job committed batches")
         assert stream_pid(up) != first
     finally:
         up.send_signal(signal.SIGINT)

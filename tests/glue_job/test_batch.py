@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import build_lake, event, raw_rows
+from helpers import build_lake, event, raw_rows
 
 from backend.engine import DuckDBEngine
-from glue_job.batch import BatchProcessor, ParquetLake
+from glue_job.batch import BatchProcessor
+from glue_job.lake import ParquetLake
 from glue_job.schemas import RAW_SCHEMA
 from glue_job.transforms import to_silver, valid_events, validate_records
 

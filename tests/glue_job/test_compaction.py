@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import event, raw_rows
+from helpers import event, raw_rows
 
 from backend.engine import DuckDBEngine
 from backend.health_data import query_window_totals
 from backend.queries import Window, committed_batch, run_kpi
-from glue_job.batch import BatchProcessor, ParquetLake
+from glue_job.batch import BatchProcessor
 from glue_job.compaction import QUIET_BATCHES, CompactionPlan
+from glue_job.lake import ParquetLake
 from glue_job.schemas import RAW_SCHEMA
 from glue_job.tables import COMPACTED, TABLES
 
@@ -146,7 +147,8 @@ def expected_signal(batches: int) -> dict[str, tuple[float, int]]:
 def signal_kpi(engine, batch: int | None = None) -> dict[str, tuple[float, int]]:
     frame = run_kpi(engine, "kpi_signal", Window(), batch)
     return {
-        r.operator: (pytest.approx(r.avg_signal_dbm), int(r.samples)) for r in frame.itertuples()
+        r.operator: (pytest.approx(r.avg_signal_dbm), int(r.signal_samples))
+        for r in frame.itertuples()
     }
 
 
@@ -193,7 +195,7 @@ def test_folding_keeps_every_number_and_old_snapshots_until_the_grace_ends(spark
     assert committed_batch(engine) == 3
     # The superseded files are still there (grace), and each row is counted once.
     assert commit_dirs(lake_root, "gold/operator_minute") == [f"commit={n}" for n in range(4)]
-    totals = query_window_totals(engine, Window(), 3)
+    totals = query_window_totals(engine, 3, Window())
     assert (totals.batches, totals.reconciled) == (4, True)
     batches = engine.run(
         "SELECT batch_id FROM ops WHERE ? BETWEEN commit_id AND visible_through", [3]
@@ -222,7 +224,7 @@ def test_garbage_goes_after_the_grace_and_late_events_stay_current(spark, lake_r
         [5, NOW.date()],
     )
     assert int(yesterday.n.iloc[0]) == 1
-    totals = query_window_totals(engine, Window(), 5)
+    totals = query_window_totals(engine, 5, Window())
     assert (totals.batches, totals.records, totals.reconciled) == (6, 48, True)
 
 
@@ -244,7 +246,7 @@ def test_compaction_rows_go_once_their_superseded_files_have(spark, lake_root):
     # table holds a file or two however many days the job runs.
     assert record_dirs(lake_root) == [7]
     assert set(engine.run("SELECT commit_id FROM compactions").commit_id) == {7}
-    totals = query_window_totals(engine, Window(), 8)
+    totals = query_window_totals(engine, 8, Window())
     assert (totals.batches, totals.reconciled) == (9, True)
 
 
@@ -289,7 +291,7 @@ def test_a_crash_before_the_compacting_batch_commits_changes_nothing(spark, lake
     run_batch(restarted, spark, 3)
     assert committed_batch(engine) == 3
     assert signal_kpi(engine) == expected_signal(4)
-    assert query_window_totals(engine, Window(), 3).reconciled
+    assert query_window_totals(engine, 3, Window()).reconciled
     folded = engine.run("SELECT table_name, count(*) AS n FROM compactions GROUP BY 1")
     assert folded.n.tolist() == [1, 1, 1, 1]  # the dead attempt's rows were cleared
 

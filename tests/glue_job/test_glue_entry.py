@@ -14,8 +14,8 @@ import sys
 import types
 
 import pytest
-from conftest import PROJECT_ROOT, build_lake, event
 from glue_fakes import ARRIVAL, PAYLOAD_COLUMN, STREAM, FakeGlue, connector_frame
+from helpers import PROJECT_ROOT, build_lake, event
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
@@ -23,8 +23,8 @@ from pyspark.testing import assertDataFrameEqual
 from backend.engine import DuckDBEngine
 from backend.queries import run_kpi
 from glue_job import glue_entry
-from glue_job.batch import ParquetLake
 from glue_job.errors import JobError
+from glue_job.lake import ParquetLake
 
 pytestmark = pytest.mark.glue  # runs on Glue 5.0's runtime too (Makefile: test)
 

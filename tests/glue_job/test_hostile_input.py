@@ -16,14 +16,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-from conftest import event, raw_rows
+from helpers import event, raw_rows
 from reliability import PipelineScenario, record
 
 from backend.engine import DuckDBEngine
 from backend.health_data import query_window_totals
 from backend.queries import Window, committed_batch
-from glue_job.batch import BatchProcessor, ParquetLake
+from glue_job.batch import BatchProcessor
 from glue_job.contract import BOUNDS
+from glue_job.lake import ParquetLake
 from glue_job.schemas import RAW_SCHEMA
 
 # Three Spark micro-batches with two 1 MB records: several seconds on two cores.
@@ -287,7 +288,7 @@ def lake(spark, tmp_path_factory) -> CorpusLake:
                 batch,
             )["n"].iloc[0]
         ),
-        reconciled_on_health_page=query_window_totals(engine, Window(), batch).reconciled,
+        reconciled_on_health_page=query_window_totals(engine, batch, Window()).reconciled,
     )
 
 

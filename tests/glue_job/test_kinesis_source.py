@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PROJECT_ROOT, event, free_port
+from helpers import PROJECT_ROOT, event, free_port
 
 from backend.emulator import start_emulator, stop_emulator, wait_until_ready
 from backend.engine import DuckDBEngine

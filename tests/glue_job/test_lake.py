@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import event, raw_rows
+from helpers import event, raw_rows
 
 from glue_job.batch import BatchProcessor
 from glue_job.lake import ParquetLake

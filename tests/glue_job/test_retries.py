@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import event
 from glue_fakes import STREAM, connector_frame, glue_for_each_batch
+from helpers import event
 
 from backend.engine import DuckDBEngine
 from backend.queries import Window, run_kpi

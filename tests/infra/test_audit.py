@@ -8,7 +8,8 @@ import stat
 import sys
 from pathlib import Path
 
-from conftest import PROJECT_ROOT
+import pytest
+from helpers import PROJECT_ROOT
 
 spec = importlib.util.spec_from_file_location("audit", PROJECT_ROOT / "infra" / "audit.py")
 audit = importlib.util.module_from_spec(spec)
@@ -57,4 +58,32 @@ def test_unaudited_packages_are_reported_not_passed_as_clean(tmp_path, capsys):
 
 
 def test_the_allow_list_explains_every_entry():
-    assert isinstance(audit.allowed(), dict)
+    assert audit.ALLOW_FILE == PROJECT_ROOT / "infra" / "audit-allow.txt"  # what make lint reads
+    lines = [line.strip() for line in audit.ALLOW_FILE.read_text().splitlines()]
+    entries = [line for line in lines if line and not line.startswith("#")]
+    accepted = audit.allowed()
+    # Every line that is not a comment accepts one id, and says why.
+    assert sorted(accepted) == sorted(line.split()[0] for line in entries)
+    for vuln, reason in accepted.items():
+        assert reason.strip(), f"{vuln}: no reason given"
+
+
+def test_the_allow_list_reads_ids_and_reasons_and_refuses_an_entry_without_one(
+    tmp_path, monkeypatch
+):
+    allow = tmp_path / "audit-allow.txt"
+    allow.write_text(
+        "# accepted for now\n"
+        "\n"
+        "PYSEC-2099-1 only reachable through a feature we never call\n"
+        "  GHSA-abcd-efgh-ijkl   the fix is not released yet  \n"
+    )
+    monkeypatch.setattr(audit, "ALLOW_FILE", allow)
+    assert audit.allowed() == {
+        "PYSEC-2099-1": "only reachable through a feature we never call",
+        "GHSA-abcd-efgh-ijkl": "the fix is not released yet",
+    }
+
+    allow.write_text("PYSEC-2099-1 explained\nCVE-2099-0001\n")
+    with pytest.raises(SystemExit, match=r"^audit: audit-allow.txt: CVE-2099-0001 needs a reason"):
+        audit.allowed()

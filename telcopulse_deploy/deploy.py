@@ -1,4 +1,12 @@
-"""Deploy (AWS deployment): ``telcopulse deploy`` and ``telcopulse destroy``.
+"""Deploy (AWS deployment tooling): ``telcopulse deploy`` and ``telcopulse destroy``.
+
+Tooling, not runtime: the CLI imports this only for those two commands, and nothing in
+``backend`` or ``glue_job`` imports it (what ``telcopulse status`` reads of a deployed
+stack is ``backend.aws_stack``). What it reads: the CloudFormation templates as installed
+package data (``find_template``) or from a path the command gives; the Glue script from
+the installed ``glue_job`` package; and, to build the ``glue_job`` wheel and the dashboard
+image, the checkout that package is installed from (``checkout_file``). One module of
+about 900 lines because it is one ordered procedure, below.
 
 Ordering, and why. The stack creates its own artifacts bucket and image repository, and
 ``infra/telcopulse.yaml`` is larger than the 51,200 bytes CloudFormation accepts inline, so
@@ -51,15 +59,23 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
+import glue_job
+from backend.aws_stack import JobRun, describe_stack, job_runs, stack_outputs
 from backend.catalog import current_views
 from backend.settings import ENV_PREFIX, Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MAIN_TEMPLATE = PROJECT_ROOT / "infra" / "telcopulse.yaml"
-BOOTSTRAP_TEMPLATE = PROJECT_ROOT / "infra" / "bootstrap.yaml"
-ENTRY_SCRIPT = PROJECT_ROOT / "glue_job" / "glue_entry.py"
+# The CloudFormation templates: infra/*.yaml, installed as this package's data (the package
+# ``telcopulse_deploy.infra``, see pyproject.toml), unless a command names another file.
+TEMPLATES_PACKAGE = "telcopulse_deploy.infra"
+MAIN_TEMPLATE = "telcopulse.yaml"
+BOOTSTRAP_TEMPLATE = "bootstrap.yaml"
+TEMPLATE_OPTIONS = {MAIN_TEMPLATE: "--template", BOOTSTRAP_TEMPLATE: "--bootstrap-template"}
+# The Glue job's script: the entry module of the installed glue_job package.
+GLUE_JOB_DIR = Path(glue_job.__file__).resolve().parent
+ENTRY_SCRIPT = GLUE_JOB_DIR / "glue_entry.py"
 SCRIPT_KEY = "glue/telcopulse_glue_entry.py"
 WHEEL_DISTRIBUTION = "telcopulse-glue-job"
 IMAGE_NAME = "telcopulse-dashboard"
@@ -95,10 +111,6 @@ BLOCKED = {
 }
 Log = Callable[[str], None]
 
-# Glue job run states (GetJobRun's JobRunState). A streaming run stays RUNNING until stopped;
-# one that ended in any way is not processing the stream.
-ACTIVE_RUN_STATES = ("STARTING", "RUNNING", "WAITING")
-ENDED_RUN_STATES = ("STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT", "ERROR", "EXPIRED")
 # Glue 5 streaming runs take one to a few minutes to reach RUNNING (workers, then the pip
 # install of the wheel); stopping one ends the current micro-batch first.
 JOB_START_TIMEOUT = 600.0
@@ -132,15 +144,53 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# -- what deploy reads ----------------------------------------------------------------------
+
+
+def find_template(name: str, given: Path | None = None) -> Path:
+    """The template ``name`` (MAIN_TEMPLATE or BOOTSTRAP_TEMPLATE) to deploy: ``given`` when
+    a command names a file, else the installed copy of ``infra/<name>``."""
+    if given is not None:
+        if not given.is_file():
+            raise DeployError(
+                f"no template at {given}: give {TEMPLATE_OPTIONS[name]} an existing file"
+            )
+        return given
+    try:
+        installed = resources.files(TEMPLATES_PACKAGE) / name
+    except ModuleNotFoundError:
+        installed = None
+    if installed is None or not installed.is_file():
+        raise DeployError(
+            f"infra/{name} is not installed with the deploy tooling: reinstall TelcoPulse "
+            f"(pip install -e . in its checkout) or give the template with "
+            f"{TEMPLATE_OPTIONS[name]} PATH"
+        )
+    return Path(str(installed))
+
+
+def checkout_file(name: str) -> Path:
+    """A file of the TelcoPulse checkout beside the installed glue_job package: the glue_job
+    wheel (pyproject.toml) and the dashboard image (Dockerfile) are built from source."""
+    path = GLUE_JOB_DIR.parent / name
+    if not path.is_file():
+        raise DeployError(
+            f"deploy builds the Glue wheel and the dashboard image from a TelcoPulse checkout, "
+            f"and {path.parent} has no {name}: run it where TelcoPulse is installed from one "
+            "(pip install -e .)"
+        )
+    return path
+
+
 # -- local builds ---------------------------------------------------------------------------
 
 
 def build_glue_wheel(out_dir: Path) -> Path:
     """The glue_job package alone as a wheel (no dependencies: Glue provides them)."""
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    project = tomllib.loads(checkout_file("pyproject.toml").read_text())
     source = out_dir / "source"
     shutil.copytree(
-        PROJECT_ROOT / "glue_job",
+        GLUE_JOB_DIR,
         source / "glue_job",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
@@ -208,7 +258,8 @@ def _docker(docker: str, *args: str, stdin: str | None = None) -> str:
 def build_image(docker: str, platform: str) -> str:
     """Build the dashboard image; its tag is the start of its image id (same build, same tag)."""
     local = f"{IMAGE_NAME}:deploy"
-    _docker(docker, "build", "--platform", platform, "--tag", local, str(PROJECT_ROOT))
+    context = checkout_file("Dockerfile").parent
+    _docker(docker, "build", "--platform", platform, "--tag", local, str(context))
     image_id = _docker(docker, "image", "inspect", "--format", "{{.Id}}", local)
     return image_id.removeprefix("sha256:")[:12]
 
@@ -231,21 +282,6 @@ def push_image(docker: str, ecr, repository_uri: str, tag: str, log: Log) -> boo
 
 
 # -- stacks ---------------------------------------------------------------------------------
-
-
-def describe_stack(cf, name: str) -> dict | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return cf.describe_stacks(StackName=name)["Stacks"][0]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            return None
-        raise
-
-
-def stack_outputs(stack: Mapping) -> dict[str, str]:
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
 
 
 def required_output(outputs: Mapping[str, str], key: str, stack: str) -> str:
@@ -449,43 +485,6 @@ def stage_template(s3, bucket: str, region: str, body: str) -> str:
 
 
 # -- stream job -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobRun:
-    """One run of the Glue stream job, as GetJobRun(s) describes it."""
-
-    job: str
-    run_id: str
-    state: str
-    started_on: datetime | None = None
-    error: str = ""  # ErrorMessage of a run that failed
-    note: str = ""  # what deploy did about it (started, restarted, left running...)
-
-    @classmethod
-    def from_api(cls, job: str, run: Mapping) -> JobRun:
-        return cls(
-            job=job,
-            run_id=run["Id"],
-            state=run["JobRunState"],
-            started_on=run.get("StartedOn"),
-            error=" ".join(str(run.get("ErrorMessage") or "").split())[:300],
-        )
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_RUN_STATES
-
-    @property
-    def ended(self) -> bool:
-        return self.state in ENDED_RUN_STATES
-
-
-def job_runs(glue, job: str) -> list[JobRun]:
-    """The job's runs, newest first (one page: a stream job has few runs at a time)."""
-    runs = [JobRun.from_api(job, r) for r in glue.get_job_runs(JobName=job)["JobRuns"]]
-    oldest = datetime.min.replace(tzinfo=UTC)
-    return sorted(runs, key=lambda r: r.started_on or oldest, reverse=True)
 
 
 def wait_for_run(
@@ -706,21 +705,27 @@ def deploy(
     settings: Settings,
     *,
     parameters: Mapping[str, str] | None = None,
-    template: Path = MAIN_TEMPLATE,
-    bootstrap_template: Path = BOOTSTRAP_TEMPLATE,
+    template: Path | None = None,
+    bootstrap_template: Path | None = None,
     with_image: bool = True,
     job_timeout: float = JOB_START_TIMEOUT,
     job_poll: float = JOB_POLL_SECONDS,
     log: Log = _stderr,
     session=None,
 ) -> DeployResult:
-    """Build, stage and deploy everything; see the module docstring for the order."""
+    """Build, stage and deploy everything; see the module docstring for the order.
+
+    ``template`` and ``bootstrap_template`` default to the installed infra/ templates.
+    """
     import boto3
 
+    body = find_template(MAIN_TEMPLATE, template).read_text(encoding="utf-8")
+    bootstrap_body = find_template(BOOTSTRAP_TEMPLATE, bootstrap_template).read_text(
+        encoding="utf-8"
+    )
     session = session or boto3.session.Session(region_name=settings.region)
     cf = session.client("cloudformation")
     s3 = session.client("s3")
-    body = template.read_text(encoding="utf-8")
     explicit = {"ProjectName": settings.project_name, **(parameters or {})}
 
     with tempfile.TemporaryDirectory(prefix="telcopulse-deploy-") as scratch:
@@ -747,7 +752,6 @@ def deploy(
                 "run `telcopulse deploy` again; the dashboard runs no task until one is pushed)"
             )
 
-        bootstrap_body = bootstrap_template.read_text(encoding="utf-8")
         ensure_stack(cf, bootstrap_name(settings), body=bootstrap_body, parameters={}, log=log)
         staging = stack_outputs(describe_stack(cf, bootstrap_name(settings)))
         staging_bucket = required_output(staging, "TemplateBucketName", bootstrap_name(settings))

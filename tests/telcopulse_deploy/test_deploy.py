@@ -57,25 +57,26 @@ from moto import mock_aws
 from moto.glue.models import FakeJobRun
 from moto.moto_api import state_manager
 
-from backend import deploy as deploy_module
+from backend.aws_stack import JobRun, describe_stack
 from backend.catalog import current_views
 from backend.cli import main as cli_main
-from backend.deploy import (
+from backend.settings import ENV_PREFIX, Settings, load_settings
+from backend.status import collect_status, format_status
+from telcopulse_deploy import deploy as deploy_module
+from telcopulse_deploy.deploy import (
     ENTRY_SCRIPT,
     MAIN_TEMPLATE,
     OUTPUT_SETTINGS,
     PARAMETER_OPTIONS,
     SCRIPT_KEY,
     DeployError,
-    JobRun,
     aws_settings_env,
     destroy,
     ensure_job_run,
     ensure_stack,
+    find_template,
     format_summary,
 )
-from backend.settings import ENV_PREFIX, Settings, load_settings
-from backend.status import collect_status, format_status
 
 REGION = "eu-west-1"
 NETWORK = {"VpcId": "vpc-0123456789abcdef0", "AllowedIngressCidr": "203.0.113.0/24"}
@@ -184,7 +185,7 @@ def streaming_job_runs(monkeypatch, looks_to_run: int = 2) -> None:
 
 
 def deploy(settings, **kwargs):
-    """``backend.deploy.deploy`` looking at a starting run again at once (not after 10 s)."""
+    """``deploy`` (the tooling's) looking at a starting run again at once (not after 10 s)."""
     return deploy_module.deploy(settings, **{"job_poll": 0, **kwargs})
 
 
@@ -404,7 +405,7 @@ def test_an_update_changes_what_is_given_and_keeps_the_rest(aws, settings, templ
 def test_first_deploy_names_the_options_it_needs(aws, settings, template, no_docker):
     with pytest.raises(DeployError, match=r"needs --vpc-id, --allowed-cidr$"):
         deploy(settings, template=template, log=lambda _m: None)
-    assert deploy_module.describe_stack(aws.client("cloudformation"), "telcopulse") is None
+    assert describe_stack(aws.client("cloudformation"), "telcopulse") is None
 
     with pytest.raises(DeployError, match="ShardCout: not a parameter of the template"):
         deploy(settings, parameters={**NETWORK, "ShardCout": "2"}, template=template)
@@ -476,8 +477,8 @@ def test_destroy_asks_then_stops_the_job_detaches_the_policy_and_deletes_everyth
     assert iam.list_attached_role_policies(RoleName="producer-task")["AttachedPolicies"] == []
 
     cf = aws.client("cloudformation")
-    assert deploy_module.describe_stack(cf, "telcopulse") is None
-    assert deploy_module.describe_stack(cf, "telcopulse-bootstrap") is None
+    assert describe_stack(cf, "telcopulse") is None
+    assert describe_stack(cf, "telcopulse-bootstrap") is None
     assert s3.list_buckets()["Buckets"] == []
 
     with pytest.raises(DeployError, match="nothing to destroy"):
@@ -582,7 +583,8 @@ def test_the_real_template_deploys_in_moto_as_far_as_moto_models_it(aws, setting
         "ServiceSubnetIds": ",".join(subnets),
         "AllowedIngressCidr": "203.0.113.0/24",
     }
-    result = deploy(settings, parameters=network, template=MAIN_TEMPLATE, log=lambda _m: None)
+    # No template given: the one installed with the deploy tooling, infra/telcopulse.yaml.
+    result = deploy(settings, parameters=network, log=lambda _m: None)
 
     assert result.stack == "created"
     assert stack(aws)["StackStatus"] == "CREATE_COMPLETE"
@@ -610,7 +612,7 @@ def test_the_real_template_deploys_in_moto_as_far_as_moto_models_it(aws, setting
 
 
 def template_and_outputs() -> tuple[dict, dict]:
-    loaded, errors = decode(str(MAIN_TEMPLATE))
+    loaded, errors = decode(str(find_template(MAIN_TEMPLATE)))
     assert not errors
     return loaded, loaded["Outputs"]
 

@@ -1,0 +1,7 @@
+"""TelcoPulse benchmarks (bench): `make bench` (``python -m bench.run``) and `make soak`.
+
+Tooling beside the runtime: each module measures one thing through ``backend`` and
+``glue_job`` and can run alone (``python -m bench.<module> --help``, from the checkout's
+root); ``run`` runs them all and writes results.md. Histories are written through the
+job's own lake writer and table layout (``bench.history``, ``bench.lakes``).
+"""

@@ -1,0 +1,101 @@
+"""Shared test helpers (no fixtures): the project's paths, a free port, contract events,
+lakes built by the real per-batch function, and build/, where a test run writes its results.
+
+Import them from here (``from helpers import build_lake, event``), never from ``conftest``:
+pytest imports each conftest.py outside a package as the one module ``conftest``, so what
+``from conftest import ...`` finds depends on which conftest was imported last.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MOBILE_LOGS = PROJECT_ROOT / "backend" / "data" / "mobile-logs.csv"
+# The capture has times of day only; replaying it on yesterday's date keeps every
+# event in the past whatever time the suite runs.
+REPLAY_DATE = datetime.now(UTC).date() - timedelta(days=1)
+
+
+def replay_day() -> date:
+    return REPLAY_DATE
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raw_rows(payloads: Iterable[bytes | str], *, shard: str = "shardId-000000000000", start=0):
+    """Stream rows as the Kinesis reader emits them, for feeding process_batch directly."""
+    arrival = datetime.now(UTC)
+    rows = []
+    for offset, payload in enumerate(payloads):
+        data = payload.encode() if isinstance(payload, str) else payload
+        seq = str(49_000_000_000_000_000_000 + start + offset)
+        rows.append((data, "telcopulse-events", shard, seq, "pk", arrival))
+    return rows
+
+
+def event(**fields) -> str:
+    """A valid contract event as JSON, with fields overridden or removed (value ...)."""
+    base = {
+        "event_id": "e-1",
+        "event_time": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+        "operator": "Movistar",
+        "status": 0,
+        "signal_dbm": -85.0,
+        "precision_m": 12.0,
+        "latitude": 41.39,
+        "longitude": 2.17,
+        "postal_code": "080193",
+    }
+    base.update(fields)
+    return json.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def build_lake(spark, root: Path, batches: list[list[bytes | str]]) -> Path:
+    """Run the real per-batch function over static batches, as foreachBatch would."""
+    from glue_job.batch import BatchProcessor
+    from glue_job.lake import ParquetLake
+    from glue_job.schemas import RAW_SCHEMA
+
+    processor = BatchProcessor(spark, ParquetLake(spark, str(root)), log=lambda _m: None)
+    offset = 0
+    for batch_id, payloads in enumerate(batches):
+        rows = raw_rows(payloads, start=offset)
+        offset += len(rows)
+        processor.process_batch(spark.createDataFrame(rows, RAW_SCHEMA), batch_id)
+    return root
+
+
+# --- build/: what a test run writes (git-ignored); `make docs` copies it to docs/ ----------
+
+BUILD = PROJECT_ROOT / "build"
+# Written at the end of a session into each build/ directory it wrote to: "passed ..." or
+# "failed ...", one line. `make docs` copies only what a passing session wrote.
+SESSION_STAMP = "session.txt"
+_written: set[Path] = set()
+
+
+def build_output(name: str) -> Path:
+    """``build/<name>/``, created, for this session's results: stamped at the session's end."""
+    directory = BUILD / name
+    directory.mkdir(parents=True, exist_ok=True)
+    _written.add(directory)
+    return directory
+
+
+def stamp_build_outputs(failure: str | None) -> list[Path]:
+    """Stamp each directory ``build_output`` handed out this session with how the session
+    ended: ``failure`` says why it failed, None that it passed."""
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
+    outcome = "passed" if failure is None else f"failed ({failure})"
+    for directory in sorted(_written):
+        (directory / SESSION_STAMP).write_text(f"{outcome}, finished {finished}\n", "utf-8")
+    return sorted(_written)
