@@ -124,21 +124,19 @@ def kpi_filters(choices: pd.DataFrame | None) -> Filters:
     operators = _remembered(OPERATORS_KEY)
     postal_codes = _remembered(POSTAL_CODES_KEY)
     left, right = st.columns(2)
-    operators = left.multiselect(
+    operators = _remembered_multiselect(
+        left,
         "Operators",
         operator_options(choices, operators),
-        key=OPERATORS_KEY,
-        on_change=_remember,
-        args=(OPERATORS_KEY,),
+        OPERATORS_KEY,
         placeholder="All operators",
         help="Only these operators in every view below; none chosen means all.",
     )
-    postal_codes = right.multiselect(
+    postal_codes = _remembered_multiselect(
+        right,
         "Postal codes",
         postal_code_options(choices, postal_codes),
-        key=POSTAL_CODES_KEY,
-        on_change=_remember,
-        args=(POSTAL_CODES_KEY,),
+        POSTAL_CODES_KEY,
         placeholder="All postal codes",
         accept_new_options=True,
         help="Only events from these postal codes, busiest first; type a code to add one "
@@ -147,6 +145,15 @@ def kpi_filters(choices: pd.DataFrame | None) -> Filters:
     return Filters(
         operators=tuple(_keep(OPERATORS_KEY, list(operators))),
         postal_codes=tuple(_keep(POSTAL_CODES_KEY, list(postal_codes))),
+    )
+
+
+def _remembered_multiselect(
+    column: Any, label: str, options: list[str], key: str, **options_kwargs: Any
+) -> list[str]:
+    """A multiselect under ``key`` whose choice is remembered across pages."""
+    return column.multiselect(
+        label, options, key=key, on_change=_remember, args=(key,), **options_kwargs
     )
 
 

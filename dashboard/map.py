@@ -1,4 +1,4 @@
-"""Map helpers (presentation layer): colour scales, the pydeck deck, and the
+"""Map helpers (presentation layer): the pydeck deck, its view, and the
 session state that keeps the map's view and selection across refreshes.
 
 The browser keeps the user's zoom and pan for as long as the chart element lives and its
@@ -7,15 +7,17 @@ session state, and the chart keeps one key. Streamlit identifies a selected poin
 index in the layer's data, so rows keep their position for the whole session: postal
 codes are appended as they appear, and one that drops out of the window stays as an
 invisible placeholder. A refresh therefore never moves the selection to another code.
+
+Why one module of about 400 lines: the row order, the deck, the kept view and the selection
+callbacks are one mechanism (a selection is a row index), so they live and are tested
+together; colours are apart in ``dashboard.map_colors``.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -24,9 +26,9 @@ import pydeck as pdk
 import streamlit as st
 
 from backend import map_data
+from dashboard import map_colors
 from dashboard.charts import STATUS_COLORS, bucket_step, with_gaps
-from dashboard.panels import format_dbm
-from glue_job.contract import SIGNAL_BANDS, STATUS_LABELS
+from glue_job.contract import STATUS_LABELS
 
 LAYER_ID = "postal-codes"
 RING_LAYER_ID = "selected-postal-code"
@@ -42,103 +44,9 @@ MAP_HEIGHT = 520
 MIN_RADIUS_PX = 4.0
 MAX_RADIUS_PX = 20.0
 FOCUS_ZOOM = 10.0
-_ALPHA = 220
 RING_COLOR = [255, 75, 75, 255]  # Streamlit's primary red reads on light and dark maps
-NO_READING_COLOR = "#A5AA99"
 _PLAIN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z -]{0,19}")
 _TREND_HEIGHT = 320
-
-
-# --- colour scales ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bin:
-    """A legend entry: values in [low, high) get ``color``."""
-
-    label: str
-    color: str
-    low: float
-    high: float
-
-    def holds(self, value: float) -> bool:
-        return self.low <= value < self.high
-
-
-@dataclass(frozen=True)
-class ColorScale:
-    name: str  # what the colour-by control shows
-    title: str  # legend title, with the unit
-    column: str  # the points column it colours by
-    bins: tuple[Bin, ...]  # best first
-    help: str
-
-    def color_of(self, value: float | None) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return NO_READING_COLOR
-        return next((b.color for b in self.bins if b.holds(value)), NO_READING_COLOR)
-
-
-_BAND_COLORS = {"excellent": "#11A579", "good": "#80BA5A", "fair": "#F2B701", "poor": "#E73F74"}
-
-
-def _signal_bins() -> tuple[Bin, ...]:
-    """One bin per signal band of the contract, each [its floor, the floor above)."""
-    bins, ceiling = [], math.inf
-    for band, floor in SIGNAL_BANDS:
-        if math.isinf(floor):
-            label = f"{band} < {format_dbm(ceiling, 0)}"
-        elif math.isinf(ceiling):
-            label = f"{band} ≥ {format_dbm(floor, 0)}"
-        else:
-            label = f"{band} {format_dbm(floor, 0)} to {format_dbm(ceiling, 0)}"
-        bins.append(Bin(label, _BAND_COLORS[band], floor, ceiling))
-        ceiling = floor
-    return tuple(bins)
-
-
-SIGNAL_SCALE = ColorScale(
-    name="Average signal",
-    title="Average signal (dBm)",
-    column="avg_signal_dbm",
-    bins=_signal_bins(),
-    help="Σ signal / Σ readings of the postal code's events, in dBm: closer to 0 is stronger. "
-    "Grey: no event carried a signal reading.",
-)
-OUTAGE_SCALE = ColorScale(
-    name="Out-of-service share",
-    title="Out-of-service share (% of events)",
-    column="out_of_service_share",
-    bins=(
-        Bin("< 1 %", "#11A579", 0.0, 0.01),
-        Bin("1 – 5 %", "#F2B701", 0.01, 0.05),
-        Bin("5 – 20 %", "#E68310", 0.05, 0.20),
-        Bin("≥ 20 %", "#E73F74", 0.20, math.inf),
-    ),
-    help="Share of the postal code's events whose network status was OUT_OF_SERVICE.",
-)
-SCALES: dict[str, ColorScale] = {"signal": SIGNAL_SCALE, "outage": OUTAGE_SCALE}
-DEFAULT_SCALE = "signal"
-
-
-def legend_html(scale: ColorScale, largest_events: int) -> str:
-    """The colour legend and what a point's size means (our constants only, no user text)."""
-    swatch = (
-        "display:inline-block;width:0.8em;height:0.8em;border-radius:50%;"
-        "margin-right:0.35em;vertical-align:-0.05em;background:{}"
-    )
-    items = [
-        f'<span style="white-space:nowrap;margin-right:1.1em">'
-        f'<span style="{swatch.format(b.color)}"></span>{html.escape(b.label)}</span>'
-        for b in (*scale.bins, Bin("no reading", NO_READING_COLOR, 0, 0))
-        if scale is SIGNAL_SCALE or b.color != NO_READING_COLOR
-    ]
-    return (
-        f'<div style="font-size:0.875rem;line-height:1.9">'
-        f"<b>{html.escape(scale.title)}</b>&ensp;{''.join(items)}"
-        f"<br><b>Size</b>&ensp;events in the window (largest point: {largest_events:,} events)"
-        f"</div>"
-    )
 
 
 # --- points and deck ----------------------------------------------------------------------
@@ -160,7 +68,7 @@ def arrange(points: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, list[
     return arranged, order
 
 
-def deck_points(arranged: pd.DataFrame, scale: ColorScale) -> pd.DataFrame:
+def deck_points(arranged: pd.DataFrame, scale: map_colors.ColorScale) -> pd.DataFrame:
     """What the layer draws: position, colour, pixel radius and tooltip texts per code."""
     busiest = max(int(arranged["events"].max()), 1) if len(arranged) else 1
     present = arranged["events"] > 0
@@ -179,7 +87,7 @@ def deck_points(arranged: pd.DataFrame, scale: ColorScale) -> pd.DataFrame:
     )
     frame["radius"] = radius.where(present, 0.0).round(1)
     frame["color"] = [
-        _rgba(scale.color_of(value)) if keep else [0, 0, 0, 0]
+        map_colors.rgba(scale.color_of(value)) if keep else [0, 0, 0, 0]
         for value, keep in zip(arranged[scale.column], present, strict=True)
     ]
     frame["events_text"] = arranged["events"].map("{:,}".format)
@@ -293,11 +201,6 @@ def code_from_selection(selection: Mapping[str, Any] | None, order: list[str]) -
     return None
 
 
-def _rgba(color: str) -> list[int]:
-    value = color.lstrip("#")
-    return [int(value[i : i + 2], 16) for i in (0, 2, 4)] + [_ALPHA]
-
-
 def _mercator(latitude: float) -> float:
     clamped = max(min(latitude, 85.0), -85.0)
     return math.log(math.tan(math.pi / 4 + math.radians(clamped) / 2))
@@ -319,24 +222,24 @@ def _span(bounds: tuple[float, float]) -> float:
 # --- session state ------------------------------------------------------------------------
 
 
-def color_scale_control() -> ColorScale:
+def color_scale_control() -> map_colors.ColorScale:
     """Colour-by control; its value outlives reruns and page switches (a shadow key)."""
     shadow = f"_{COLOR_KEY}"
-    kept = st.session_state.get(shadow, DEFAULT_SCALE)
-    st.session_state[COLOR_KEY] = kept if kept in SCALES else DEFAULT_SCALE
+    kept = st.session_state.get(shadow, map_colors.DEFAULT_SCALE)
+    st.session_state[COLOR_KEY] = kept if kept in map_colors.SCALES else map_colors.DEFAULT_SCALE
     choice = st.segmented_control(
         "Colour by",
-        list(SCALES),
-        format_func=lambda key: SCALES[key].name,
+        list(map_colors.SCALES),
+        format_func=lambda key: map_colors.SCALES[key].name,
         required=True,
         key=COLOR_KEY,
         on_change=_remember_scale,
-        help=f"**{SIGNAL_SCALE.name}**: {SIGNAL_SCALE.help}  \n"
-        f"**{OUTAGE_SCALE.name}**: {OUTAGE_SCALE.help}",
+        help=f"**{map_colors.SIGNAL_SCALE.name}**: {map_colors.SIGNAL_SCALE.help}  \n"
+        f"**{map_colors.OUTAGE_SCALE.name}**: {map_colors.OUTAGE_SCALE.help}",
     )
-    choice = choice if choice in SCALES else DEFAULT_SCALE
+    choice = choice if choice in map_colors.SCALES else map_colors.DEFAULT_SCALE
     st.session_state[shadow] = choice
-    return SCALES[choice]
+    return map_colors.SCALES[choice]
 
 
 def _remember_scale() -> None:

@@ -1,4 +1,9 @@
-"""Reusable page blocks (presentation layer): badges, banners, empty states, cards and tables."""
+"""Reusable page blocks (presentation layer): badges, banners, empty states, cards and tables.
+
+Why one module of about 430 lines: these are the small blocks every page shares, each a
+few lines of Streamlit calls with the formatting they need; one file keeps the dashboard's
+wording and number formats in one place, which is the reason it exists.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import streamlit as st
 from backend import map_data
 from backend.home import query_headline
 from backend.windows import pick_bucket
-from dashboard import charts, panels
+from dashboard import charts, map_colors, panels
 from dashboard import map as map_ui
 from dashboard.page import current_page
 
@@ -54,7 +54,8 @@ with button_col:
         help="Zoom back out to frame every postal code.",
     )
 
-st.markdown(map_ui.legend_html(scale, int(postal.points["events"].max())), unsafe_allow_html=True)
+legend = map_colors.legend_html(scale, int(postal.points["events"].max()))
+st.markdown(legend, unsafe_allow_html=True)
 view = map_ui.kept_view(points, page.engine_key)
 key = map_ui.chart_key()
 st.pydeck_chart(

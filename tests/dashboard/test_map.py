@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend.engine import DuckDBEngine, QueryError
 from dashboard import map as map_ui
+from dashboard import map_colors
 
 MAP = "pages/2_Map.py"
 HOSTILE = "<img src=x onerror=alert(1)>' OR 1=1--"
@@ -71,7 +72,7 @@ def test_the_map_draws_postal_code_centroids_of_the_csv(monkeypatch, csv_lake, c
     busiest = shown.loc[shown["events"].idxmax()]
     assert busiest["radius"] == map_ui.MAX_RADIUS_PX
     assert shown["radius"].min() >= map_ui.MIN_RADIUS_PX
-    by_band = {tuple(map_ui._rgba(b.color)) for b in map_ui.SIGNAL_SCALE.bins}
+    by_band = {tuple(map_colors.rgba(b.color)) for b in map_colors.SIGNAL_SCALE.bins}
     assert {tuple(c) for c in shown["color"]} <= by_band
 
     proto = deck(at)
@@ -180,7 +181,7 @@ def test_choice_colour_and_view_survive_refreshes_and_page_switches(
         at.switch_page("Home.py").run()
         at.switch_page(MAP).run()
 
-    green = map_ui._rgba(map_ui.OUTAGE_SCALE.bins[0].color)
+    green = map_colors.rgba(map_colors.OUTAGE_SCALE.bins[0].color)
     assert all(color == green for color in deck_points(at)["color"])  # the CSV is all in service
 
 
@@ -220,21 +221,21 @@ def test_rows_keep_their_index_as_postal_codes_come_and_go():
     assert order == ["B", "D", "A", "C"]
     assert second["postal_code"].tolist() == order
     assert second["events"].tolist() == [0, 5, 5, 5]  # B left the window: a placeholder
-    drawn = map_ui.deck_points(second, map_ui.SIGNAL_SCALE)
+    drawn = map_ui.deck_points(second, map_colors.SIGNAL_SCALE)
     assert drawn.loc[0, "radius"] == 0
     assert drawn.loc[0, "color"] == [0, 0, 0, 0]
     assert map_ui.fit_view(second)["latitude"] == pytest.approx(41.0)
 
 
 def test_legends_name_their_units_and_follow_the_contracts_bands():
-    labels = [b.label for b in map_ui.SIGNAL_SCALE.bins]
+    labels = [b.label for b in map_colors.SIGNAL_SCALE.bins]
     assert labels == ["excellent ≥ −80", "good −90 to −80", "fair −100 to −90", "poor < −100"]
-    assert map_ui.SIGNAL_SCALE.color_of(-80.0) == map_ui.SIGNAL_SCALE.bins[0].color
-    assert map_ui.SIGNAL_SCALE.color_of(-80.01) == map_ui.SIGNAL_SCALE.bins[1].color
-    assert map_ui.SIGNAL_SCALE.color_of(None) == map_ui.NO_READING_COLOR
-    assert map_ui.OUTAGE_SCALE.color_of(0.2) == map_ui.OUTAGE_SCALE.bins[-1].color
-    assert "(dBm)" in map_ui.legend_html(map_ui.SIGNAL_SCALE, 10)
-    assert "(% of events)" in map_ui.legend_html(map_ui.OUTAGE_SCALE, 10)
+    assert map_colors.SIGNAL_SCALE.color_of(-80.0) == map_colors.SIGNAL_SCALE.bins[0].color
+    assert map_colors.SIGNAL_SCALE.color_of(-80.01) == map_colors.SIGNAL_SCALE.bins[1].color
+    assert map_colors.SIGNAL_SCALE.color_of(None) == map_colors.NO_READING_COLOR
+    assert map_colors.OUTAGE_SCALE.color_of(0.2) == map_colors.OUTAGE_SCALE.bins[-1].color
+    assert "(dBm)" in map_colors.legend_html(map_colors.SIGNAL_SCALE, 10)
+    assert "(% of events)" in map_colors.legend_html(map_colors.OUTAGE_SCALE, 10)
 
 
 def test_an_injection_string_as_postal_code_is_inert(monkeypatch, csv_lake):
