@@ -75,13 +75,13 @@ def query_headline_change(engine: QueryEngine, batch: int, window: Window) -> He
 def _headlines(
     engine: QueryEngine, batch: int, window: Window, previous_since: datetime
 ) -> dict[str, Headline]:
-    span = Window(since=previous_since, until=window.until)
+    previous = Window(since=previous_since, until=window.since)
     frame = run_query(
         engine,
         "headline",
         batch=batch,
-        current_since=sql_timestamp(window.since),
-        **span.params(),
+        **window.rows_params(batch),
+        **previous.rows_params(batch, prefix="previous_"),
     )
     rows = {row["period"]: row for row in frame.to_dict("records")}
     return {period: _headline(rows.get(period, {})) for period in ("current", "previous")}

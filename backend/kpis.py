@@ -76,7 +76,7 @@ def query_status(
 
 def query_choices(engine: QueryEngine, batch: int, window: Window) -> pd.DataFrame:
     """operator, postal_code (``None`` when unknown), events: what the KPI filters can offer."""
-    frame = run_query(engine, "kpi_choices", batch=batch, **window.params())
+    frame = run_query(engine, "kpi_choices", batch=batch, **window.rows_params(batch))
     return numeric(frame, [], ["events"])
 
 
@@ -91,7 +91,13 @@ def query_trend(
     unit, step = trend_bucket(bucket)
     name = "operator_trend_postal" if filters.postal_codes else "operator_trend"
     frame = run_query(
-        engine, name, batch=batch, unit=unit, step=step, **window.params(), **filters.params()
+        engine,
+        name,
+        batch=batch,
+        unit=unit,
+        step=step,
+        **window.rows_params(batch, unit),
+        **filters.params(),
     )
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     return numeric(

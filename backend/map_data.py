@@ -72,7 +72,7 @@ def query_postal_map(engine: QueryEngine, batch: int, window: Window) -> PostalM
         "map_postal_codes",
         batch=batch,
         out_of_service=OUT_OF_SERVICE_CODE,
-        **window.params(),
+        **window.rows_params(batch),
     )
     frame = numeric(
         frame,
@@ -145,7 +145,7 @@ def query_postal_detail(
         "map_postal_breakdown",
         batch=batch,
         postal_code=str(postal_code),
-        **window.params(),
+        **window.rows_params(batch),
     )
     frame = numeric(frame, ["signal_sum"], ["events", "signal_samples", "status"])
     events = int(frame["events"].sum())
@@ -199,7 +199,7 @@ def query_postal_trend(
         unit=unit,
         step=step,
         postal_code=str(postal_code),
-        **window.params(),
+        **window.rows_params(batch, unit),
     )
     frame = numeric(frame, ["signal_sum"], ["events", "signal_samples"])
     labels = list(STATUS_LABELS.values())

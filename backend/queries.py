@@ -22,6 +22,8 @@ import pandas as pd
 
 from backend.engine import ATHENA_PARAMETER_LIMIT, QueryEngine, athena_literal
 from backend.errors import QueryError
+from backend.ranges import Snapshot, range_params
+from glue_job.tables import ROLLUPS, TABLES
 
 SQL_DIR = Path(__file__).with_name("sql")
 # Wide defaults so an open-ended range still binds real values.
@@ -42,12 +44,54 @@ def _in_window(moment: str, day: str | None = None) -> str:
     return text
 
 
+def _between(moment: str, since: str, until: str) -> str:
+    return f"{moment} >= CAST(:{since} AS TIMESTAMP) AND {moment} < CAST(:{until} AS TIMESTAMP)"
+
+
+def _days(day: str, first: str, last: str) -> str:
+    return f"{day} BETWEEN CAST(:{first} AS DATE) AND CAST(:{last} AS DATE)"
+
+
+def _window_rows(table: str, prefix: str = "") -> str:
+    """The rows of a minute gold ``table`` in the window, read from its day rollups, hour
+    rollups and minute partials (``backend.ranges``), each part with its own partitions.
+    Every row has the minute table's columns, ``minute`` being the period's start, plus
+    the first and last minute it holds (``minute_min``, ``minute_max``), ``commit_id`` and
+    ``visible_through``. Parameters (``range_params``) take ``prefix`` when one query
+    reads two windows."""
+    p = prefix
+    values = [n for n, _ in TABLES[table].columns if n not in ("minute", "commit_id")]
+    kept = ", ".join([*values, "commit_id", "visible_through"])
+    hour, day = ROLLUPS[table]["hour"].name, ROLLUPS[table]["day"].name
+    return f"""(
+    SELECT minute, minute AS minute_min, minute AS minute_max, event_date, {kept}
+    FROM {table}
+    WHERE {_between("minute", p + "since", p + "until")}
+      AND NOT ({_between("minute", p + "rolled_since", p + "rolled_until")})
+      AND ({_days("event_date", p + "since_day", p + "rolled_since_day")}
+        OR {_days("event_date", p + "rolled_until_day", p + "until_day")})
+    UNION ALL
+    SELECT hour AS minute, minute_min, minute_max, event_date, {kept}
+    FROM {hour}
+    WHERE {_between("hour", p + "rolled_since", p + "rolled_until")}
+      AND NOT ({_between("hour", p + "days_since", p + "days_until")})
+      AND ({_days("event_date", p + "rolled_since_day", p + "days_since_day")}
+        OR {_days("event_date", p + "days_until_day", p + "rolled_until_day")})
+    UNION ALL
+    SELECT day AS minute, minute_min, minute_max, CAST(day AS DATE) AS event_date, {kept}
+    FROM {day}
+    WHERE {_between("day", p + "days_since", p + "days_until")}
+      AND {_days("event_month", p + "days_since_month", p + "days_until_month")}
+)"""
+
+
 MACROS: dict[str, Callable[..., str]] = {
     # The rows a reader at committed batch :batch sees (backend.catalog's visible_through).
     "visible": lambda table=None: (
         f":batch BETWEEN {_prefix(table)}commit_id AND {_prefix(table)}visible_through"
     ),
     "in_window": _in_window,
+    "window_rows": _window_rows,
     # Every average: Σ values / Σ readings over partial sums, never an average of averages.
     "ratio": lambda total, count: f"sum({total}) / NULLIF(sum({count}), 0)",
     # A trend bucket: :unit ('minute' | 'hour' | 'day') with a :step of minutes in the hour.
@@ -173,6 +217,11 @@ class Window:
     since: datetime = BEGINNING
     until: datetime = END_OF_TIME
 
+    def rows_params(self, batch: int, unit: str | None = None, prefix: str = "") -> dict[str, str]:
+        """The parameters of ``{{window_rows}}`` for snapshot ``batch``, its grains capped
+        by a trend bucket's ``unit`` (``backend.ranges.range_params``)."""
+        return range_params(self.since, self.until, batch, unit, prefix)
+
     def params(self) -> dict[str, str]:
         """``:since``, ``:until`` (timestamps) and ``:since_day``, ``:until_day`` (dates)."""
         return {
@@ -257,11 +306,18 @@ class Filters:
 NO_FILTERS = Filters()
 
 
-def committed_batch(engine: QueryEngine) -> int:
-    """Newest committed batch id, or -1 when nothing is committed yet."""
+def committed_batch(engine: QueryEngine) -> Snapshot:
+    """Newest committed batch and its rollup marks; batch -1 when nothing is committed."""
     frame = run_query(engine, "committed_batch")
     value = frame["batch_id"].iloc[0] if len(frame) else None
-    return -1 if value is None or pd.isna(value) else int(value)
+    if value is None or pd.isna(value):
+        return Snapshot(-1)
+    marks = frame["rolled_hours_until"].iloc[0]
+    if marks is None or pd.isna(marks):
+        return Snapshot(int(value))
+    marks = pd.Timestamp(marks)
+    marks = marks.tz_localize(UTC) if marks.tzinfo is None else marks.tz_convert(UTC)
+    return Snapshot(int(value), marks.to_pydatetime())
 
 
 def run_kpi(
@@ -273,4 +329,6 @@ def run_kpi(
 ) -> pd.DataFrame:
     """Run a KPI query over committed batches only (one snapshot per call unless given)."""
     watermark = committed_batch(engine) if batch is None else batch
-    return run_query(engine, name, batch=watermark, **window.params(), **filters.params())
+    return run_query(
+        engine, name, batch=watermark, **window.rows_params(watermark), **filters.params()
+    )

@@ -34,8 +34,9 @@ from glue_job.defaults import (
     DEFAULT_GRACE_SECONDS,
 )
 from glue_job.lake import ParquetLake, Target
+from glue_job.rollups import Marks, RollupPlan, rollup_rows
 from glue_job.schemas import OPS_SCHEMA, table_schema
-from glue_job.tables import COMPACTED, COMPACTIONS, TABLES
+from glue_job.tables import COMPACTED, COMPACTIONS, ROLLUPS, TABLES
 from glue_job.transforms import (
     event_key,
     to_bronze,
@@ -94,6 +95,19 @@ def load_seen_events(
     return index
 
 
+def load_marks(lake: ParquetLake, committed: int | None) -> Marks:
+    """The rollup marks of the newest commit row (none before the first rollup)."""
+    rows = None if committed is None else lake.read_commit("ops", committed)
+    if rows is None:
+        return Marks()
+    found = (
+        rows.where(F.col("batch_id") == committed).select("rolled_hours_until").limit(1).collect()
+    )
+    hours_until = found[0][0] if found else None
+    # The session runs in UTC (glue_job.spark_conf), so Spark hands back naive UTC times.
+    return Marks(None if hours_until is None else hours_until.replace(tzinfo=UTC))
+
+
 @dataclass
 class Verdicts:
     """What one small collect of the validated batch decides before anything is written."""
@@ -103,6 +117,8 @@ class Verdicts:
     keep: np.ndarray  # which of them go to silver
     targets: set[Target]  # every partition the batch writes, compaction's included
     compact: list[Target]  # the partitions it folds
+    rollups: RollupPlan  # the marks it moves to
+    rollup_reads: dict[str, list]  # per rollup table: what it folds (RollupPlan.reads)
 
 
 class BatchProcessor:
@@ -142,6 +158,7 @@ class BatchProcessor:
     def _load_state(self) -> None:
         """All the processor knows, read from the lake: what a new process would know."""
         self.last_committed: int | None = self.lake.last_committed()
+        self.marks = load_marks(self.lake, self.last_committed)
         # The wall clock, not ``self.clock``: the horizon is about when records arrived.
         self.seen = load_seen_events(
             self.lake, self.last_committed, self.dedup_horizon, datetime.now(UTC)
@@ -213,6 +230,10 @@ class BatchProcessor:
         finally:
             validated.unpersist()
         stats = verdicts.stats
+        # Before compaction: the rollups read this batch's commit directories, which a
+        # compaction would add folded rows to.
+        if self._write_rollups(verdicts.rollup_reads, batch_id):
+            self._lap("rollups")
         compacted = self._compact(verdicts.compact, batch_id)
         if compacted:
             self._lap("compact")
@@ -223,6 +244,7 @@ class BatchProcessor:
             duration_seconds=round(time.perf_counter() - tick, 3),
         )
         self._commit(stats, batch_id, started.date())
+        self.marks = verdicts.rollups.after
         for table, partition in compacted:
             self.plan.committed(table, partition, batch_id)
             self._compactions[batch_id].add((table, partition))
@@ -272,6 +294,8 @@ class BatchProcessor:
             "max_arrival_time": None,
             "source_lag_seconds": None,
             "silver_dates": [],
+            "rolled_hours_until": self.marks.hours_until,
+            "rolled_days_until": self.marks.days_until,
         }
         arrivals = verdicts[~verdicts["failed"]].reset_index(drop=True)
         keep = choose_silver(arrivals, self.seen)
@@ -306,13 +330,55 @@ class BatchProcessor:
                     (table, TABLES[table].partition_path({"event_date": d, "event_hour": h}))
                     for d, h in hours
                 )
+        rollups = RollupPlan(
+            self.marks, self.marks.advanced(stats["max_event_time"], started), batch_id
+        )
+        stats["rolled_hours_until"] = rollups.after.hours_until
+        stats["rolled_days_until"] = rollups.after.days_until
         for table, partition in written:
             self.plan.wrote(table, partition, batch_id)
+        rollup_reads = self._plan_rollups(rollups, written)
+        for table, reads in rollup_reads.items():
+            for partition in {TABLES[table].partition_of(period) for _, _, period in reads}:
+                written.add((table, partition))
+                self.plan.wrote(table, partition, batch_id)
         # The commit row, written last.
         self.plan.wrote("ops", TABLES["ops"].partition_of(started), batch_id)
         compact = self.plan.due(batch_id, started)
         targets |= written | set(compact)
-        return Verdicts(stats, arrivals, keep, targets, compact)
+        return Verdicts(stats, arrivals, keep, targets, compact, rollups, rollup_reads)
+
+    def _current(self, table: str) -> dict[str, int]:
+        """Each partition of ``table`` with current files, and its latest compaction."""
+        return {p: files.since for (t, p), files in self.plan.partitions.items() if t == table}
+
+    def _plan_rollups(self, rollups: RollupPlan, written: set[Target]) -> dict[str, list]:
+        """Per rollup table, the partitions of its source it folds in this batch."""
+        reads: dict[str, list] = {}
+        for minute, grains in ROLLUPS.items():
+            hour, day = grains["hour"], grains["day"]
+            mine = {p for t, p in written if t == minute}
+            reads[hour.name] = rollups.reads("hour", self._current(minute), mine)
+            hours = {hour.partition_of(period) for _, _, period in reads[hour.name]}
+            reads[day.name] = rollups.reads("day", self._current(hour.name), hours)
+        return {table: found for table, found in reads.items() if found}
+
+    def _write_rollups(self, reads: dict[str, list], batch_id: int) -> bool:
+        """Write the hour rollups, then the days that fold them; the two gold tables side
+        by side. False when the batch rolls nothing up."""
+        if not reads:
+            return False
+
+        def roll(grains: dict) -> None:
+            for grain in ("hour", "day"):
+                table = grains[grain]
+                rows = rollup_rows(self.lake, table, reads.get(table.name, []), batch_id)
+                if rows is not None:
+                    self.lake.write(table.name, rows, batch_id)
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rollup") as pool:
+            list(pool.map(roll, ROLLUPS.values()))
+        return True
 
     def _write_layers(
         self,
@@ -378,12 +444,21 @@ class BatchProcessor:
         """Fold the partitions that are due into files of this batch; return them.
 
         Each partition is one Spark job (its rows are counted while they are folded), and
-        two run side by side, as the layers' writes do.
+        two tables fold side by side, as the layers' writes do. The partitions of one table
+        fold one after another: two Spark writes into one table's directory at once share
+        its ``_temporary`` directory, and the first to finish deletes it under the other.
         """
         if not due:
             return []
+        by_table: dict[str, list[str]] = defaultdict(list)
+        for table, partition in due:
+            by_table[table].append(partition)
+
+        def fold_table(table: str) -> list:
+            return [self._fold(table, partition, batch_id) for partition in by_table[table]]
+
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="compact") as pool:
-            folded = list(pool.map(lambda target: self._fold(*target, batch_id), due))
+            folded = [record for records in pool.map(fold_table, by_table) for record in records]
         records = [record for record in folded if record is not None]
         if records:
             frame = self.spark.createDataFrame(records, table_schema(COMPACTIONS))

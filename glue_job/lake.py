@@ -275,6 +275,35 @@ class ParquetLake:
         frame = reader.option("basePath", self.path(table)).parquet(where)
         return frame.where(F.col("commit_id").between(first, last)).drop(COMMIT_DIR)
 
+    def read_current(self, table: str, firsts: dict[str, int], last: int) -> DataFrame | None:
+        """Rows of several partitions at once, each from its own first commit to ``last``
+        (``firsts`` maps ``Table.partition_path`` to that commit): one Spark read however
+        many partitions, for rollups that seal a long history in one batch."""
+        rows = self.read_partitions(table, firsts)
+        if rows is None:
+            return None
+        spec = TABLES[table]
+        bounds = self.spark.createDataFrame(
+            list(firsts.items()),
+            "partition_path string, first_commit long",
+        )
+        path = F.concat_ws(
+            "/", *(F.concat(F.lit(f"{p}="), F.col(p).cast("string")) for p in spec.partitions)
+        )
+        return (
+            rows.join(F.broadcast(bounds), path == bounds["partition_path"])
+            .where(F.col("commit_id").between(F.col("first_commit"), F.lit(last)))
+            .drop("partition_path", "first_commit")
+        )
+
+    def read_commit(self, table: str, commit: int) -> DataFrame | None:
+        """Every file batch ``commit`` wrote to ``table`` (a commit row, say)."""
+        paths = [str(p) for p in self._glob(self._commit_pattern(table, commit))]
+        if not paths:
+            return None
+        reader = self.spark.read.schema(file_schema(TABLES[table]))
+        return reader.option("basePath", self.path(table)).parquet(*paths).drop(COMMIT_DIR)
+
     def delete_older_commits(self, table: str, partition: str, below: int) -> int:
         """Delete the commit directories of one partition older than ``below``; return how
         many went."""

@@ -25,7 +25,17 @@ _PARTITION_KINDS = {
     "ingest_hour": "int",
     "event_date": "date",
     "event_hour": "int",
+    "event_month": "date",  # the first day of the month
     "batch_date": "date",
+}
+# The partition value of a moment, per level.
+_PARTITION_VALUES = {
+    "ingest_date": lambda moment: moment.date(),
+    "ingest_hour": lambda moment: moment.hour,
+    "event_date": lambda moment: moment.date(),
+    "event_hour": lambda moment: moment.hour,
+    "event_month": lambda moment: moment.date().replace(day=1),
+    "batch_date": lambda moment: moment.date(),
 }
 
 
@@ -64,10 +74,7 @@ class Table:
 
     def partition_of(self, moment) -> str:
         """The partition a row of this moment lands in (for tables keyed by time alone)."""
-        values = {}
-        for name, kind in self.partition_types:
-            values[name] = moment.date() if kind == "date" else moment.hour
-        return self.partition_path(values)
+        return self.partition_path({p: _PARTITION_VALUES[p](moment) for p in self.partitions})
 
     def file_glob(self, root: str) -> str:
         levels = [f"{p}=*" for p in self.partitions]
@@ -177,6 +184,37 @@ POSTAL_STATUS_MINUTE = Table(
     keys=("minute", "postal_code", "operator", "status", "status_label"),
     sort_by=("minute", "postal_code"),
 )
+
+
+def rollup(minute: Table, grain: str) -> Table:
+    """The ``grain`` ("hour" or "day") rollup of a minute gold table: the same mergeable
+    sums per key, with the period's start in a ``grain`` column where the minute was. It
+    keeps the first and last minute it holds (``minute_min``, ``minute_max``), so the span
+    of the data stays exact. Hours are cut by day, days by month."""
+    columns = []
+    for name, kind in minute.columns:
+        if name == "minute":
+            columns += [(grain, kind), ("minute_min", kind), ("minute_max", kind)]
+        else:
+            columns.append((name, kind))
+    return Table(
+        f"{minute.name.removesuffix('_minute')}_{grain}",
+        f"{minute.path.removesuffix('_minute')}_{grain}",
+        ("event_date",) if grain == "hour" else ("event_month",),
+        tuple(columns),
+        compaction="merge",
+        keys=tuple(grain if k == "minute" else k for k in minute.keys),
+        sort_by=tuple(grain if k == "minute" else k for k in minute.sort_by),
+    )
+
+
+GRAINS = ("hour", "day")
+# Each minute gold table and its rollups, finest first.
+ROLLUPS: dict[str, dict[str, Table]] = {
+    minute.name: {grain: rollup(minute, grain) for grain in GRAINS}
+    for minute in (OPERATOR_MINUTE, POSTAL_STATUS_MINUTE)
+}
+
 OPS = Table(
     "ops",
     "_ops",
@@ -199,6 +237,10 @@ OPS = Table(
         # The event dates of the silver rows the batch wrote: a restart reads only those
         # partitions of silver to rebuild its dedup index (``glue_job.batch``).
         ("silver_dates", "array<date>"),
+        # Gold's rollups are complete for every hour before ``rolled_hours_until`` and
+        # every day before ``rolled_days_until`` as of this commit (``glue_job.rollups``).
+        ("rolled_hours_until", "timestamp"),
+        ("rolled_days_until", "timestamp"),
         ("commit_id", "long"),
     ),
     compaction="append",
@@ -228,6 +270,7 @@ TABLES: dict[str, Table] = {
         QUARANTINE,
         OPERATOR_MINUTE,
         POSTAL_STATUS_MINUTE,
+        *(table for grains in ROLLUPS.values() for table in grains.values()),
         OPS,
         COMPACTIONS,
     )

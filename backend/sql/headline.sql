@@ -1,8 +1,8 @@
 -- Headline KPIs for a window and the window just before it: one row per period
--- ('current', 'previous'), each a ratio of sums over one-minute partials.
--- params: :current_since (start of the current window: earlier buckets are 'previous'),
---   :batch, and the span of both windows (:since, :until, :since_day, :until_day).
--- Without a previous window, :since is :current_since: only 'current' comes back.
+-- ('current', 'previous'), each a ratio of sums over the gold rows of its window.
+-- params: :batch, the current window's rows (Window.rows_params) and the previous
+--   window's, prefixed previous_ (an empty window when there is none: then only
+--   'current' comes back).
 -- Status 0 is IN_SERVICE (glue_job.contract.STATUS_LABELS).
 WITH o AS (
     SELECT
@@ -13,22 +13,16 @@ WITH o AS (
         {{ratio(precision_sum, precision_count)}} AS avg_precision_m,
         CAST(sum(precision_count) AS BIGINT) AS precision_samples,
         CAST(count(DISTINCT operator) AS BIGINT) AS operators,
-        min(minute) AS first_minute,
-        max(minute) AS last_minute
+        min(minute_min) AS first_minute,
+        max(minute_max) AS last_minute
     FROM (
-        SELECT
-            CASE WHEN minute >= CAST(:current_since AS TIMESTAMP) THEN 'current' ELSE 'previous' END
-                AS period,
-            minute,
-            operator,
-            events,
-            signal_sum,
-            signal_count,
-            precision_sum,
-            precision_count
-        FROM gold_operator_minute
-        WHERE {{visible}}
-          AND {{in_window(minute, event_date)}}
+        SELECT 'current' AS period, g.*
+        FROM {{window_rows(gold_operator_minute)}} AS g
+        WHERE {{visible(g)}}
+        UNION ALL
+        SELECT 'previous' AS period, g.*
+        FROM {{window_rows(gold_operator_minute, previous_)}} AS g
+        WHERE {{visible(g)}}
     ) AS g
     GROUP BY period
 ),
@@ -39,15 +33,13 @@ p AS (
         CAST(sum(events) AS BIGINT) AS status_events,
         CAST(count(DISTINCT postal_code) AS BIGINT) AS postal_codes
     FROM (
-        SELECT
-            CASE WHEN minute >= CAST(:current_since AS TIMESTAMP) THEN 'current' ELSE 'previous' END
-                AS period,
-            postal_code,
-            status,
-            events
-        FROM gold_postal_status_minute
-        WHERE {{visible}}
-          AND {{in_window(minute, event_date)}}
+        SELECT 'current' AS period, s.*
+        FROM {{window_rows(gold_postal_status_minute)}} AS s
+        WHERE {{visible(s)}}
+        UNION ALL
+        SELECT 'previous' AS period, s.*
+        FROM {{window_rows(gold_postal_status_minute, previous_)}} AS s
+        WHERE {{visible(s)}}
     ) AS s
     GROUP BY period
 )

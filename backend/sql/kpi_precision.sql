@@ -1,17 +1,16 @@
 -- Average GPS horizontal accuracy (metres) per operator: a ratio of sums.
 -- params: :operators, :postal_codes (queries.Filters: newline-separated lists, '' = all;
 --   '(none)' picks events without a postal code), :batch,
---   the window (:since, :until, :since_day, :until_day)
+--   the window's rows (Window.rows_params)
 -- Gold keeps GPS precision per operator only, so a postal-code filter returns no rows.
 WITH {{filters}}
 SELECT
     g.operator,
     {{ratio(g.precision_sum, g.precision_count)}} AS avg_precision_m,
     CAST(sum(g.precision_count) AS BIGINT) AS precision_samples
-FROM gold_operator_minute AS g
+FROM {{window_rows(gold_operator_minute)}} AS g
 CROSS JOIN filters AS f
 WHERE {{visible(g)}}
-  AND {{in_window(g.minute, g.event_date)}}
   AND {{chosen_operator(g)}}
   AND f.postal_codes = ''
 GROUP BY g.operator

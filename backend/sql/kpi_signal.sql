@@ -1,7 +1,7 @@
 -- Average signal strength per operator: a ratio of sums over one-minute partials.
 -- params: :operators, :postal_codes (queries.Filters: newline-separated lists, '' = all;
 --   '(none)' picks events without a postal code), :batch,
---   the window (:since, :until, :since_day, :until_day)
+--   the window's rows (Window.rows_params)
 -- Operator partials carry no postal code, so a postal-code filter returns no rows here;
 -- kpi_signal_postal answers that case.
 WITH {{filters}}
@@ -9,10 +9,9 @@ SELECT
     g.operator,
     {{ratio(g.signal_sum, g.signal_count)}} AS avg_signal_dbm,
     CAST(sum(g.signal_count) AS BIGINT) AS signal_samples
-FROM gold_operator_minute AS g
+FROM {{window_rows(gold_operator_minute)}} AS g
 CROSS JOIN filters AS f
 WHERE {{visible(g)}}
-  AND {{in_window(g.minute, g.event_date)}}
   AND {{chosen_operator(g)}}
   AND f.postal_codes = ''
 GROUP BY g.operator

@@ -2,7 +2,7 @@
 -- excellent >= -80 dBm, good >= -90, fair >= -100, poor below), summed from gold's counts.
 -- params: :operators, :postal_codes (queries.Filters: newline-separated lists, '' = all;
 --   '(none)' picks events without a postal code), :batch,
---   the window (:since, :until, :since_day, :until_day)
+--   the window's rows (Window.rows_params)
 -- Gold keeps band counts per operator only, so a postal-code filter returns no rows.
 WITH {{filters}}
 SELECT
@@ -12,10 +12,9 @@ SELECT
     CAST(sum(g.signal_fair) AS BIGINT) AS fair,
     CAST(sum(g.signal_poor) AS BIGINT) AS poor,
     CAST(sum(g.signal_count) AS BIGINT) AS signal_samples
-FROM gold_operator_minute AS g
+FROM {{window_rows(gold_operator_minute)}} AS g
 CROSS JOIN filters AS f
 WHERE {{visible(g)}}
-  AND {{in_window(g.minute, g.event_date)}}
   AND {{chosen_operator(g)}}
   AND f.postal_codes = ''
 GROUP BY g.operator

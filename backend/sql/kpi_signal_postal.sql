@@ -2,16 +2,15 @@
 -- over the postal-code partials (which keep signal sums per operator and status).
 -- params: :operators, :postal_codes (queries.Filters: newline-separated lists, '' = all;
 --   '(none)' picks events without a postal code), :batch,
---   the window (:since, :until, :since_day, :until_day)
+--   the window's rows (Window.rows_params)
 WITH {{filters}}
 SELECT
     g.operator,
     {{ratio(g.signal_sum, g.signal_count)}} AS avg_signal_dbm,
     CAST(sum(g.signal_count) AS BIGINT) AS signal_samples
-FROM gold_postal_status_minute AS g
+FROM {{window_rows(gold_postal_status_minute)}} AS g
 CROSS JOIN filters AS f
 WHERE {{visible(g)}}
-  AND {{in_window(g.minute, g.event_date)}}
   AND {{chosen_operator(g)}}
   AND {{chosen_postal_code(g)}}
 GROUP BY g.operator

@@ -1,8 +1,8 @@
 -- Events per postal code over a window, placed at the centroid of the positions they
 -- carried: Σ latitude_sum / Σ position_count (NULL when none carried one). Events without
 -- a postal code form one row with postal_code NULL, so the page can say what it leaves out.
--- params: :out_of_service (the status code), :batch, the window (:since, :until,
---   :since_day, :until_day)
+-- params: :out_of_service (the status code), :batch, the window's rows
+--   (Window.rows_params)
 SELECT
     postal_code,
     CAST(sum(events) AS BIGINT) AS events,
@@ -12,8 +12,7 @@ SELECT
     CAST(sum(position_count) AS BIGINT) AS positions,
     {{ratio(latitude_sum, position_count)}} AS latitude,
     {{ratio(longitude_sum, position_count)}} AS longitude
-FROM gold_postal_status_minute
+FROM {{window_rows(gold_postal_status_minute)}} AS w
 WHERE {{visible}}
-  AND {{in_window(minute, event_date)}}
 GROUP BY postal_code
 ORDER BY postal_code NULLS FIRST

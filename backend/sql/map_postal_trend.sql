@@ -1,6 +1,6 @@
 -- One postal code over a window, per time bucket and status: events and signal sums.
 -- params: :unit ('minute' | 'hour' | 'day') and :step (minutes within the hour: 1, or 5),
---   :batch, the window (:since, :until, :since_day, :until_day), :postal_code
+--   :batch, the window's rows (Window.rows_params), :postal_code
 SELECT
     bucket,
     status,
@@ -16,9 +16,8 @@ FROM (
         events,
         signal_sum,
         signal_count
-    FROM gold_postal_status_minute
+    FROM {{window_rows(gold_postal_status_minute)}} AS w
     WHERE {{visible}}
-      AND {{in_window(minute, event_date)}}
       AND postal_code = :postal_code
 ) AS bucketed
 GROUP BY bucket, status, status_label

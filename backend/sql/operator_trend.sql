@@ -2,8 +2,7 @@
 -- each a ratio of sums over the one-minute partials inside the bucket.
 -- params: :operators, :postal_codes (queries.Filters: newline-separated lists, '' = all;
 --   '(none)' picks events without a postal code), :unit ('minute' | 'hour' | 'day'),
---   :step (minutes within the hour: 1, or 5), :batch, the window (:since, :until, :since_day,
---   :until_day)
+--   :step (minutes within the hour: 1, or 5), :batch, the window's rows (Window.rows_params)
 -- Operator partials carry no postal code, so a postal-code filter returns no rows here;
 -- operator_trend_postal answers that case.
 WITH {{filters}}
@@ -24,10 +23,9 @@ FROM (
         g.signal_count,
         g.precision_sum,
         g.precision_count
-    FROM gold_operator_minute AS g
+    FROM {{window_rows(gold_operator_minute)}} AS g
     CROSS JOIN filters AS f
     WHERE {{visible(g)}}
-      AND {{in_window(g.minute, g.event_date)}}
       AND {{chosen_operator(g)}}
       AND f.postal_codes = ''
 ) AS bucketed

@@ -2,8 +2,7 @@
 -- bucket from the postal-code partials. They keep no GPS precision, so that is NULL.
 -- params: :operators, :postal_codes (queries.Filters: newline-separated lists, '' = all;
 --   '(none)' picks events without a postal code), :unit ('minute' | 'hour' | 'day'),
---   :step (minutes within the hour: 1, or 5), :batch, the window (:since, :until, :since_day,
---   :until_day)
+--   :step (minutes within the hour: 1, or 5), :batch, the window's rows (Window.rows_params)
 WITH {{filters}}
 SELECT
     bucket,
@@ -20,10 +19,9 @@ FROM (
         g.events,
         g.signal_sum,
         g.signal_count
-    FROM gold_postal_status_minute AS g
+    FROM {{window_rows(gold_postal_status_minute)}} AS g
     CROSS JOIN filters AS f
     WHERE {{visible(g)}}
-      AND {{in_window(g.minute, g.event_date)}}
       AND {{chosen_operator(g)}}
       AND {{chosen_postal_code(g)}}
 ) AS bucketed

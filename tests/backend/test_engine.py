@@ -163,20 +163,15 @@ def test_kpi_query_reaches_athena_with_bound_parameters(monkeypatch) -> None:
 
     (query_id,) = athena.list_query_executions(WorkGroup="telcopulse")["QueryExecutionIds"]
     execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-    assert (
-        execution["Query"]
-        == bind(
-            load_sql("kpi_signal"),
-            {"batch": 41, **Window().params(), **Filters().params()},
-        )[0]
+    text, values = bind(
+        load_sql("kpi_signal"), {"batch": 41, **Window().rows_params(41), **Filters().params()}
     )
+    assert execution["Query"] == text
     assert execution["WorkGroup"] == "telcopulse"
     assert execution["QueryExecutionContext"]["Database"] == "telcopulse"
-    assert execution["ExecutionParameters"] == [
-        *["''"] * 2 * FILTER_CHUNKS,  # no operator, no postal-code filter
-        "41",
-        *(athena_literal(p) for p in Window().params().values()),
-    ]
+    assert execution["ExecutionParameters"] == [athena_literal(v) for v in values]
+    assert execution["ExecutionParameters"][: 2 * FILTER_CHUNKS] == ["''"] * 2 * FILTER_CHUNKS
+    assert execution["ExecutionParameters"][-1] == "41"  # the batch, in the outer WHERE
 
 
 @mock_aws

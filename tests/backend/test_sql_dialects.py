@@ -113,14 +113,14 @@ def test_query_runs_on_duckdb_over_an_empty_lake(name: str, tmp_path) -> None:
 
 def test_dummy_params_follow_the_text_order_and_types() -> None:
     sql = bound_sql("kpi_signal")
-    assert dummy_params(sql) == [
-        *[""] * 2 * FILTER_CHUNKS,  # the operator and postal-code lists, in chunks
-        1,
-        sql_timestamp(BEGINNING),
-        sql_timestamp(BEGINNING),
-        sql_date(BEGINNING.date()),
-        sql_date(BEGINNING.date()),
-    ]
+    params = dummy_params(sql)
+    # The operator and postal-code lists first (in chunks), the batch last (outer WHERE).
+    assert params[: 2 * FILTER_CHUNKS] == [""] * 2 * FILTER_CHUNKS
+    assert params[-1] == 1
+    # Between them, the window's parts (window_rows): timestamps and dates only.
+    window = params[2 * FILTER_CHUNKS : -1]
+    assert set(window) == {sql_timestamp(BEGINNING), sql_date(BEGINNING.date())}
+    assert len(window) == len(parameter_names(load_sql("kpi_signal"))) - 2 - 1
 
 
 @pytest.mark.parametrize("name", sorted(current_views()))
@@ -137,7 +137,11 @@ def test_catalog_view_is_trino_ddl(name: str) -> None:
 
 # --- one place per fact ----------------------------------------------------------------------
 
-READS = re.compile(r"\bFROM\s+(gold_\w+|ops|quarantine|silver|bronze)\b(?!_files)")
+READS = re.compile(
+    r"\bFROM\s+(?:\{\{window_rows\()?(gold_\w+|ops|quarantine|silver|bronze)\b(?!_files)"
+)
+# Alerts look at fixed, short windows ending now: minute partials answer them directly.
+MINUTE_ONLY = {"alert_outages", "alert_signal_drops"}
 
 
 def source(name: str) -> str:
@@ -153,6 +157,18 @@ def test_every_lake_query_sees_rows_through_the_visibility_macro(name: str) -> N
     assert "visible_through" not in text  # written once, in queries.MACROS["visible"]
     assert text.count("{{visible") >= len(reads), name
     assert "?" not in re.sub(r"--[^\n]*", "", text)  # named parameters only
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_every_gold_range_is_read_through_the_rollups(name: str) -> None:
+    # Day, hour and minute gold for a user's range: written once, in window_rows.
+    code = re.sub(r"--[^\n]*", "", source(name))
+    direct = re.findall(r"\bFROM\s+gold_\w+", code)
+    if name in MINUTE_ONLY:
+        assert "window_rows" not in code
+    else:
+        assert direct == [], name
+        assert "in_window" not in code or not re.search(r"gold_", code), name
 
 
 @pytest.mark.parametrize("name", QUERIES)

@@ -28,12 +28,16 @@ from backend.queries import Window, run_kpi
 from glue_job.batch import BatchProcessor
 from glue_job.glue_entry import to_raw
 from glue_job.lake import ParquetLake
+from glue_job.rollups import rollup_tables
 
 pytestmark = pytest.mark.glue  # runs on Glue 5.0's runtime too (Makefile: test)
 
 # The processor's clock stands still at ten past the last full hour: both runs see the same
 # batch times, and every event lies in the past and within the dedup horizon.
 NOW = datetime.now(UTC).replace(minute=10, second=0, microsecond=0) - timedelta(hours=1)
+# The late event of batch 2 falls on the day before NOW's, so it updates a sealed hour and
+# a sealed day of the rollups (glue_job.rollups) whatever time the suite runs.
+LATE_MINUTES = (NOW.hour + 1) * 60
 
 
 def at(event_id: str, minutes_ago: int, **fields) -> str:
@@ -50,7 +54,7 @@ BATCHES = [
     # No bad record: quarantine is written by compaction alone, as it often is.
     [at(f"c{i}", 3, operator="Vodafone", precision_m=5.0 + i) for i in range(8)]
     # A late event into another hour, a duplicate across batches and one within the batch.
-    + [at("late", 130, status=1), at("b1", 3), at("c0", 3)],
+    + [at("late", LATE_MINUTES, status=1), at("b1", 3), at("c0", 3)],
     [at(f"d{i}", 2, postal_code="28001") for i in range(4)] + [at("c1", 2), "nope"],
 ]
 
@@ -60,6 +64,10 @@ STEPS = [
     ("silver", 1),
     ("gold_operator_minute", 1),
     ("gold_postal_status_minute", 1),
+    ("gold_operator_hour", 1),  # the late event's hour and day
+    ("gold_postal_status_hour", 1),
+    ("gold_operator_day", 1),
+    ("gold_postal_status_day", 1),
     ("gold_operator_minute", 2),  # compaction
     ("gold_postal_status_minute", 2),  # compaction
     ("ops", 1),  # compaction of the day's _ops
@@ -151,7 +159,7 @@ def snapshot(root: Path) -> dict:
     seen = {}
     for table in ("bronze", "silver", "quarantine", "ops", "compactions"):
         seen[table] = rows(engine.run(f"SELECT * FROM {table}"))
-    for table in ("gold_operator_minute", "gold_postal_status_minute"):
+    for table in ("gold_operator_minute", "gold_postal_status_minute", *rollup_tables()):
         seen[table] = rows(engine.run(f"SELECT * FROM {table}"))
     for kpi in ("kpi_signal", "kpi_precision", "kpi_status"):
         seen[kpi] = rows(run_kpi(engine, kpi, Window()))
@@ -192,6 +200,9 @@ def clean(spark, prefix, tmp_path_factory) -> dict[int, dict]:
         "quarantine",
     ]
     assert len(seen["silver"]) == 8 + 8 + 9  # a0, b1 and c0 again are duplicates
+    # ... and rolled the late event up into its sealed hour and day.
+    for table in rollup_tables():
+        assert len(seen[table]) == 1, table
     assert run_batches(spark, root, 3, 3) == []
     return {2: seen, 3: snapshot(root)}
 

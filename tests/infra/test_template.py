@@ -437,6 +437,11 @@ def test_partition_projection_follows_the_lake_layout(template: dict, name: str)
             continue
         assert params[f"projection.{column}.type"] == "date"
         assert params[f"projection.{column}.format"] == "yyyy-MM-dd"
+        if column == "event_month":  # the day rollups: the first of each month
+            assert params[f"projection.{column}.interval.unit"] == "MONTHS"
+            parts = params[f"projection.{column}.range"]["Fn::Join"][1]
+            assert parts[-1] == "-01,NOW"
+            continue
         assert params[f"projection.{column}.range"]["Fn::Sub"].endswith(",NOW")
 
 
