@@ -38,7 +38,7 @@ COPY Home.py ./
 COPY pages/ pages/
 COPY dashboard/ dashboard/
 COPY backend/ backend/
-COPY glue_job/__init__.py glue_job/contract.py glue_job/defaults.py glue_job/tables.py \
+COPY glue_job/__init__.py glue_job/contract.py glue_job/defaults.py glue_job/legacy.py glue_job/tables.py \
      glue_job/operator_aliases.csv glue_job/
 
 USER 10001:10001

@@ -13,15 +13,13 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from glue_job.contract import EVENT_ID_MAX_LEN, format_event_time
+from glue_job.legacy import UNKNOWN_ASU, asu_to_dbm, postal_code, time_of_day
 
-# Android reports 99 when the signal strength is unknown.
-UNKNOWN_ASU = 99
-POSTAL_CODE_DIGITS = 6
 # Columns without which every row of a file would be quarantined: a sign of the wrong file.
 REQUIRED_CSV_COLUMNS = ("hour", "operator", "status")
 
@@ -45,11 +43,6 @@ def make_event_id(file_name: str, line_number: int) -> str:
     if len(event_id) <= EVENT_ID_MAX_LEN:
         return event_id
     return "sha256:" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()
-
-
-def asu_to_dbm(asu: float) -> float:
-    """GSM/UMTS: dBm = 2·ASU − 113. Applied to every value so bogus ones fail the range check."""
-    return 2 * asu - 113
 
 
 def map_csv_row(row: Mapping[str, str | None], event_id: str, replay_date: date) -> dict[str, Any]:
@@ -157,28 +150,20 @@ def _to_int(value: str | None) -> JsonValue:
 
 
 def _to_postal_code(value: str | None) -> str | None:
-    """The file stores codes as floats ("80333.0"), losing the leading zero: restore 6 digits."""
-    number = _to_number(value)
-    if number is None or isinstance(number, str):
-        return number
-    if not float(number).is_integer() or number < 0:
-        return value  # not a code at all; keep the text for quarantine to show
-    return str(int(number)).zfill(POSTAL_CODE_DIGITS)
+    """The file stores codes as floats ("80333.0"), losing the leading zero: restore 6 digits
+    (``glue_job.legacy.postal_code``, which the earlier producers' records get too)."""
+    if value is None or not value.strip():
+        return None
+    return postal_code(value)
 
 
 def _to_event_time(hour: str | None, replay_date: date) -> str | None:
     """Time of day + replay date -> ISO-8601 UTC with 'Z'. Unparseable text is passed through."""
     if not hour:
         return None  # the job reports missing_event_time
-    text = hour.strip()
-    moment: time | None = None
-    try:
-        moment = time.fromisoformat(text)
-    except ValueError:
-        try:
-            moment = datetime.strptime(text, "%H:%M:%S").time()  # also accepts "7:05:00"
-        except ValueError:
-            return hour
-    if moment.tzinfo is not None:
-        return hour  # an offset on a bare time of day is ambiguous; let the job reject it
+    # None for text that is no time of day, or one with an offset (ambiguous on a bare time):
+    # the raw text goes on, and the job rejects it.
+    moment = time_of_day(hour)
+    if moment is None:
+        return hour
     return format_event_time(datetime.combine(replay_date, moment, tzinfo=UTC))

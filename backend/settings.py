@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     # dashboard
     refresh_seconds: int = Field(default=10, ge=5, le=600)
+    # The Map page's basemap: CARTO's tiles (no token; the viewer's browser fetches them),
+    # or none for air-gapped sites.
+    basemap: Literal["carto", "none"] = "carto"
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
     freshness_amber_seconds: int = Field(default=60, ge=1)
     freshness_red_seconds: int = Field(default=300, ge=1)

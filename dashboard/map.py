@@ -47,6 +47,11 @@ FOCUS_ZOOM = 10.0
 RING_COLOR = [255, 75, 75, 255]  # Streamlit's primary red reads on light and dark maps
 _PLAIN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z -]{0,19}")
 _TREND_HEIGHT = 320
+# The Deck arguments of each basemap setting (TELCOPULSE_BASEMAP).
+BASEMAPS: dict[str, dict[str, str | None]] = {
+    "carto": {"map_provider": "carto", "map_style": pdk.map_styles.CARTO_LIGHT},
+    "none": {"map_provider": None, "map_style": None},
+}
 
 
 # --- points and deck ----------------------------------------------------------------------
@@ -101,8 +106,15 @@ def deck_points(arranged: pd.DataFrame, scale: map_colors.ColorScale) -> pd.Data
     return frame.astype(object).where(frame.notna(), None)
 
 
-def build_deck(points: pd.DataFrame, view: Mapping[str, float], selected: str | None) -> pdk.Deck:
-    """A tokenless deck: Streamlit's theme basemap when online, the layers alone offline."""
+def build_deck(
+    points: pd.DataFrame,
+    view: Mapping[str, float],
+    selected: str | None,
+    basemap: str = "carto",
+) -> pdk.Deck:
+    """The deck: CARTO's light basemap under the layers (``basemap="carto"``: no token, the
+    viewer's browser loads the tiles), or the layers alone (``"none"``, for sites without
+    internet access: the map stays usable, without coastlines or streets)."""
     layers = [
         pdk.Layer(
             "ScatterplotLayer",
@@ -140,7 +152,7 @@ def build_deck(points: pd.DataFrame, view: Mapping[str, float], selected: str | 
     return pdk.Deck(
         layers=layers,
         initial_view_state=pdk.ViewState(**view),
-        map_style=None,
+        **BASEMAPS[basemap],
         tooltip={
             # Text, not HTML: a postal code is shown as typed, never interpreted.
             "text": "Postal code {postal_code}\n{events_text} events\n"

@@ -20,6 +20,9 @@ from typing import Any
 
 import orjson
 
+from glue_job import legacy
+
+IN_SERVICE = 0
 STATUS_LABELS: dict[int, str] = {
     0: "IN_SERVICE",
     1: "OUT_OF_SERVICE",
@@ -93,10 +96,39 @@ ALIASES_FILE = Path(__file__).with_name("operator_aliases.csv")
 
 
 @cache
+def _alias_rows(path: str | None = None) -> tuple[dict[str, str], ...]:
+    with open(path or ALIASES_FILE, newline="", encoding="utf-8") as handle:
+        return tuple(csv.DictReader(handle))
+
+
+@cache
 def load_aliases(path: str | None = None) -> dict[str, str]:
     """Alias table kept as data: normalised alias -> canonical operator name."""
-    with open(path or ALIASES_FILE, newline="", encoding="utf-8") as handle:
-        return {_alias_key(row["alias"]): row["operator"].strip() for row in csv.DictReader(handle)}
+    return {
+        _alias_key(row["alias"]): row["operator"].strip()
+        for row in _alias_rows(path)
+        if row["operator"].strip()
+    }
+
+
+@cache
+def load_banners(path: str | None = None) -> dict[str, int]:
+    """What the handset shows in place of an operator when it has none, from the same table:
+    normalised text -> the status that text means (its ``status`` column, a label).
+
+    "Solo llamadas de emergencia" is the handset's "emergency calls only" banner. An event
+    that carries one keeps its status, position and signal but counts under no operator
+    (silver's ``operator`` is null): it leaves the per-operator KPIs and shows as
+    "(no operator)" where totals need it. Its payload status 0 (IN_SERVICE) contradicts
+    the banner, which is the better witness: the event then carries the banner's status
+    (EMERGENCY_ONLY for "emergency calls only"); any other status is kept.
+    """
+    codes = {label: code for code, label in STATUS_LABELS.items()}
+    return {
+        _alias_key(row["alias"]): codes[row["status"].strip()]
+        for row in _alias_rows(path)
+        if not row["operator"].strip()
+    }
 
 
 def _alias_key(name: str) -> str:
@@ -190,11 +222,14 @@ def validate_payload(
     payload: bytes | str | None,
     ingest_time: datetime,
     aliases: dict[str, str] | None = None,
+    arrival: datetime | None = None,
 ) -> Verdict:
     """Validate and normalise one raw record against the contract.
 
     Returns every failing reason code, not just the first, so quarantine tells the
-    producer's owner all that is wrong with a record in one look.
+    producer's owner all that is wrong with a record in one look. A record in the earlier
+    producers' shape (``glue_job.legacy``) is mapped to the contract first; its event time
+    comes from its ``arrival`` on the stream (``ingest_time`` when not known).
     """
     if payload is None or len(payload) == 0:
         return Verdict(None, ["empty_record"])
@@ -215,6 +250,8 @@ def validate_payload(
         return Verdict(None, ["malformed_json"])
     if not isinstance(doc, dict):
         return Verdict(None, ["not_an_object"])
+    if legacy.is_v1(doc):
+        doc = legacy.from_v1(doc, arrival or ingest_time)
     return _validate_object(doc, ingest_time, aliases)
 
 
@@ -249,7 +286,12 @@ def _validate_object(
     elif lat is not None and lon is not None and lat == 0 and lon == 0:
         reasons.append("out_of_range_position")
 
+    implied_status = None
     if out["operator"] is not None:
+        implied_status = load_banners().get(_alias_key(out["operator"]))
+    if implied_status is not None:
+        out["operator"] = None  # a handset banner, not an operator (load_banners)
+    elif out["operator"] is not None:
         out["operator"] = canonical_operator(out["operator"], aliases)
         # The limit holds for what silver keeps: upper-casing can lengthen a name (ß -> SS).
         if len(out["operator"]) > MAX_LENGTH["operator"]:
@@ -258,6 +300,8 @@ def _validate_object(
     if reasons:
         return Verdict(None, reasons, event_id)
 
+    if implied_status is not None and out["status"] == IN_SERVICE:
+        out["status"] = implied_status
     out["status_label"] = STATUS_LABELS[out["status"]]
     return Verdict(out, [], event_id)
 

@@ -57,11 +57,15 @@ def validate_arrow(
     for name in ("shard_id", "sequence_number", "arrival_time"):
         columns[name] = batch.column(name)
     event_names = [f.name for f in EVENT_SCHEMA.fields]
-    for data in batch.column("data").to_pylist():
+    arrivals = batch.column("arrival_time").to_pylist()
+    for data, arrived in zip(batch.column("data").to_pylist(), arrivals, strict=True):
         payload, payload_b64 = _decode(data)
+        arrival = arrived.replace(tzinfo=UTC) if arrived and arrived.tzinfo is None else arrived
         try:
             # Already-decoded text skips a second UTF-8 decode; invalid bytes go in as bytes.
-            verdict = validate_payload(data if payload_b64 else payload, ingest_time, aliases)
+            verdict = validate_payload(
+                data if payload_b64 else payload, ingest_time, aliases, arrival
+            )
             reasons, event, hint = verdict.reasons, verdict.event, verdict.event_id
         except Exception as exc:  # noqa: BLE001 - a record must never crash the batch
             reasons, event, hint = [f"validation_error_{type(exc).__name__}"], None, None

@@ -59,7 +59,7 @@ st.markdown(legend, unsafe_allow_html=True)
 view = map_ui.kept_view(points, page.engine_key)
 key = map_ui.chart_key()
 st.pydeck_chart(
-    map_ui.build_deck(map_ui.deck_points(points, scale), view, chosen),
+    map_ui.build_deck(map_ui.deck_points(points, scale), view, chosen, page.settings.basemap),
     key=key,
     on_select=map_ui.on_chart_select(key),
     selection_mode="single-object",

@@ -90,6 +90,16 @@ def csv_valid_rows():
     valid = rows[rows["operator"].notna() & rows["signal"].between(0, 31)].copy()
     valid["signal_dbm"] = 2 * valid["signal"] - 113
     valid["operator_key"] = valid["operator"].str.strip().str.casefold()
+    # The operator rule (README, "Operators"): a handset banner such as "Solo llamadas de
+    # emergencia" is no operator, and its status 0 means the banner's status.
+    from glue_job.contract import ALIASES_FILE
+
+    banners = pd.read_csv(ALIASES_FILE, dtype=str, keep_default_na=False).query("operator == ''")
+    implied = dict(zip(banners["alias"], banners["status"], strict=True))
+    banner = valid["operator_key"].map(implied)
+    codes = {"EMERGENCY_ONLY": 2, "OUT_OF_SERVICE": 1}
+    valid.loc[banner.notna() & (valid["status"] == 0), "status"] = banner.map(codes)
+    valid.loc[banner.notna(), "operator_key"] = None
     valid["event_time"] = pd.to_datetime(
         replay_day().isoformat() + " " + valid["hour"], utc=True, format="%Y-%m-%d %H:%M:%S"
     )

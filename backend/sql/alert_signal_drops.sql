@@ -30,6 +30,7 @@ FROM (
         FROM gold_operator_minute
         WHERE {{visible}}
           AND {{in_window(minute, event_date)}}
+          AND operator IS NOT NULL
     ) AS g
     GROUP BY operator
 ) AS per_operator

@@ -12,6 +12,7 @@ SELECT
 FROM {{window_rows(gold_operator_minute)}} AS g
 CROSS JOIN filters AS f
 WHERE {{visible(g)}}
+  AND g.operator IS NOT NULL  -- events without an operator (a banner) are in no operator's KPIs
   AND {{chosen_operator(g)}}
   AND f.postal_codes = ''
 GROUP BY g.operator

@@ -2,7 +2,7 @@
 -- which the page rolls up the status breakdown and the per-operator table (ratios of sums).
 -- params: :batch, the window's rows (Window.rows_params), :postal_code
 SELECT
-    operator,
+    coalesce(operator, '(no operator)') AS operator,  -- a banner's events: no operator
     status,
     status_label,
     CAST(sum(events) AS BIGINT) AS events,
@@ -13,5 +13,5 @@ SELECT
 FROM {{window_rows(gold_postal_status_minute)}} AS w
 WHERE {{visible}}
   AND postal_code = :postal_code
-GROUP BY operator, status, status_label
+GROUP BY 1, status, status_label
 ORDER BY operator, status

@@ -22,6 +22,7 @@ FROM (
     FROM {{window_rows(gold_postal_status_minute)}} AS g
     CROSS JOIN filters AS f
     WHERE {{visible(g)}}
+      AND g.operator IS NOT NULL  -- events without an operator (a banner) are in no operator's KPIs
       AND {{chosen_operator(g)}}
       AND {{chosen_postal_code(g)}}
 ) AS bucketed

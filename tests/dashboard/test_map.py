@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pydeck as pdk
 import pytest
 import streamlit as st
 from helpers import MOBILE_LOGS
@@ -77,7 +78,9 @@ def test_the_map_draws_postal_code_centroids_of_the_csv(monkeypatch, csv_lake, c
 
     proto = deck(at)
     spec = json.loads(proto.json)
-    assert "mapStyle" not in spec, "no style: Streamlit's tokenless theme basemap"
+    # CARTO's light basemap by default: no token, the browser fetches the tiles.
+    assert spec["mapProvider"] == "carto"
+    assert spec["mapStyle"] == pdk.map_styles.CARTO_LIGHT
     assert not proto.mapbox_token
     tooltip = json.loads(proto.tooltip)
     assert set(tooltip) >= {"text"}, "a text tooltip never interprets a postal code as HTML"
@@ -295,3 +298,14 @@ def test_a_failure_before_any_good_load_is_a_banner_only(monkeypatch, csv_lake):
         "Could not load postal-code map: RuntimeError: driver bug"
     ]
     assert not at.get("deck_gl_json_chart")
+
+
+def test_without_a_basemap_the_map_is_the_points_alone(monkeypatch, csv_lake):
+    # Air-gapped sites: TELCOPULSE_BASEMAP=none draws no tiles and the map still works.
+    monkeypatch.setenv("TELCOPULSE_BASEMAP", "none")
+    at = open_map(monkeypatch, csv_lake.parent)
+    assert not at.exception
+    spec = json.loads(deck(at).json)
+    assert "mapStyle" not in spec
+    assert "mapProvider" not in spec
+    assert len(deck_points(at)) > 100

@@ -129,9 +129,11 @@ def signal_samples(stack: Stack) -> int:
 
 
 def whole_batch_totals(stack: Stack) -> set[int]:
-    """Signal readings after each committed batch: the only totals a reader may ever see."""
+    """Signal readings after each committed batch: the only totals a reader may ever see.
+    Readings under an operator only: a handset banner's are in no operator's KPI (README)."""
     silver = current(stack, "silver")
-    per_commit = silver.dropna(subset=["signal_dbm"]).groupby("commit_id").size().sort_index()
+    with_operator = silver.dropna(subset=["signal_dbm", "operator"])
+    per_commit = with_operator.groupby("commit_id").size().sort_index()
     ops = current(stack, "ops")
     totals, running = {0}, 0
     for batch in sorted(ops["batch_id"]):

@@ -17,6 +17,8 @@ import pytest
 from helpers import MOBILE_LOGS, REPLAY_DATE, free_port
 from stack_helpers import Stack, cli_command, running_emulator
 
+from glue_job.contract import ALIASES_FILE
+
 pytestmark = pytest.mark.slow
 
 
@@ -40,11 +42,24 @@ def expected_from_csv() -> dict[str, pd.DataFrame]:
         & ~((lat == 0) & (lon == 0))
         & status.between(0, 3)
     )
+    # The operator rule (README, Operators): a handset banner from the alias table's data is
+    # no operator, and its status 0 becomes the status the banner means.
+    banners = pd.read_csv(ALIASES_FILE, dtype=str, keep_default_na=False).query("operator == ''")
+    banner = operator.map(dict(zip(banners["alias"], banners["status"], strict=True)))
     frame = pd.DataFrame(
-        {"operator": operator, "dbm": dbm, "precision": precision, "postal": postal}
+        {
+            "operator": operator.where(banner.isna()),
+            "dbm": dbm,
+            "precision": precision,
+            "postal": postal,
+        }
     )[valid]
     labels = {0: "IN_SERVICE", 1: "OUT_OF_SERVICE", 2: "EMERGENCY_ONLY", 3: "POWER_OFF"}
-    frame["status"] = status[valid].map(labels)
+    frame["status"] = (
+        status[valid]
+        .map(labels)
+        .where(~(banner[valid].notna() & (status[valid] == 0)), banner[valid])
+    )
     signal_kpi = frame.dropna(subset=["dbm"]).groupby("operator")["dbm"].agg(["mean", "count"])
     precision_kpi = (
         frame.dropna(subset=["precision"]).groupby("operator")["precision"].agg(["mean", "count"])
