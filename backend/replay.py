@@ -11,14 +11,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from glue_job.contract import EVENT_ID_MAX_LEN, format_event_time
-from glue_job.legacy import UNKNOWN_ASU, asu_to_dbm, postal_code, time_of_day
+from glue_job.legacy import UNKNOWN_ASU, asu_to_dbm, parse_number, postal_code, time_of_day
 
 # Columns without which every row of a file would be quarantined: a sign of the wrong file.
 REQUIRED_CSV_COLUMNS = ("hour", "operator", "status")
@@ -127,18 +126,11 @@ def _to_text(value: str | None) -> str | None:
 
 
 def _to_number(value: str | None) -> JsonValue:
+    """Numeric text -> int or float; blank -> None. Other text, "nan" and "inf" among it
+    (JSON has no such numbers), stays text for quarantine to show (``legacy.parse_number``)."""
     if value is None or not value.strip():
         return None
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    # "nan"/"inf" cannot travel as JSON numbers; the raw text is quarantined instead.
-    return number if math.isfinite(number) else value
+    return parse_number(value)
 
 
 def _to_int(value: str | None) -> JsonValue:

@@ -57,7 +57,7 @@ def asu_to_dbm(asu: float) -> float:
 
 def signal_dbm(asu: Any) -> Any:
     """ASU (int, float or numeric text) -> dBm; 99 -> None; anything else unchanged."""
-    number = _number(asu)
+    number = parse_number(asu)
     if not isinstance(number, int | float) or isinstance(number, bool):
         return asu
     if not math.isfinite(number):
@@ -68,7 +68,7 @@ def signal_dbm(asu: Any) -> Any:
 def postal_code(value: Any) -> Any:
     """A code stored as a float ("80333.0", 80333.0) -> its 6 digits ("080333"). Text that is
     not a whole non-negative number stays as it was, for quarantine to show."""
-    number = _number(value)
+    number = parse_number(value)
     if isinstance(number, bool) or not isinstance(number, int | float):
         return value
     if not math.isfinite(number) or not float(number).is_integer() or number < 0:
@@ -121,13 +121,13 @@ def from_v1(doc: dict[str, Any], arrival: datetime) -> dict[str, Any]:
         event["postal_code"] = postal_code(doc["postal_code"])
     for old, new in _RENAMED.items():
         if old in doc:
-            event[new] = _number(doc[old])
+            event[new] = parse_number(doc[old])
     if isinstance(event.get("satellites"), float) and event["satellites"].is_integer():
         event["satellites"] = int(event["satellites"])
     return event
 
 
-def _number(value: Any) -> Any:
+def parse_number(value: Any) -> Any:
     """Numeric text -> int or float; numbers and anything else unchanged."""
     if not isinstance(value, str):
         return value
