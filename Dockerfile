@@ -20,6 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN pip install --no-cache-dir \
         "boto3==1.44.8" \
         "duckdb==2.0.1" \
+        "h3==4.5.0" \
         "orjson==3.13.0" \
         "pandas==2.3.3" \
         "plotly==7.1.0" \

@@ -1,8 +1,9 @@
-"""Map data (query layer): postal-code centroids and one postal code's breakdown, from gold.
+"""Map data (query layer): postal-code centroids, coverage cells, and one area's breakdown.
 
-Everything comes from ``gold_postal_status_minute``: a postal code is placed at the
-centroid of the positions its events carried (Σ latitude_sum / Σ position_count), and
-every figure is a ratio of sums over the one-minute partials. Like
+Postal codes come from ``gold_postal_status_minute``: a code is placed at the centroid of
+the positions its events carried (Σ latitude_sum / Σ position_count). Coverage cells (H3,
+at ``glue_job.contract.H3_RESOLUTIONS``) come from ``gold_cell_minute``. Every figure is
+a ratio of sums over the one-minute partials (or their hour and day rollups). Like
 ``backend.kpis`` every page query takes ``(engine, batch, window, *params)``, and the
 postal code a user picks is a bound parameter, never part of the SQL text.
 
@@ -20,7 +21,8 @@ from backend.engine import QueryEngine
 from backend.frames import as_float, as_int, as_utc, numeric, ratio
 from backend.kpis import trend_bucket
 from backend.queries import Window, run_query
-from glue_job.contract import STATUS_LABELS
+from glue_job.contract import H3_RESOLUTIONS, STATUS_LABELS
+from glue_job.tables import STATUS_COLUMNS
 
 OUT_OF_SERVICE = "OUT_OF_SERVICE"
 OUT_OF_SERVICE_CODE = next(code for code, label in STATUS_LABELS.items() if label == OUT_OF_SERVICE)
@@ -104,19 +106,47 @@ def busiest_postal_code(points: pd.DataFrame) -> str:
     return str(ranked["postal_code"].iloc[0])
 
 
-# --- one postal code ----------------------------------------------------------------------
+# --- coverage cells -------------------------------------------------------------------------
+
+CELL_COLUMNS: tuple[str, ...] = (
+    "cell",
+    "events",
+    "avg_signal_dbm",
+    "signal_samples",
+    "out_of_service_events",
+    "out_of_service_share",
+)
+
+
+def query_cells(engine: QueryEngine, batch: int, window: Window, resolution: int) -> pd.DataFrame:
+    """One row per H3 cell at ``resolution`` with events in the window (``CELL_COLUMNS``),
+    sorted by cell: the events that carried a position, whatever their postal code."""
+    if resolution not in H3_RESOLUTIONS:
+        raise ValueError(f"no coverage cells at H3 resolution {resolution}: {H3_RESOLUTIONS}")
+    frame = run_query(
+        engine, "map_cells", batch=batch, resolution=resolution, **window.rows_params(batch)
+    )
+    frame = numeric(
+        frame, ["avg_signal_dbm"], ["events", "out_of_service_events", "signal_samples"]
+    )
+    frame["out_of_service_share"] = frame["out_of_service_events"] / frame["events"]
+    return frame.sort_values("cell", ignore_index=True)[list(CELL_COLUMNS)]
+
+
+# --- one area: a postal code or a cell ----------------------------------------------------
 
 
 @dataclass(frozen=True)
-class PostalDetail:
-    """One postal code over a window: status breakdown, operators, window-wide figures.
+class AreaDetail:
+    """One postal code or coverage cell over a window: status breakdown, operators and
+    window-wide figures. ``area`` is the postal code or the H3 cell.
 
     ``status`` has a row per status code (zeros included): status, status_label, events,
     share. ``operators`` has operator, events, avg_signal_dbm, signal_samples,
     out_of_service_share, busiest first.
     """
 
-    postal_code: str
+    area: str
     status: pd.DataFrame
     operators: pd.DataFrame
     events: int
@@ -139,7 +169,7 @@ class PostalDetail:
 
 def query_postal_detail(
     engine: QueryEngine, batch: int, window: Window, postal_code: str
-) -> PostalDetail:
+) -> AreaDetail:
     frame = run_query(
         engine,
         "map_postal_breakdown",
@@ -148,23 +178,38 @@ def query_postal_detail(
         **window.rows_params(batch),
     )
     frame = numeric(frame, ["signal_sum"], ["events", "signal_samples", "status"])
-    events = int(frame["events"].sum())
+    out_of_service = frame["events"].where(frame["status_label"] == OUT_OF_SERVICE, 0)
+    return _area_detail(
+        str(postal_code),
+        frame.groupby("status")["events"].sum(),
+        frame.assign(out_of_service_events=out_of_service),
+    )
 
-    by_status = frame.groupby("status")["events"].sum()
+
+def query_cell_detail(engine: QueryEngine, batch: int, window: Window, cell: str) -> AreaDetail:
+    """One coverage cell: the same breakdown as a postal code's (``query_postal_detail``)."""
+    frame = run_query(
+        engine, "map_cell_breakdown", batch=batch, cell=str(cell), **window.rows_params(batch)
+    )
+    frame = numeric(frame, ["signal_sum"], ["events", "signal_samples", *STATUS_COLUMNS.values()])
+    by_status = pd.Series({code: frame[name].sum() for code, name in STATUS_COLUMNS.items()})
+    out_of_service = frame[STATUS_COLUMNS[OUT_OF_SERVICE_CODE]]
+    return _area_detail(str(cell), by_status, frame.assign(out_of_service_events=out_of_service))
+
+
+def _area_detail(area: str, by_status: pd.Series, frame: pd.DataFrame) -> AreaDetail:
+    """An area's detail from its events per status code and its rows per operator (events,
+    signal_sum, signal_samples, out_of_service_events, first_minute, last_minute)."""
+    events = int(frame["events"].sum())
     status = pd.DataFrame(
         {"status": list(STATUS_LABELS), "status_label": list(STATUS_LABELS.values())}
     )
     status["events"] = status["status"].map(by_status).fillna(0).astype("int64")
     status["share"] = status["events"] / events if events else float("nan")
 
-    out_of_service = frame["events"].where(frame["status_label"] == OUT_OF_SERVICE, 0)
-    operators = (
-        frame.assign(out_of_service_events=out_of_service)
-        .groupby("operator", as_index=False)[
-            ["events", "signal_sum", "signal_samples", "out_of_service_events"]
-        ]
-        .sum()
-    )
+    operators = frame.groupby("operator", as_index=False)[
+        ["events", "signal_sum", "signal_samples", "out_of_service_events"]
+    ].sum()
     operators["avg_signal_dbm"] = ratio(operators["signal_sum"], operators["signal_samples"])
     operators["out_of_service_share"] = operators["out_of_service_events"] / operators["events"]
     operators = operators.sort_values(
@@ -172,8 +217,8 @@ def query_postal_detail(
     )[["operator", "events", "avg_signal_dbm", "signal_samples", "out_of_service_share"]]
 
     samples = int(frame["signal_samples"].sum())
-    return PostalDetail(
-        postal_code=str(postal_code),
+    return AreaDetail(
+        area=area,
         status=status,
         operators=operators,
         events=events,
@@ -202,19 +247,51 @@ def query_postal_trend(
         **window.rows_params(batch, unit),
     )
     frame = numeric(frame, ["signal_sum"], ["events", "signal_samples"])
-    labels = list(STATUS_LABELS.values())
-    columns = ["bucket", "events", *labels, "avg_signal_dbm", "signal_samples"]
     if frame.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=TREND_COLUMNS)
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     per_status = (
         frame.pivot_table(index="bucket", columns="status_label", values="events", aggfunc="sum")
-        .reindex(columns=labels)
+        .reindex(columns=list(STATUS_LABELS.values()))
         .fillna(0)
         .astype("int64")
     )
-    sums = frame.groupby("bucket")[["events", "signal_sum", "signal_samples"]].sum()
+    per_status.columns.name = None
+    return _trend(
+        per_status, frame.groupby("bucket")[["events", "signal_sum", "signal_samples"]].sum()
+    )
+
+
+def query_cell_trend(
+    engine: QueryEngine, batch: int, window: Window, cell: str, bucket: str
+) -> pd.DataFrame:
+    """A coverage cell's trend, in the columns of ``query_postal_trend``."""
+    unit, step = trend_bucket(bucket)
+    frame = run_query(
+        engine,
+        "map_cell_trend",
+        batch=batch,
+        unit=unit,
+        step=step,
+        cell=str(cell),
+        **window.rows_params(batch, unit),
+    )
+    counts = ["events", "signal_samples", *STATUS_COLUMNS.values()]
+    frame = numeric(frame, ["signal_sum"], counts)
+    if frame.empty:
+        return pd.DataFrame(columns=TREND_COLUMNS)
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    frame = frame.set_index("bucket")
+    per_status = frame[list(STATUS_COLUMNS.values())].astype("int64")
+    per_status.columns = [STATUS_LABELS[code] for code in STATUS_COLUMNS]
+    return _trend(per_status, frame[["events", "signal_sum", "signal_samples"]])
+
+
+TREND_COLUMNS = ["bucket", "events", *STATUS_LABELS.values(), "avg_signal_dbm", "signal_samples"]
+
+
+def _trend(per_status: pd.DataFrame, sums: pd.DataFrame) -> pd.DataFrame:
+    """A trend's rows from its events per status label and its sums, both by bucket."""
     wide = per_status.join(sums)
     wide["avg_signal_dbm"] = ratio(wide["signal_sum"], wide["signal_samples"])
-    wide.columns.name = None
-    return wide.reset_index()[columns]
+    return wide.rename_axis("bucket").reset_index()[TREND_COLUMNS]

@@ -56,13 +56,21 @@ from backend.synthetic import (
     load_profile,
 )
 from bench.lakes import MARKER, history_home, lake_of
-from glue_job.contract import BOUNDS, STATUS_LABELS, canonical_operator
+from glue_job.contract import (
+    BOUNDS,
+    H3_RESOLUTIONS,
+    STATUS_LABELS,
+    canonical_operator,
+    h3_cells,
+    h3_column,
+)
 from glue_job.defaults import DEFAULT_COMPACT_AFTER, DEFAULT_TRIGGER_SECONDS
 from glue_job.lake import ParquetLake
 from glue_job.schemas import QUARANTINE_SCHEMA, RAW_SCHEMA, table_schema
 from glue_job.spark_conf import build_spark
 from glue_job.tables import COMPACTED, TABLES, Table
 from glue_job.transforms import (
+    to_cell_minute,
     to_operator_minute,
     to_postal_status_minute,
     to_quarantine,
@@ -100,13 +108,16 @@ def device_table(spark: SparkSession) -> tuple[DataFrame, int, int]:
                 code_index.get(code, -1),
                 lat,
                 lon,
+                *h3_cells(lat, lon).values(),
                 mean,
                 math.hypot(spread, SIGNAL_NOISE_DB),
             )
         )
     schema = (
         "device int, operator string, postal_code string, code_index int, "
-        "centre_lat double, centre_lon double, signal_mean double, signal_spread double"
+        "centre_lat double, centre_lon double, "
+        + "".join(f"{h3_column(r)} string, " for r in H3_RESOLUTIONS)
+        + "signal_mean double, signal_spread double"
     )
     return spark.createDataFrame(rows, schema), len(rows), len(codes)
 
@@ -187,6 +198,7 @@ def synthetic_silver(
             # around the centre averages out: the centre itself is drawn.
             F.col("centre_lat").alias("latitude"),
             F.col("centre_lon").alias("longitude"),
+            *(h3_column(r) for r in H3_RESOLUTIONS),  # the centre's cells
             "postal_code",
         )
     )
@@ -395,6 +407,7 @@ def write_history(
     refiners = {
         "gold_operator_minute": to_operator_minute,
         "gold_postal_status_minute": to_postal_status_minute,
+        "gold_cell_minute": to_cell_minute,
     }
     with ThreadPoolExecutor(max_workers=2) as writers:
         open_rows = sum(writers.map(write_open, refiners, refiners.values()))
@@ -463,6 +476,7 @@ def write_history(
         F.lit(0).cast(LongType()).alias("duplicates"),
         F.lit(None).cast(LongType()).alias("operator_minute_rows"),
         F.lit(None).cast(LongType()).alias("postal_status_minute_rows"),
+        F.lit(None).cast(LongType()).alias("cell_minute_rows"),
         (batch_start - F.expr("INTERVAL 1 SECOND")).alias("max_event_time"),
         batch_start.alias("max_arrival_time"),
         F.round(0.2 + 2.3 * F.rand(seed + 8), 3).alias("source_lag_seconds"),

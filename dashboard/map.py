@@ -1,6 +1,9 @@
 """Map helpers (presentation layer): the pydeck deck, its view, and the
 session state that keeps the map's view and selection across refreshes.
 
+The deck draws coverage cells (H3 hexagons, ``backend.map_data.query_cells``) under the
+postal-code points; a click on either selects it, and the page shows its breakdown.
+
 The browser keeps the user's zoom and pan for as long as the chart element lives and its
 ``initialViewState`` does not change, so the initial view is computed once and kept in
 session state, and the chart keeps one key. Streamlit identifies a selected point by its
@@ -8,9 +11,9 @@ index in the layer's data, so rows keep their position for the whole session: po
 codes are appended as they appear, and one that drops out of the window stays as an
 invisible placeholder. A refresh therefore never moves the selection to another code.
 
-Why one module of about 400 lines: the row order, the deck, the kept view and the selection
-callbacks are one mechanism (a selection is a row index), so they live and are tested
-together; colours are apart in ``dashboard.map_colors``.
+Why one module of about 500 lines: the row order, the deck, the kept view and the selection
+callbacks are one mechanism (a selection is a row index or a picked cell), so they live and
+are tested together; colours are apart in ``dashboard.map_colors``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ from glue_job.contract import STATUS_LABELS
 
 LAYER_ID = "postal-codes"
 RING_LAYER_ID = "selected-postal-code"
+CELL_LAYER_ID = "coverage-cells"
 COLOR_KEY = "tp_map_color"  # colour-by control
+RESOLUTION_KEY = "tp_map_cells"  # coverage-cell size control
+CELL_KEY = "tp_map_cell"  # the chosen coverage cell (a click chose it)
 PICK_KEY = "tp_map_pick"  # postal-code select box
 SELECTED_KEY = "tp_map_postal"  # the chosen postal code, whichever control chose it
 _VIEW_KEY = "tp_map_view"
@@ -47,6 +53,11 @@ FOCUS_ZOOM = 10.0
 RING_COLOR = [255, 75, 75, 255]  # Streamlit's primary red reads on light and dark maps
 _PLAIN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z -]{0,19}")
 _TREND_HEIGHT = 320
+# The coverage-cell sizes on offer (``contract.H3_RESOLUTIONS``), coarsest first: a whole
+# region's worth at a glance, then street-level detail when zoomed in. 0 hides the cells.
+CELL_SIZES: dict[int, str] = {6: "about 6 km", 8: "about 1 km", 0: "off"}
+DEFAULT_RESOLUTION = 6
+CELL_OUTLINE = [255, 255, 255, 160]
 # The Deck arguments of each basemap setting (TELCOPULSE_BASEMAP).
 BASEMAPS: dict[str, dict[str, str | None]] = {
     "carto": {"map_provider": "carto", "map_style": pdk.map_styles.CARTO_LIGHT},
@@ -95,12 +106,26 @@ def deck_points(arranged: pd.DataFrame, scale: map_colors.ColorScale) -> pd.Data
         map_colors.rgba(scale.color_of(value)) if keep else [0, 0, 0, 0]
         for value, keep in zip(arranged[scale.column], present, strict=True)
     ]
-    frame["events_text"] = arranged["events"].map("{:,}".format)
+    frame["place"] = "Postal code " + arranged["postal_code"].astype(str)
+    return _with_texts(frame, arranged)
+
+
+def deck_cells(cells: pd.DataFrame, scale: map_colors.ColorScale, resolution: int) -> pd.DataFrame:
+    """What the hexagon layer draws: the H3 cell, its colour and tooltip texts."""
+    frame = pd.DataFrame({"cell": cells["cell"], "events": cells["events"]})
+    frame["color"] = [map_colors.rgba(scale.color_of(value)) for value in cells[scale.column]]
+    frame["place"] = f"Cell {CELL_SIZES[resolution]} across · " + cells["cell"].astype(str)
+    return _with_texts(frame, cells)
+
+
+def _with_texts(frame: pd.DataFrame, figures: pd.DataFrame) -> pd.DataFrame:
+    """The tooltip's texts of each row, from its figures; JSON-ready (no NaN)."""
+    frame["events_text"] = figures["events"].map("{:,}".format)
     frame["signal_text"] = [
-        "no reading" if pd.isna(v) else f"{v:.1f} dBm" for v in arranged["avg_signal_dbm"]
+        "no reading" if pd.isna(v) else f"{v:.1f} dBm" for v in figures["avg_signal_dbm"]
     ]
     frame["outage_text"] = [
-        "—" if pd.isna(v) else f"{100 * v:.1f} %" for v in arranged["out_of_service_share"]
+        "—" if pd.isna(v) else f"{100 * v:.1f} %" for v in figures["out_of_service_share"]
     ]
     # JSON has no NaN: missing figures travel as null.
     return frame.astype(object).where(frame.notna(), None)
@@ -111,25 +136,71 @@ def build_deck(
     view: Mapping[str, float],
     selected: str | None,
     basemap: str = "carto",
+    *,
+    cells: pd.DataFrame | None = None,
+    selected_cell: str | None = None,
 ) -> pdk.Deck:
     """The deck: CARTO's light basemap under the layers (``basemap="carto"``: no token, the
     viewer's browser loads the tiles), or the layers alone (``"none"``, for sites without
-    internet access: the map stays usable, without coastlines or streets)."""
-    layers = [
+    internet access: the map stays usable, without coastlines or streets). Coverage cells
+    (``deck_cells``), when given, lie under the points, which become rings; the chosen cell
+    is outlined."""
+    layers = []
+    with_cells = cells is not None and len(cells) > 0
+    if with_cells:
+        layers.append(
+            pdk.Layer(
+                "H3HexagonLayer",
+                data=cells,
+                id=CELL_LAYER_ID,
+                get_hexagon="cell",
+                get_fill_color="color",
+                get_line_color=CELL_OUTLINE,
+                line_width_min_pixels=1,
+                stroked=True,
+                filled=True,
+                extruded=False,
+                opacity=0.55,
+                pickable=True,
+                auto_highlight=True,
+            )
+        )
+        chosen = cells[cells["cell"] == selected_cell]
+        if selected_cell is not None and len(chosen):
+            layers.append(
+                pdk.Layer(
+                    "H3HexagonLayer",
+                    data=chosen[["cell"]],
+                    id=f"{CELL_LAYER_ID}-chosen",
+                    get_hexagon="cell",
+                    filled=False,
+                    stroked=True,
+                    extruded=False,
+                    get_line_color=RING_COLOR,
+                    line_width_min_pixels=3,
+                    pickable=False,
+                )
+            )
+    layers.append(
         pdk.Layer(
             "ScatterplotLayer",
             data=points,
             id=LAYER_ID,
             get_position=["longitude", "latitude"],
             get_fill_color="color",
+            get_line_color="color",
             get_radius="radius",
             radius_units="'pixels'",
             radius_min_pixels=0,
-            stroked=False,
+            # Over the cells a point is a ring in its colour, so the cells show through it.
+            filled=not with_cells,
+            stroked=with_cells,
+            line_width_units="'pixels'",
+            get_line_width=2,
             pickable=True,
             auto_highlight=True,
         )
-    ]
+    )
     ring = points[(points["postal_code"] == selected) & (points["events"] > 0)]
     if selected is not None and len(ring):
         layers.append(
@@ -155,7 +226,7 @@ def build_deck(
         **BASEMAPS[basemap],
         tooltip={
             # Text, not HTML: a postal code is shown as typed, never interpreted.
-            "text": "Postal code {postal_code}\n{events_text} events\n"
+            "text": "{place}\n{events_text} events\n"
             "Avg signal {signal_text}\nOut of service {outage_text}",
             "style": {"fontSize": "0.8rem"},
         },
@@ -213,6 +284,14 @@ def code_from_selection(selection: Mapping[str, Any] | None, order: list[str]) -
     return None
 
 
+def cell_from_selection(selection: Mapping[str, Any] | None) -> str | None:
+    """The coverage cell a chart selection points at (the picked object names it)."""
+    objects = ((selection or {}).get("objects") or {}).get(CELL_LAYER_ID) or []
+    if objects and isinstance(objects[0], Mapping) and objects[0].get("cell"):
+        return str(objects[0]["cell"])
+    return None
+
+
 def _mercator(latitude: float) -> float:
     clamped = max(min(latitude, 85.0), -85.0)
     return math.log(math.tan(math.pi / 4 + math.radians(clamped) / 2))
@@ -258,9 +337,40 @@ def _remember_scale() -> None:
     st.session_state[f"_{COLOR_KEY}"] = st.session_state.get(COLOR_KEY)
 
 
+def resolution_control() -> int:
+    """Coverage-cell size control (an H3 resolution, 0 for none); kept like the colour."""
+    shadow = f"_{RESOLUTION_KEY}"
+    kept = st.session_state.get(shadow, DEFAULT_RESOLUTION)
+    st.session_state[RESOLUTION_KEY] = kept if kept in CELL_SIZES else DEFAULT_RESOLUTION
+    choice = st.segmented_control(
+        "Coverage cells",
+        list(CELL_SIZES),
+        format_func=CELL_SIZES.get,
+        required=True,
+        key=RESOLUTION_KEY,
+        on_change=_remember_resolution,
+        help="Hexagons of the H3 grid, coloured like the points, from the events that "
+        "carried a position. Pick the small ones when zoomed in to a town.",
+    )
+    choice = choice if choice in CELL_SIZES else DEFAULT_RESOLUTION
+    st.session_state[shadow] = choice
+    return choice
+
+
+def _remember_resolution() -> None:
+    st.session_state[f"_{RESOLUTION_KEY}"] = st.session_state.get(RESOLUTION_KEY)
+    st.session_state[CELL_KEY] = None  # a cell of the other size is not on the map any more
+    new_chart()
+
+
 def selected_code() -> str | None:
     code = st.session_state.get(SELECTED_KEY)
     return code if isinstance(code, str) and code else None
+
+
+def selected_cell() -> str | None:
+    cell = st.session_state.get(CELL_KEY)
+    return cell if isinstance(cell, str) and cell else None
 
 
 def postal_code_picker(codes: list[str]) -> None:
@@ -282,6 +392,7 @@ def postal_code_picker(codes: list[str]) -> None:
 def _picked() -> None:
     code = st.session_state.get(PICK_KEY)
     st.session_state[SELECTED_KEY] = code
+    st.session_state[CELL_KEY] = None
     if code is not None:
         st.session_state[_FOCUS_KEY] = code
     new_chart()  # drops a point clicked before, which would contradict the box
@@ -289,6 +400,7 @@ def _picked() -> None:
 
 def clear_selection() -> None:
     st.session_state[SELECTED_KEY] = None
+    st.session_state[CELL_KEY] = None
     new_chart()
 
 
@@ -327,14 +439,17 @@ def kept_view(points: pd.DataFrame, engine_key: str) -> dict:
 
 
 def on_chart_select(key: str) -> Callable[[], None]:
-    """Callback for the chart: a click selects that point's code, a click elsewhere clears."""
+    """Callback for the chart: a click selects that point's code or that cell (a point lies
+    over its cell, so it wins), a click elsewhere clears."""
 
     def select() -> None:
         state = st.session_state.get(key)
         kept = st.session_state.get(_ORDER_KEY)
         order = kept[1] if kept else []
         selection = state.get("selection") if isinstance(state, Mapping) else None
-        st.session_state[SELECTED_KEY] = code_from_selection(selection, order)
+        code = code_from_selection(selection, order)
+        st.session_state[SELECTED_KEY] = code
+        st.session_state[CELL_KEY] = None if code else cell_from_selection(selection)
 
     return select
 

@@ -36,10 +36,11 @@ from glue_job.defaults import (
 from glue_job.lake import ParquetLake, Target
 from glue_job.rollups import Marks, RollupPlan, rollup_rows
 from glue_job.schemas import OPS_SCHEMA, table_schema
-from glue_job.tables import COMPACTED, COMPACTIONS, ROLLUPS, TABLES
+from glue_job.tables import COMPACTED, COMPACTIONS, GOLD_MINUTE, ROLLUPS, TABLES
 from glue_job.transforms import (
     event_key,
     to_bronze,
+    to_cell_minute,
     to_operator_minute,
     to_postal_status_minute,
     to_quarantine,
@@ -290,6 +291,7 @@ class BatchProcessor:
             "duplicates": 0,
             "operator_minute_rows": 0,
             "postal_status_minute_rows": 0,
+            "cell_minute_rows": 0,
             "max_event_time": None,
             "max_arrival_time": None,
             "source_lag_seconds": None,
@@ -325,7 +327,7 @@ class BatchProcessor:
                 for d in stats["silver_dates"]
             )
             hours = set(zip(kept_times.dt.date, kept_times.dt.hour, strict=True))
-            for table in ("gold_operator_minute", "gold_postal_status_minute"):
+            for table in (t.name for t in GOLD_MINUTE):
                 written.update(
                     (table, TABLES[table].partition_path({"event_date": d, "event_hour": h}))
                     for d, h in hours
@@ -364,8 +366,8 @@ class BatchProcessor:
         return {table: found for table, found in reads.items() if found}
 
     def _write_rollups(self, reads: dict[str, list], batch_id: int) -> bool:
-        """Write the hour rollups, then the days that fold them; the two gold tables side
-        by side. False when the batch rolls nothing up."""
+        """Write the hour rollups, then the days that fold them; the gold tables two at a
+        time. False when the batch rolls nothing up."""
         if not reads:
             return False
 
@@ -431,7 +433,7 @@ class BatchProcessor:
         silver = to_silver(valid_events(validated), dropped)
         self.lake.write("silver", silver, batch_id)
         self._lap("silver")
-        # The two gold tables side by side: each write is a single small task.
+        # The gold tables two at a time: each write is a single small task.
         operator_minute = pool.submit(
             self.lake.write, "gold_operator_minute", to_operator_minute(silver), batch_id
         )
@@ -439,6 +441,9 @@ class BatchProcessor:
             "gold_postal_status_minute", to_postal_status_minute(silver), batch_id
         )
         stats["operator_minute_rows"] = operator_minute.result()
+        stats["cell_minute_rows"] = self.lake.write(
+            "gold_cell_minute", to_cell_minute(silver), batch_id
+        )
 
     def _compact(self, due: list[Target], batch_id: int) -> list[Target]:
         """Fold the partitions that are due into files of this batch; return them.

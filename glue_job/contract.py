@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import h3
 import orjson
 
 from glue_job import legacy
@@ -64,6 +65,26 @@ SIGNAL_BANDS: tuple[tuple[str, float], ...] = (
     ("fair", -100.0),
     ("poor", -math.inf),
 )
+
+# Coverage cells: each silver event with a position gets its H3 cell (h3.latlng_to_cell) at
+# each of these resolutions, finest first. Resolution 8 cells are about 1 km across (0.74 km²)
+# and resolution 6 cells about 6 km (36 km², the side of a square of equal area): in the
+# real capture 1,000 positions fall in 330 and 153 cells, beside 132 postal codes.
+H3_RESOLUTIONS: tuple[int, ...] = (8, 6)
+
+
+def h3_column(resolution: int) -> str:
+    """The silver column holding an event's cell at ``resolution``."""
+    return f"h3_res{resolution}"
+
+
+def h3_cells(latitude: float | None, longitude: float | None) -> dict[str, str | None]:
+    """An event's cell per resolution (``h3_column`` names), all None without a position."""
+    placed = latitude is not None and longitude is not None
+    return {
+        h3_column(r): h3.latlng_to_cell(latitude, longitude, r) if placed else None
+        for r in H3_RESOLUTIONS
+    }
 
 
 @dataclass(frozen=True)
@@ -303,6 +324,7 @@ def _validate_object(
     if implied_status is not None and out["status"] == IN_SERVICE:
         out["status"] = implied_status
     out["status_label"] = STATUS_LABELS[out["status"]]
+    out.update(h3_cells(lat, lon))
     return Verdict(out, [], event_id)
 
 

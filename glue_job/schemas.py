@@ -22,6 +22,7 @@ from pyspark.sql.types import (
 
 from glue_job.tables import (
     BRONZE,
+    CELL_MINUTE,
     COMMIT_DIR,
     EVENT_COLUMNS,
     OPERATOR_MINUTE,
@@ -82,6 +83,7 @@ SILVER_SCHEMA = table_schema(SILVER)
 QUARANTINE_SCHEMA = table_schema(QUARANTINE)
 OPERATOR_MINUTE_SCHEMA = table_schema(OPERATOR_MINUTE)
 POSTAL_STATUS_MINUTE_SCHEMA = table_schema(POSTAL_STATUS_MINUTE)
+CELL_MINUTE_SCHEMA = table_schema(CELL_MINUTE)
 OPS_SCHEMA = table_schema(OPS)
 
 # What validation reads of a raw record, and what it returns: the record's id and arrival,

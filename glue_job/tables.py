@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glue_job.contract import FIELDS, SIGNAL_BANDS
+from glue_job.contract import FIELDS, H3_RESOLUTIONS, SIGNAL_BANDS, STATUS_LABELS, h3_column
 
 BAND_COLUMNS: tuple[str, ...] = tuple(f"signal_{band}" for band, _ in SIGNAL_BANDS)
+# Events per status code, as columns of the coverage cells' gold: status_in_service, ...
+STATUS_COLUMNS: dict[int, str] = {
+    code: f"status_{label.lower()}" for code, label in STATUS_LABELS.items()
+}
 COMMIT_DIR = "commit"  # the directory level below the date partitions: commit=N
 _PARTITION_KINDS = {
     "ingest_date": "date",
@@ -99,7 +103,7 @@ _BRONZE = (
 )
 
 # The contract's kinds as column types; the job adds ``status_label`` (``STATUS_LABELS``)
-# after ``status``.
+# after ``status``, and the event's H3 cells (``contract.h3_cells``) after its position.
 _EVENT_KINDS = {"string": "string", "timestamp": "timestamp", "int": "int", "number": "double"}
 
 
@@ -109,6 +113,8 @@ def _event_columns() -> tuple[tuple[str, str], ...]:
         columns.append((spec.name, _EVENT_KINDS[spec.kind]))
         if spec.name == "status":
             columns.append(("status_label", "string"))
+        if spec.name == "longitude":
+            columns.extend((h3_column(r), "string") for r in H3_RESOLUTIONS)
     return tuple(columns)
 
 
@@ -185,6 +191,31 @@ POSTAL_STATUS_MINUTE = Table(
     sort_by=("minute", "postal_code"),
 )
 
+# Coverage: per H3 cell (at each of ``contract.H3_RESOLUTIONS``), operator and minute. A
+# banner's events (no operator) have operator NULL, as in the other gold tables.
+CELL_MINUTE = Table(
+    "gold_cell_minute",
+    "gold/cell_minute",
+    ("event_date", "event_hour"),
+    (
+        ("minute", "timestamp"),
+        ("resolution", "int"),
+        ("cell", "string"),
+        ("operator", "string"),
+        ("events", "long"),
+        ("signal_sum", "double"),
+        ("signal_count", "long"),
+        *((name, "long") for name in BAND_COLUMNS),
+        *((name, "long") for name in STATUS_COLUMNS.values()),
+        ("commit_id", "long"),
+    ),
+    compaction="merge",
+    keys=("minute", "resolution", "cell", "operator"),
+    sort_by=("minute", "resolution", "cell"),
+)
+# The minute gold tables, which the job writes from silver in every batch.
+GOLD_MINUTE: tuple[Table, ...] = (OPERATOR_MINUTE, POSTAL_STATUS_MINUTE, CELL_MINUTE)
+
 
 def rollup(minute: Table, grain: str) -> Table:
     """The ``grain`` ("hour" or "day") rollup of a minute gold table: the same mergeable
@@ -211,8 +242,7 @@ def rollup(minute: Table, grain: str) -> Table:
 GRAINS = ("hour", "day")
 # Each minute gold table and its rollups, finest first.
 ROLLUPS: dict[str, dict[str, Table]] = {
-    minute.name: {grain: rollup(minute, grain) for grain in GRAINS}
-    for minute in (OPERATOR_MINUTE, POSTAL_STATUS_MINUTE)
+    minute.name: {grain: rollup(minute, grain) for grain in GRAINS} for minute in GOLD_MINUTE
 }
 
 OPS = Table(
@@ -230,6 +260,7 @@ OPS = Table(
         ("duplicates", "long"),
         ("operator_minute_rows", "long"),
         ("postal_status_minute_rows", "long"),
+        ("cell_minute_rows", "long"),
         ("max_event_time", "timestamp"),
         ("max_arrival_time", "timestamp"),
         ("source_lag_seconds", "double"),
@@ -268,8 +299,7 @@ TABLES: dict[str, Table] = {
         BRONZE,
         SILVER,
         QUARANTINE,
-        OPERATOR_MINUTE,
-        POSTAL_STATUS_MINUTE,
+        *GOLD_MINUTE,
         *(table for grains in ROLLUPS.values() for table in grains.values()),
         OPS,
         COMPACTIONS,

@@ -14,10 +14,17 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from glue_job.contract import SIGNAL_BANDS, load_aliases, validate_payload
+from glue_job.contract import (
+    H3_RESOLUTIONS,
+    SIGNAL_BANDS,
+    h3_column,
+    load_aliases,
+    validate_payload,
+)
 from glue_job.dedup import EVENT_KEY
 from glue_job.schemas import (
     BRONZE_SCHEMA,
+    CELL_MINUTE_SCHEMA,
     EVENT_SCHEMA,
     OPERATOR_MINUTE_SCHEMA,
     POSTAL_STATUS_MINUTE_SCHEMA,
@@ -26,7 +33,7 @@ from glue_job.schemas import (
     VALIDATED_SCHEMA,
     VALIDATION_INPUT,
 )
-from glue_job.tables import BAND_COLUMNS
+from glue_job.tables import BAND_COLUMNS, STATUS_COLUMNS
 
 
 def validate_records(raw: DataFrame, ingest_time: datetime) -> DataFrame:
@@ -229,3 +236,36 @@ def to_postal_status_minute(silver: DataFrame) -> DataFrame:
         )
     )
     return _select(_hour_partition(grouped), POSTAL_STATUS_MINUTE_SCHEMA)
+
+
+def to_cell_minute(silver: DataFrame) -> DataFrame:
+    """Mergeable partials per (minute, H3 resolution, cell, operator) for the coverage map:
+    signal sums and bands, events per status. Events without a position have no cell and
+    are left out (the postal-code table still counts them)."""
+    per_resolution = [
+        _minute(silver)
+        .where(F.col(h3_column(resolution)).isNotNull())
+        .select(
+            "minute",
+            F.lit(resolution).alias("resolution"),
+            F.col(h3_column(resolution)).alias("cell"),
+            "operator",
+            "signal_dbm",
+            "status",
+        )
+        for resolution in H3_RESOLUTIONS
+    ]
+    located = per_resolution[0]
+    for more in per_resolution[1:]:
+        located = located.unionByName(more)
+    grouped = located.groupBy("minute", "resolution", "cell", "operator").agg(
+        F.count(F.lit(1)).alias("events"),
+        F.sum("signal_dbm").alias("signal_sum"),
+        F.count("signal_dbm").alias("signal_count"),
+        *_band_counts(),
+        *(
+            F.count(F.when(F.col("status") == code, 1)).alias(name)
+            for code, name in STATUS_COLUMNS.items()
+        ),
+    )
+    return _select(_hour_partition(grouped), CELL_MINUTE_SCHEMA)

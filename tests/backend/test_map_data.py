@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+import h3
 import pandas as pd
 import pytest
 from helpers import MOBILE_LOGS, build_lake, event, replay_day
@@ -16,7 +17,7 @@ from helpers import MOBILE_LOGS, build_lake, event, replay_day
 from backend import map_data
 from backend.engine import DuckDBEngine
 from backend.queries import Window, committed_batch
-from glue_job.contract import STATUS_LABELS
+from glue_job.contract import H3_RESOLUTIONS, STATUS_LABELS
 
 HOSTILE = "<b>x</b>' OR '1'='1' --; DROP TABLE ops"
 STORED = "<b>*x*</b>'--"  # fits the contract's 16 characters, so it reaches gold
@@ -121,7 +122,7 @@ def test_detail_breaks_a_postal_code_down_by_status_and_operator(engine, batch, 
     assert rows["operator_key"].nunique() > 1, "pick a code with several operators"
 
     detail = map_data.query_postal_detail(engine, batch, Window(), code)
-    assert detail.postal_code == code
+    assert detail.area == code
     assert detail.events == len(rows)
     assert detail.avg_signal_dbm == pytest.approx(rows["signal_dbm"].mean())
     assert detail.signal_samples == len(rows)
@@ -160,6 +161,95 @@ def test_trend_buckets_add_up_to_the_detail(engine, batch, valid_rows):
 
     with pytest.raises(ValueError, match="unknown trend bucket"):
         map_data.query_postal_trend(engine, batch, Window(), code, "week")
+
+
+# --- coverage cells over mobile-logs.csv ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def placed_silver(engine, batch) -> pd.DataFrame:
+    """Silver's events with a position, each given its H3 cells here, in pandas."""
+    silver = engine.run(
+        "SELECT latitude, longitude, operator, status, signal_dbm, event_time FROM silver "
+        "WHERE commit_id <= ? AND latitude IS NOT NULL AND longitude IS NOT NULL",
+        [batch],
+    )
+    for resolution in H3_RESOLUTIONS:
+        silver[f"cell_{resolution}"] = [
+            h3.latlng_to_cell(lat, lon, resolution)
+            for lat, lon in zip(silver["latitude"], silver["longitude"], strict=True)
+        ]
+    return silver
+
+
+def test_cell_gold_equals_an_h3_count_of_silver_in_pandas(engine, batch, placed_silver):
+    assert len(placed_silver) > 900, "the capture's rows carry positions"
+    gold = engine.run(
+        "SELECT resolution, cell, coalesce(operator, '(none)') AS operator, "
+        "sum(events) AS events, sum(signal_sum) AS signal_sum, sum(signal_count) AS readings, "
+        "sum(status_in_service) AS in_service, sum(status_out_of_service) AS out_of_service, "
+        "sum(signal_excellent + signal_good + signal_fair + signal_poor) AS banded "
+        "FROM gold_cell_minute WHERE ? BETWEEN commit_id AND visible_through GROUP BY ALL",
+        [batch],
+    )
+    for resolution in H3_RESOLUTIONS:
+        mine = placed_silver.assign(
+            cell=placed_silver[f"cell_{resolution}"],
+            operator=placed_silver["operator"].fillna("(none)"),
+        )
+        expected = mine.groupby(["cell", "operator"]).agg(
+            events=("cell", "size"),
+            signal_sum=("signal_dbm", "sum"),
+            readings=("signal_dbm", "count"),
+            in_service=("status", lambda s: int((s == 0).sum())),
+            out_of_service=("status", lambda s: int((s == 1).sum())),
+        )
+        got = gold[gold["resolution"] == resolution].set_index(["cell", "operator"])
+        got = got.sort_index()
+        expected = expected.sort_index()
+        assert got.index.tolist() == expected.index.tolist()
+        for column in ("events", "readings", "in_service", "out_of_service"):
+            assert got[column].astype(int).tolist() == expected[column].tolist(), column
+        assert got["banded"].astype(int).tolist() == expected["readings"].tolist()
+        assert got["signal_sum"].to_numpy() == pytest.approx(expected["signal_sum"].to_numpy())
+
+
+def test_cells_of_a_resolution_are_ratios_of_sums(engine, batch, placed_silver):
+    for resolution in H3_RESOLUTIONS:
+        cells = map_data.query_cells(engine, batch, Window(), resolution)
+        expected = placed_silver.groupby(f"cell_{resolution}").agg(
+            events=("status", "size"), avg=("signal_dbm", "mean")
+        )
+        assert cells["cell"].tolist() == sorted(expected.index)
+        assert cells["events"].tolist() == expected["events"].tolist()
+        assert cells["avg_signal_dbm"].to_numpy() == pytest.approx(expected["avg"].to_numpy())
+        assert (cells["out_of_service_share"] == 0).all()  # the capture is all in service
+        assert all(h3.get_resolution(c) == resolution for c in cells["cell"])
+    with pytest.raises(ValueError, match="no coverage cells at H3 resolution 7"):
+        map_data.query_cells(engine, batch, Window(), 7)
+
+
+def test_a_cells_detail_and_trend_add_up_to_its_events(engine, batch, placed_silver):
+    fine = f"cell_{H3_RESOLUTIONS[0]}"
+    cell = placed_silver[fine].value_counts().idxmax()
+    rows = placed_silver[placed_silver[fine] == cell]
+
+    detail = map_data.query_cell_detail(engine, batch, Window(), cell)
+    assert detail.area == cell
+    assert detail.events == len(rows)
+    assert detail.avg_signal_dbm == pytest.approx(rows["signal_dbm"].mean())
+    assert detail.status["events"].tolist() == [len(rows), 0, 0, 0]
+    assert detail.out_of_service_share == 0.0
+    per_operator = rows["operator"].fillna("(no operator)").value_counts()
+    assert dict(zip(detail.operators["operator"], detail.operators["events"], strict=True)) == (
+        per_operator.to_dict()
+    )
+
+    trend = map_data.query_cell_trend(engine, batch, Window(), cell, "hour")
+    assert trend["events"].sum() == len(rows)
+    assert trend["IN_SERVICE"].sum() == len(rows)
+    assert list(trend.columns) == list(map_data.TREND_COLUMNS)
+    assert map_data.query_cell_detail(engine, batch, Window(), "' OR 1=1 --").is_empty
 
 
 def test_a_postal_code_is_a_bound_value_never_sql(engine, batch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import h3
 import pandas as pd
 import pydeck as pdk
 import pytest
@@ -84,7 +85,8 @@ def test_the_map_draws_postal_code_centroids_of_the_csv(monkeypatch, csv_lake, c
     assert not proto.mapbox_token
     tooltip = json.loads(proto.tooltip)
     assert set(tooltip) >= {"text"}, "a text tooltip never interprets a postal code as HTML"
-    assert "{postal_code}" in tooltip["text"]
+    assert "{place}" in tooltip["text"]
+    assert shown["place"].str.removeprefix("Postal code ").tolist() == shown["postal_code"].tolist()
     assert "{signal_text}" in tooltip["text"]
     assert "{outage_text}" in tooltip["text"]
     assert shown.loc[0, "signal_text"].endswith(" dBm")
@@ -309,3 +311,63 @@ def test_without_a_basemap_the_map_is_the_points_alone(monkeypatch, csv_lake):
     assert "mapStyle" not in spec
     assert "mapProvider" not in spec
     assert len(deck_points(at)) > 100
+
+
+# --- coverage cells -------------------------------------------------------------------------
+
+
+def deck_layer(at: AppTest, layer_id: str) -> dict | None:
+    layers = {layer["id"]: layer for layer in json.loads(deck(at).json)["layers"]}
+    return layers.get(layer_id)
+
+
+def test_hexagons_lie_under_the_points_and_follow_the_size_control(monkeypatch, csv_lake):
+    at = open_map(monkeypatch, csv_lake.parent)
+    layers = [layer["id"] for layer in json.loads(deck(at).json)["layers"]]
+    assert layers.index(map_ui.CELL_LAYER_ID) < layers.index(map_ui.LAYER_ID), "cells below"
+    cells = deck_layer(at, map_ui.CELL_LAYER_ID)
+    assert cells["@@type"] == "H3HexagonLayer"
+    drawn = pd.DataFrame(cells["data"])
+    assert {h3.get_resolution(c) for c in drawn["cell"]} == {map_ui.DEFAULT_RESOLUTION}
+    assert drawn["place"].str.startswith("Cell about 6 km across").all()
+    assert drawn["events"].sum() == 994, "every event of the capture carried a position"
+
+    at.segmented_control(key=map_ui.RESOLUTION_KEY).set_value(8).run()
+    assert not at.exception
+    fine = pd.DataFrame(deck_layer(at, map_ui.CELL_LAYER_ID)["data"])
+    assert {h3.get_resolution(c) for c in fine["cell"]} == {8}
+    assert len(fine) > len(drawn)
+
+    at.segmented_control(key=map_ui.RESOLUTION_KEY).set_value(0).run()
+    assert deck_layer(at, map_ui.CELL_LAYER_ID) is None
+    assert len(deck_points(at)) > 100, "the points stay"
+
+
+def test_a_click_on_a_cell_selects_that_cell():
+    cell = "863944607ffffff"
+    on_cell = {
+        "indices": {map_ui.CELL_LAYER_ID: [4]},
+        "objects": {map_ui.CELL_LAYER_ID: [{"cell": cell}]},
+    }
+    assert map_ui.cell_from_selection(on_cell) == cell
+    assert map_ui.cell_from_selection({"indices": {}, "objects": {}}) is None
+    assert map_ui.cell_from_selection(None) is None
+
+
+def test_a_chosen_cell_shows_its_breakdown(monkeypatch, csv_lake):
+    at = open_map(monkeypatch, csv_lake.parent)
+    drawn = pd.DataFrame(deck_layer(at, map_ui.CELL_LAYER_ID)["data"])
+    busiest = drawn.sort_values("events", ascending=False).iloc[0]
+    at.session_state[map_ui.CELL_KEY] = busiest["cell"]
+    at.run()
+    assert not at.exception
+    assert f"Coverage cell {busiest['cell']}" in [h.value for h in at.subheader]
+    events = next(m for m in at.metric if m.label == "Events")
+    assert events.value == f"{busiest['events']:,}"
+    outline = deck_layer(at, f"{map_ui.CELL_LAYER_ID}-chosen")
+    assert [row["cell"] for row in outline["data"]] == [busiest["cell"]]
+
+    clear = next(b for b in at.button if b.label == "Clear selection")
+    clear.click().run()
+    assert at.session_state[map_ui.CELL_KEY] is None
+    assert any(h.value.startswith("Busiest postal code") for h in at.subheader)

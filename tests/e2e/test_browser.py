@@ -9,6 +9,7 @@ screenshot of each clean page to ``build/screenshots/``; ``make docs`` copies th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
@@ -69,9 +70,10 @@ def app_pages() -> list[tuple[str, str]]:
     return pages
 
 
-@pytest.fixture(scope="module")
-def app_url(csv_lake, tmp_path_factory):
-    """The real app, served over the CSV lake; its log is printed if it fails to start."""
+@contextlib.contextmanager
+def serve_app(csv_lake: Path, log_dir: Path, **settings: str):
+    """The real app, served over the CSV lake with ``settings`` (TELCOPULSE_* variables);
+    its log is printed if it fails to start."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELCOPULSE_")}
     env.update(
@@ -80,8 +82,9 @@ def app_url(csv_lake, tmp_path_factory):
         TELCOPULSE_REFRESH_SECONDS="600",
         # Nothing listens there, so the health page's stream check fails fast and locally.
         TELCOPULSE_EMULATOR_PORT=str(free_port()),
+        **settings,
     )
-    log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    log_path = log_dir / "streamlit.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
             [
@@ -115,6 +118,13 @@ def app_url(csv_lake, tmp_path_factory):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture(scope="module")
+def app_url(csv_lake, tmp_path_factory):
+    """The app with its default settings (the CARTO basemap)."""
+    with serve_app(csv_lake, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
 
 
 def wait_for_health(url: str, server: subprocess.Popen, log_path: Path) -> None:
@@ -280,3 +290,62 @@ def test_page_renders_in_a_real_browser(app_url, browser, tmp_path, name, url_pa
     finally:
         context.close()
     assert not problems, "\n".join([*problems, f"screenshot: {shot}"])
+
+
+def tinted_share(page) -> float:
+    """The share of the map canvas's pixels in a pale tint: what the translucent cells paint
+    over an empty (or tile-less) map, where the points are saturated rings or discs."""
+    from PIL import Image
+
+    canvas = page.locator('[data-testid="stDeckGlJsonChart"] canvas').first
+    shot = Image.open(io.BytesIO(canvas.screenshot(style=CANVAS_ONLY_CSS))).convert("RGB")
+    pixels = list(shot.getdata())
+    return sum(1 for p in pixels if 150 <= min(p) < 235) / len(pixels)
+
+
+def pick_cell_size(page, label: str) -> None:
+    page.locator(".st-key-tp_map_cells").get_by_text(label, exact=True).click()
+    wait_until_settled(page)
+    page.wait_for_timeout(1000)  # deck.gl draws on its next animation frames
+
+
+def focus_on_busiest_postal_code(page) -> None:
+    """Pick the code the page shows first in the postal-code box: the map zooms in on it."""
+    title = page.get_by_text("Busiest postal code:").first.inner_text()
+    code = title.split(":", 1)[1].strip()
+    page.locator(".st-key-tp_map_pick").click()
+    page.keyboard.type(code)
+    page.keyboard.press("Enter")
+    wait_until_settled(page)
+    page.wait_for_timeout(1500)  # deck.gl draws on its next animation frames
+
+
+@pytest.mark.parametrize("basemap", ["carto", "none"])
+def test_the_map_draws_hexagons_with_and_without_a_basemap(csv_lake, browser, tmp_path, basemap):
+    """Both TELCOPULSE_BASEMAP modes render the hexagons and the points without an error
+    (offline here, so CARTO's tiles fail to load: the layers must not depend on them)."""
+    with serve_app(csv_lake, tmp_path, TELCOPULSE_BASEMAP=basemap) as url:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        script_errors: list[str] = []
+        page.on("pageerror", lambda exc: script_errors.append(str(exc)))
+        try:
+            page.goto(f"{url}/Map", wait_until="domcontentloaded")
+            wait_until_settled(page)
+            show_whole_lake(page)
+            problems = check_page(page, f"map ({basemap})", script_errors)
+            page.wait_for_timeout(1000)
+            with_cells = tinted_share(page)
+            pick_cell_size(page, "off")
+            points_only = tinted_share(page)
+            pick_cell_size(page, "about 6 km")
+            focus_on_busiest_postal_code(page)
+            shot = build_output("screenshots") / f"map-hexagons-{basemap}.png"
+            if problems:
+                shot = tmp_path / shot.name
+            save_full_page(page, shot)
+        finally:
+            context.close()
+    assert not problems, "\n".join([*problems, f"screenshot: {shot}"])
+    # The cells tint far more of the map than the points' anti-aliased edges alone.
+    assert with_cells > 3 * points_only, (with_cells, points_only, shot)

@@ -26,6 +26,7 @@ from helpers import event
 from backend.engine import DuckDBEngine
 from backend.queries import Window, run_kpi
 from glue_job.batch import BatchProcessor
+from glue_job.contract import H3_RESOLUTIONS
 from glue_job.glue_entry import to_raw
 from glue_job.lake import ParquetLake
 from glue_job.rollups import rollup_tables
@@ -64,12 +65,14 @@ STEPS = [
     ("silver", 1),
     ("gold_operator_minute", 1),
     ("gold_postal_status_minute", 1),
+    ("gold_cell_minute", 1),
     ("gold_operator_hour", 1),  # the late event's hour and day
     ("gold_postal_status_hour", 1),
     ("gold_operator_day", 1),
     ("gold_postal_status_day", 1),
     ("gold_operator_minute", 2),  # compaction
     ("gold_postal_status_minute", 2),  # compaction
+    ("gold_cell_minute", 2),  # compaction
     ("ops", 1),  # compaction of the day's _ops
     ("quarantine", 1),  # compaction (batch 2 quarantines nothing itself)
     ("compactions", 1),
@@ -194,15 +197,17 @@ def clean(spark, prefix, tmp_path_factory) -> dict[int, dict]:
     seen = snapshot(root)
     # The scenario is the one meant: batch 2 compacted every compacted table.
     assert sorted(table for table, *_ in seen["compactions"]) == [
+        "gold_cell_minute",
         "gold_operator_minute",
         "gold_postal_status_minute",
         "ops",
         "quarantine",
     ]
     assert len(seen["silver"]) == 8 + 8 + 9  # a0, b1 and c0 again are duplicates
-    # ... and rolled the late event up into its sealed hour and day.
+    # ... and rolled the late event up into its sealed hour and day (a cell row per resolution).
     for table in rollup_tables():
-        assert len(seen[table]) == 1, table
+        rows = len(H3_RESOLUTIONS) if table.startswith("gold_cell_") else 1
+        assert len(seen[table]) == rows, table
     assert run_batches(spark, root, 3, 3) == []
     return {2: seen, 3: snapshot(root)}
 

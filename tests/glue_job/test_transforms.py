@@ -13,8 +13,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
+from glue_job.contract import h3_cells
 from glue_job.schemas import (
     BRONZE_SCHEMA,
+    CELL_MINUTE_SCHEMA,
     OPERATOR_MINUTE_SCHEMA,
     POSTAL_STATUS_MINUTE_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -25,6 +27,7 @@ from glue_job.schemas import (
 from glue_job.transforms import (
     event_key,
     to_bronze,
+    to_cell_minute,
     to_operator_minute,
     to_postal_status_minute,
     to_quarantine,
@@ -144,6 +147,7 @@ def test_validate_records_gives_every_record_its_verdict_and_typed_event(spark):
             "precision_m": 12.5,
             "latitude": 41.39,
             "longitude": 2.17,
+            **h3_cells(41.39, 2.17),
             "postal_code": "080193",
         },
         {**stream_id(2), **verdict, "reasons": ["malformed_json"], "payload": "{not json"},
@@ -432,3 +436,74 @@ def test_to_postal_status_minute_counts_positions_apart_from_events(spark):
     assertDataFrameEqual(
         to_postal_status_minute(silver), frame(spark, POSTAL_STATUS_MINUTE_SCHEMA, expected)
     )
+
+
+def test_to_cell_minute_counts_per_cell_operator_and_resolution(spark):
+    """Both resolutions, events per status as columns, band counts; no position, no cell."""
+    centre = {"latitude": 41.4036, "longitude": 2.1352, **h3_cells(41.4036, 2.1352)}
+    nearby = {"latitude": 41.4037, "longitude": 2.1353, **h3_cells(41.4037, 2.1353)}
+    far = {"latitude": 41.4236, "longitude": 2.1552, **h3_cells(41.4236, 2.1552)}
+    assert centre["h3_res8"] == nearby["h3_res8"] != far["h3_res8"]
+    assert centre["h3_res6"] == far["h3_res6"], "one coarse cell holds all three"
+    out = {"status": 1, "status_label": "OUT_OF_SERVICE"}
+    silver = frame(
+        spark,
+        SILVER_SCHEMA,
+        [
+            silver_event("2026-03-01 10:00:05", "Movistar", signal_dbm=-79.0, **centre),
+            silver_event("2026-03-01 10:00:06", "Movistar", signal_dbm=-95.0, **nearby),
+            silver_event("2026-03-01 10:00:07", "Movistar", **out, **far),  # no signal
+            silver_event("2026-03-01 10:00:08", "Orange", signal_dbm=-101.0),  # no position
+        ],
+    )
+    ten = {"minute": at("2026-03-01 10:00"), "event_date": date(2026, 3, 1), "event_hour": 10}
+    zero = {
+        "signal_excellent": 0,
+        "signal_good": 0,
+        "signal_fair": 0,
+        "signal_poor": 0,
+        "status_in_service": 0,
+        "status_out_of_service": 0,
+        "status_emergency_only": 0,
+        "status_power_off": 0,
+    }
+    expected = [
+        {
+            **ten,
+            **zero,
+            "resolution": 8,
+            "cell": centre["h3_res8"],
+            "operator": "Movistar",
+            "events": 2,
+            "signal_sum": -174.0,
+            "signal_count": 2,
+            "signal_excellent": 1,
+            "signal_fair": 1,
+            "status_in_service": 2,
+        },
+        {
+            **ten,
+            **zero,
+            "resolution": 8,
+            "cell": far["h3_res8"],
+            "operator": "Movistar",
+            "events": 1,
+            "signal_count": 0,
+            "status_out_of_service": 1,
+        },
+        {
+            **ten,
+            **zero,
+            "resolution": 6,
+            "cell": centre["h3_res6"],
+            "operator": "Movistar",
+            "events": 3,
+            "signal_sum": -174.0,
+            "signal_count": 2,
+            "signal_excellent": 1,
+            "signal_fair": 1,
+            "status_in_service": 2,
+            "status_out_of_service": 1,
+        },
+    ]
+    assertDataFrameEqual(to_cell_minute(silver), frame(spark, CELL_MINUTE_SCHEMA, expected))

@@ -461,7 +461,7 @@ def test_glue_job_runs_glue_5_streaming_with_settings_as_arguments(template: dic
     modules = args["--additional-python-modules"]["Fn::Sub"].split(",")
     assert modules[0].startswith("s3://${ArtifactsBucket}/")
     # What glue_job imports beyond Glue's own pyspark, pandas, numpy, pyarrow and boto3.
-    assert modules[1:] == [f"orjson=={metadata.version('orjson')}"]
+    assert modules[1:] == [f"{name}=={metadata.version(name)}" for name in ("orjson", "h3")]
     assert args["--checkpoint_location"]["Fn::Sub"].startswith("s3://")
     settings_args = {"stream_name", "lake_uri", "trigger_seconds", "max_records_per_shard"}
     settings_args |= {"dedup_horizon_hours", "region"}
@@ -663,12 +663,13 @@ def runtime_pins() -> dict[str, str]:
     return {r.name: str(r.specifier) for r in pins}
 
 
-def test_orjson_pin_matches_the_glue_runtime_file(template: dict) -> None:
+@pytest.mark.parametrize("name", ["orjson", "h3"])
+def test_added_module_pins_match_the_glue_runtime_file(template: dict, name: str) -> None:
     args = template["Resources"]["StreamJob"]["Properties"]["DefaultArguments"]
     modules = args["--additional-python-modules"]["Fn::Sub"].split(",")
-    (orjson,) = [Requirement(m) for m in modules if m.startswith("orjson")]
-    assert str(orjson.specifier) == runtime_pins()["orjson"]
-    assert runtime_pins()["orjson"].startswith("==")
+    (module,) = [Requirement(m) for m in modules if m.startswith(f"{name}==")]
+    assert str(module.specifier) == runtime_pins()[name]
+    assert runtime_pins()[name].startswith("==")
 
 
 # ------------------------------------------------------------------- alarms and metrics
