@@ -3,7 +3,8 @@
 Streaming a month through Kinesis would take a month, so this builds one day of synthetic
 silver in Spark with the mix of ``backend.synthetic`` (operators, postal-code centroids,
 signal and precision spread, status mix, outages), refines it with the job's own
-``to_operator_minute`` / ``to_postal_status_minute`` and real validation (quarantine), and
+``to_operator_minute`` / ``to_postal_status_minute`` / ``to_cell_minute`` and real
+validation (quarantine), and
 lays it out as the stream job and its compaction leave a lake after ``--days`` days at a
 2-second trigger:
 
@@ -13,7 +14,10 @@ lays it out as the stream job and its compaction leave a lake after ``--days`` d
 - today: a compacted commit up to the last ``--open-batches`` batches (30, the job's
   ``DEFAULT_COMPACT_AFTER``: the worst case, just before the next compaction), then one
   commit per 2-second batch, refined and written by the job's own code;
-- ``_ops``: one row per 2-second batch for the whole history (43,200 a day).
+- ``_ops``: one row per 2-second batch for the whole history (43,200 a day);
+- gold's hour and day rollups (``glue_job.rollups``) of every hour before the open
+  batches' hour and every day before today, folded from the compacted minutes with the
+  job's ``fold_rows``; the open batches' ``_ops`` rows state those marks.
 
 Days before the template day repeat it, shifted by whole days: how many gold rows a day
 holds depends on the traffic's shape, not on its date. Silver and bronze are not written
@@ -56,6 +60,7 @@ from backend.synthetic import (
     load_profile,
 )
 from bench.lakes import MARKER, history_home, lake_of
+from glue_job.compaction import fold_rows
 from glue_job.contract import (
     BOUNDS,
     H3_RESOLUTIONS,
@@ -66,9 +71,10 @@ from glue_job.contract import (
 )
 from glue_job.defaults import DEFAULT_COMPACT_AFTER, DEFAULT_TRIGGER_SECONDS
 from glue_job.lake import ParquetLake
+from glue_job.rollups import floor_day, floor_hour
 from glue_job.schemas import QUARANTINE_SCHEMA, RAW_SCHEMA, table_schema
 from glue_job.spark_conf import build_spark
-from glue_job.tables import COMPACTED, TABLES, Table
+from glue_job.tables import COMPACTED, ROLLUPS, TABLES, Table
 from glue_job.transforms import (
     to_cell_minute,
     to_operator_minute,
@@ -287,6 +293,8 @@ class Layout:
         self.open_first = self.batches - open_batches  # today's batches still uncompacted
         self.open_start = start + timedelta(seconds=self.open_first * TRIGGER_SECONDS)
         self.today = (end - timedelta(microseconds=1)).date()
+        # Rollups are complete for every hour before the open batches' hour (write_rollups).
+        self.hours_until = floor_hour(self.open_start)
 
     def batch_of(self, moment: Column) -> Column:
         return F.floor(
@@ -319,6 +327,49 @@ class Layout:
             ends[table.partition_of(hour)] = hour + timedelta(hours=1)
             hour += timedelta(hours=1)
         return list(ends.items())
+
+
+def write_rollups(
+    lake: ParquetLake, layout: Layout, minute: Table, history: DataFrame
+) -> dict[str, int]:
+    """The hour and day rollups of ``minute``'s compacted ``history``, as the job leaves them
+    (``glue_job.rollups``): every hour before ``layout.hours_until`` and every day before its
+    day, folded with the job's ``fold_rows``. Each row is in the commit that compacted its
+    partition (``Layout.first_commit``), so the compaction rows written below keep it current.
+    Returns the rows written per grain."""
+    grains = ROLLUPS[minute.name]
+    hours = grains["hour"]
+    minutes = history.where(F.col("minute") < F.lit(layout.hours_until))
+    hour_rows = fold_rows(
+        hours,
+        minutes.withColumns(
+            {
+                "hour": F.date_trunc("hour", "minute"),
+                "minute_min": F.col("minute"),
+                "minute_max": F.col("minute"),
+            }
+        ),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    days = grains["day"]
+    day_rows = fold_rows(
+        days,
+        hour_rows.where(F.col("hour") < F.lit(floor_day(layout.hours_until))).withColumns(
+            {"day": F.date_trunc("day", "hour"), "event_month": F.trunc("event_date", "month")}
+        ),
+    )
+    written = {}
+    for grain, table, rows in (("hour", hours, hour_rows), ("day", days, day_rows)):
+        level = table.partitions[0]
+        end = (
+            F.date_add(F.col(level), 1) if level == "event_date" else F.add_months(F.col(level), 1)
+        ).cast("timestamp")
+        seconds = F.unix_timestamp(end) - F.lit(int(layout.start.timestamp()))
+        commit = F.least(F.ceil(seconds / TRIGGER_SECONDS), F.lit(layout.open_first))
+        written[grain] = lake.write_committed(
+            table.name, rows.withColumn("commit_id", commit.cast(LongType()))
+        )
+    hour_rows.unpersist()
+    return written
 
 
 def partition_end(table: Table) -> Column:
@@ -433,9 +484,14 @@ def write_history(
                 "commit_id", layout.commit_of(TABLES[table], layout.batch_of("minute"))
             ),
         )
-        template.unpersist()
         summary[f"{table}_compacted_rows"] = rows
         log(f"  {table}: {rows:,} compacted rows in {time.perf_counter() - tick:.0f} s")
+        tick = time.perf_counter()
+        for grain, rolled in write_rollups(lake, layout, TABLES[table], history).items():
+            summary[f"{ROLLUPS[table][grain].name}_rows"] = rolled
+            log(f"  {ROLLUPS[table][grain].name}: {rolled:,} rows")
+        log(f"  rolled up in {time.perf_counter() - tick:.0f} s")
+        template.unpersist()
     silver.unpersist()
 
     # Quarantine: every bad record of the history, through the job's validation, in its batch.
@@ -477,6 +533,11 @@ def write_history(
         F.lit(None).cast(LongType()).alias("operator_minute_rows"),
         F.lit(None).cast(LongType()).alias("postal_status_minute_rows"),
         F.lit(None).cast(LongType()).alias("cell_minute_rows"),
+        # The rollups' marks (write_rollups), as the open batches' commit rows state them.
+        F.when(batch >= layout.open_first, F.lit(layout.hours_until)).alias("rolled_hours_until"),
+        F.when(batch >= layout.open_first, F.lit(floor_day(layout.hours_until))).alias(
+            "rolled_days_until"
+        ),
         (batch_start - F.expr("INTERVAL 1 SECOND")).alias("max_event_time"),
         batch_start.alias("max_arrival_time"),
         F.round(0.2 + 2.3 * F.rand(seed + 8), 3).alias("source_lag_seconds"),
@@ -521,8 +582,24 @@ def derive(source: Path, target: Path, days: int, end: datetime) -> None:
         (level, kind), *_ = table.partition_types
         assert kind == "date", f"{table.name}: the first partition level is its date"
         for folder in (lake_of(target) / table.path).glob(f"{level}=*"):
-            if datetime.fromisoformat(folder.name.split("=", 1)[1]).date() < first:
+            if level == "event_month":
+                _drop_days_before(folder, table.keys[0], first)
+            elif datetime.fromisoformat(folder.name.split("=", 1)[1]).date() < first:
                 shutil.rmtree(folder)
+
+
+def _drop_days_before(folder: Path, column: str, first) -> None:
+    """A month partition of day rollups keeps its days from ``first`` on: each file is
+    rewritten without the older rows (a new file, not through the hard link)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for path in folder.rglob("*.parquet"):
+        rows = pq.read_table(path)
+        kept = rows.filter(pc.greater_equal(pc.cast(rows[column], "date32"), first))
+        path.unlink()
+        if kept.num_rows:
+            pq.write_table(kept, path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
