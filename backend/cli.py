@@ -25,9 +25,12 @@ from types import ModuleType
 from typing import Any
 
 from backend.settings import Settings, SettingsError, load_settings
+from glue_job.contract import H3_RESOLUTIONS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KPI_QUERIES = {"signal": "kpi_signal", "precision": "kpi_precision", "status": "kpi_status"}
+# Coverage cells (H3), per cell at one resolution (backend.map_data.query_cells).
+CELLS = "cells"
 
 
 class UsageError(ValueError):
@@ -142,7 +145,14 @@ def cmd_kpi(settings: Settings, args: argparse.Namespace) -> int:
     )
     if window.since >= window.until:
         raise UsageError("--since must be earlier than --until")
-    frame = run_kpi(make_engine(settings), KPI_QUERIES[args.kpi], window)
+    engine = make_engine(settings)
+    if args.kpi == CELLS:
+        from backend.map_data import query_cells
+        from backend.queries import committed_batch
+
+        frame = query_cells(engine, committed_batch(engine), window, args.resolution)
+    else:
+        frame = run_kpi(engine, KPI_QUERIES[args.kpi], window)
     # The CLI's output columns are a public format (README): ``samples`` is the readings
     # count behind the average, ``status`` the label.
     frame = frame.rename(
@@ -322,7 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     kpi = sub.add_parser("kpi", help="print a KPI from gold")
-    kpi.add_argument("kpi", choices=sorted(KPI_QUERIES))
+    kpi.add_argument("kpi", choices=sorted([*KPI_QUERIES, CELLS]))
+    kpi.add_argument(
+        "--resolution",
+        type=int,
+        choices=H3_RESOLUTIONS,
+        default=min(H3_RESOLUTIONS),
+        help="cells only: the H3 resolution (8: about 1 km across, 6: about 6 km)",
+    )
     kpi.add_argument("--since", help="ISO time, inclusive (one-minute buckets)")
     kpi.add_argument("--until", help="ISO time, exclusive (one-minute buckets)")
     kpi.add_argument("--format", choices=["table", "csv", "json"], default="table")

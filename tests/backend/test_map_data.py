@@ -7,6 +7,7 @@ events without a position or postal code, and a postal code that looks like an a
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, time, timedelta
 
 import h3
@@ -330,3 +331,29 @@ def test_detail_of_a_postal_code_with_outages(mixed_engine):
     stored = map_data.query_postal_detail(mixed_engine, 0, Window(), STORED)
     assert stored.events == 1
     assert stored.status.set_index("status_label").loc["EMERGENCY_ONLY", "events"] == 1
+
+
+def test_cli_prints_the_coverage_cells(monkeypatch, capsys, csv_lake, placed_silver):
+    from backend import cli
+
+    monkeypatch.setenv("TELCOPULSE_HOME", str(csv_lake.parent))
+    assert cli.main(["kpi", "cells", "--format", "json"]) == 0
+    coarse = pd.read_json(io.StringIO(capsys.readouterr().out))
+    assert list(coarse.columns) == [
+        "cell",
+        "events",
+        "avg_signal_dbm",
+        "samples",
+        "out_of_service_events",
+        "out_of_service_share",
+    ]
+    expected = placed_silver.groupby("cell_6").size()
+    assert dict(zip(coarse["cell"], coarse["events"], strict=True)) == expected.to_dict()
+
+    assert cli.main(["kpi", "cells", "--resolution", "8", "--format", "csv"]) == 0
+    fine = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert fine["events"].sum() == len(placed_silver)
+    assert len(fine) == placed_silver["cell_8"].nunique()
+    with pytest.raises(SystemExit):
+        cli.main(["kpi", "cells", "--resolution", "7"])
+    assert "invalid choice: 7" in capsys.readouterr().err
