@@ -359,23 +359,20 @@ def write_rollups(
     )
     written = {}
     for grain, table, rows in (("hour", hours, hour_rows), ("day", days, day_rows)):
-        level = table.partitions[0]
-        end = (
-            F.date_add(F.col(level), 1) if level == "event_date" else F.add_months(F.col(level), 1)
-        ).cast("timestamp")
-        seconds = F.unix_timestamp(end) - F.lit(int(layout.start.timestamp()))
-        commit = F.least(F.ceil(seconds / TRIGGER_SECONDS), F.lit(layout.open_first))
-        written[grain] = lake.write_committed(
-            table.name, rows.withColumn("commit_id", commit.cast(LongType()))
-        )
+        # Every period is below the hour mark, so before the open batches: its partition's.
+        commit = layout.commit_of(table, layout.batch_of(F.col(grain)))
+        written[grain] = lake.write_committed(table.name, rows.withColumn("commit_id", commit))
     hour_rows.unpersist()
     return written
 
 
 def partition_end(table: Table) -> Column:
     """When a row's partition of ``table`` ends, from its partition columns: the end of its
-    hour for a table cut by the hour, of its day otherwise (as ``Table.partition_of`` cuts)."""
+    hour for a table cut by the hour, of its month for one cut by the month (``event_month``,
+    the day rollups), of its day otherwise (as ``Table.partition_of`` cuts)."""
     levels = dict(table.partition_types)
+    if "event_month" in levels:
+        return F.add_months(F.col("event_month"), 1).cast("timestamp")
     day = F.col(next(name for name, kind in levels.items() if kind == "date"))
     hours = [name for name, kind in levels.items() if kind == "int"]
     if not hours:
