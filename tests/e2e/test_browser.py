@@ -273,22 +273,33 @@ def check_page(page, name: str, script_errors: list[str]) -> list[str]:
     return [f"{name}: {problem}" for problem in problems]
 
 
-@pytest.mark.parametrize(("name", "url_path"), app_pages(), ids=[n for n, _ in app_pages()])
-def test_page_renders_in_a_real_browser(app_url, browser, tmp_path, name, url_path):
+@contextlib.contextmanager
+def opened(browser, url: str, name: str):
+    """A fresh browser context on ``url``, settled and showing the whole lake; yields the
+    page and everything wrong with it as it rendered (``check_page``)."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     script_errors: list[str] = []
     page.on("pageerror", lambda exc: script_errors.append(str(exc)))
     try:
-        page.goto(f"{app_url}/{url_path}", wait_until="domcontentloaded")
+        page.goto(url, wait_until="domcontentloaded")
         wait_until_settled(page)
         show_whole_lake(page)
-        problems = check_page(page, name, script_errors)
-        # Only a clean page's screenshot can reach the README; a broken one is kept for a look.
-        shot = tmp_path / f"{name}.png" if problems else build_output("screenshots") / f"{name}.png"
-        save_full_page(page, shot)
+        yield page, check_page(page, name, script_errors)
     finally:
         context.close()
+
+
+def screenshot_path(tmp_path: Path, name: str, problems: list[str]) -> Path:
+    """Only a clean page's screenshot can reach the README; a broken one is kept for a look."""
+    return (tmp_path if problems else build_output("screenshots")) / f"{name}.png"
+
+
+@pytest.mark.parametrize(("name", "url_path"), app_pages(), ids=[n for n, _ in app_pages()])
+def test_page_renders_in_a_real_browser(app_url, browser, tmp_path, name, url_path):
+    with opened(browser, f"{app_url}/{url_path}", name) as (page, problems):
+        shot = screenshot_path(tmp_path, name, problems)
+        save_full_page(page, shot)
     assert not problems, "\n".join([*problems, f"screenshot: {shot}"])
 
 
@@ -324,28 +335,18 @@ def focus_on_busiest_postal_code(page) -> None:
 def test_the_map_draws_hexagons_with_and_without_a_basemap(csv_lake, browser, tmp_path, basemap):
     """Both TELCOPULSE_BASEMAP modes render the hexagons and the points without an error
     (offline here, so CARTO's tiles fail to load: the layers must not depend on them)."""
-    with serve_app(csv_lake, tmp_path, TELCOPULSE_BASEMAP=basemap) as url:
-        context = browser.new_context(viewport=VIEWPORT)
-        page = context.new_page()
-        script_errors: list[str] = []
-        page.on("pageerror", lambda exc: script_errors.append(str(exc)))
-        try:
-            page.goto(f"{url}/Map", wait_until="domcontentloaded")
-            wait_until_settled(page)
-            show_whole_lake(page)
-            problems = check_page(page, f"map ({basemap})", script_errors)
-            page.wait_for_timeout(1000)
-            with_cells = tinted_share(page)
-            pick_cell_size(page, "off")
-            points_only = tinted_share(page)
-            pick_cell_size(page, "about 6 km")
-            focus_on_busiest_postal_code(page)
-            shot = build_output("screenshots") / f"map-hexagons-{basemap}.png"
-            if problems:
-                shot = tmp_path / shot.name
-            save_full_page(page, shot)
-        finally:
-            context.close()
+    with (
+        serve_app(csv_lake, tmp_path, TELCOPULSE_BASEMAP=basemap) as url,
+        opened(browser, f"{url}/Map", f"map ({basemap})") as (page, problems),
+    ):
+        page.wait_for_timeout(1000)
+        with_cells = tinted_share(page)
+        pick_cell_size(page, "off")
+        points_only = tinted_share(page)
+        pick_cell_size(page, "about 6 km")
+        focus_on_busiest_postal_code(page)
+        shot = screenshot_path(tmp_path, f"map-hexagons-{basemap}", problems)
+        save_full_page(page, shot)
     assert not problems, "\n".join([*problems, f"screenshot: {shot}"])
     # The cells tint far more of the map than the points' anti-aliased edges alone.
     assert with_cells > 3 * points_only, (with_cells, points_only, shot)
