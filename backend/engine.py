@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import glob
 import json
+import os
+import re
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +24,8 @@ import pandas as pd
 
 from backend.catalog import current_views
 from backend.errors import QueryError
-from glue_job.tables import COMMIT_DIR, TABLES, Table
+from backend.ranges import Interval, Scope
+from glue_job.tables import COMMIT_DIR, ROLLUPS, TABLES, Table
 
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -37,13 +41,45 @@ _DUCKDB_TYPES = {
 
 
 class QueryEngine(Protocol):
+    """``run`` takes the SQL, its ``?`` values, and the ``Scope`` of its windows
+    (``backend.ranges.scope_of``): a hint of which partitions can hold its rows, for an
+    engine that lists files itself. The SQL states the same ranges on its partition
+    columns, so an engine may ignore the hint (Athena prunes by partition projection)."""
+
     name: str
 
-    def run(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame: ...
+    def run(
+        self, sql: str, params: Sequence[object] = (), *, scope: Scope | None = None
+    ) -> pd.DataFrame: ...
+
+
+# The DuckDB variable that carries a query's file lists (``DuckDBEngine._files_in``): a map
+# from table name to files. A table it does not name reads its whole glob.
+FILES_VARIABLE = "telcopulse_files"
+# The grain of each table's rows, for the ``Scope`` part that bounds its partitions: the
+# rollups by name, everything else keyed by a moment (minute rows, ingest or batch time).
+_HOURS = frozenset(t["hour"].name for t in ROLLUPS.values())
+_DAYS = frozenset(t["day"].name for t in ROLLUPS.values())
+# A partition value's period: [start, start + its length).
+_PERIODS = {
+    "event_date": "day",
+    "ingest_date": "day",
+    "batch_date": "day",
+    "event_month": "month",
+    "event_hour": "hour",
+    "ingest_hour": "hour",
+}
 
 
 class DuckDBEngine:
-    """Local SQL over ``<lake>/…`` Parquet, counting only what the files hold right now."""
+    """Local SQL over ``<lake>/…`` Parquet, counting only what the files hold right now.
+
+    A query with a ``Scope`` reads only the files of the partitions its windows overlap:
+    the engine lists those partitions' directories itself, per query, instead of DuckDB
+    globbing every file of the table (a month of minute gold is some 750 files, and the
+    glob alone took about 18 ms a query; a range now lists its own edges). The list goes
+    to the table's view in a per-cursor variable, so concurrent queries never share one.
+    """
 
     name = "duckdb"
 
@@ -79,12 +115,16 @@ class DuckDBEngine:
                     self._con.execute(sql)
                 self._current = True
 
-    def run(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+    def run(
+        self, sql: str, params: Sequence[object] = (), *, scope: Scope | None = None
+    ) -> pd.DataFrame:
         started = time.perf_counter()
         try:
             self._refresh_views()
             cursor = self._con.cursor()
             try:
+                if scope is not None:
+                    self._limit_files(cursor, sql, scope)
                 if not self.measure_io:
                     return cursor.execute(sql, list(params)).df()
                 with tempfile.NamedTemporaryFile(suffix=".json") as profile:
@@ -104,21 +144,101 @@ class DuckDBEngine:
         finally:
             self.last_seconds = time.perf_counter() - started
 
+    def _limit_files(self, cursor, sql: str, scope: Scope) -> None:
+        """Set this cursor's file list of every time-partitioned table ``sql`` names."""
+        code = re.sub(r"--[^\n]*", "", sql)
+        lists = {
+            table.name: self._files_in(table, _intervals(table, scope))
+            for table in TABLES.values()
+            if table.name in self._live
+            and table.partitions
+            and table.partitions[0] in _PERIODS
+            and re.search(rf"\b{table.name}\b", code)
+        }
+        lists = {name: files for name, files in lists.items() if files}
+        if lists:
+            cursor.execute(
+                f"SET VARIABLE {FILES_VARIABLE} = map(?, ?)", [list(lists), list(lists.values())]
+            )
+
+    def _files_in(self, table: Table, intervals: tuple[Interval, ...]) -> list[str]:
+        """The files of the partitions that overlap ``intervals``. None overlapping: one
+        file of the table all the same (its rows fail the SQL's own partition predicates),
+        since a view cannot read an empty list."""
+        directories = [os.path.join(self.lake_root, table.path)]
+        for level in table.partitions:
+            directories = [
+                entry.path
+                for parent in directories
+                for entry in _subdirectories(parent, level)
+                if _period(parent, level, entry.name, intervals)
+            ]
+        files = [
+            name
+            for directory in directories
+            for name in glob.glob(os.path.join(directory, f"{COMMIT_DIR}=*", "*.parquet"))
+        ]
+        if files:
+            return sorted(files)
+        first = next(glob.iglob(table.file_glob(self.lake_root)), None)
+        return [first] if first else []
+
+
+def _intervals(table: Table, scope: Scope) -> tuple[Interval, ...]:
+    if table.name in _HOURS:
+        return scope.hours
+    if table.name in _DAYS:
+        return scope.days
+    return scope.minutes
+
+
+def _subdirectories(parent: str, level: str):
+    try:
+        with os.scandir(parent) as entries:
+            return [e for e in entries if e.name.startswith(f"{level}=") and e.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
+def _period(parent: str, level: str, name: str, intervals: tuple[Interval, ...]) -> bool:
+    """Whether partition ``level=value`` (below ``parent``, for an hour) overlaps."""
+    value = name.partition("=")[2]
+    try:
+        if _PERIODS[level] == "hour":  # below its date's directory
+            day = date.fromisoformat(os.path.basename(parent).partition("=")[2])
+            start = datetime(day.year, day.month, day.day, int(value), tzinfo=UTC)
+            end = start + timedelta(hours=1)
+        else:
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            if _PERIODS[level] == "month":
+                after = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+                end = datetime(after.year, after.month, 1, tzinfo=UTC)
+            else:
+                end = start + timedelta(days=1)
+    except ValueError:
+        return True  # not a partition this engine understands: read it, as a glob would
+    return any(since < end and start < until for since, until in intervals)
+
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
 def _parquet_view(table: Table, root: str) -> str:
-    """The table's files. The commit directory level repeats ``commit_id`` and is dropped."""
+    """The table's files: the cursor's list for it (``FILES_VARIABLE``), else its whole
+    glob. The commit directory level repeats ``commit_id`` and is dropped."""
     levels = [*table.partition_types, (COMMIT_DIR, "long")]
     hive_types = ", ".join(
         f"{_quote(name)}: {_quote(_DUCKDB_TYPES[kind])}" for name, kind in levels
     )
+    files = (
+        f"coalesce(map_extract_value(getvariable({_quote(FILES_VARIABLE)}), "
+        f"{_quote(table.name)}), [{_quote(table.file_glob(root))}])"
+    )
     return (
         f"CREATE OR REPLACE VIEW {table.files_name} AS SELECT * EXCLUDE ({COMMIT_DIR}) "
-        f"FROM read_parquet({_quote(table.file_glob(root))}, hive_partitioning = true, "
-        f"hive_types = {{{hive_types}}})"
+        f"FROM read_parquet({files}, hive_partitioning = true, hive_types = {{{hive_types}}})"
     )
 
 
@@ -193,7 +313,12 @@ class AthenaEngine:
             )
         return self._conn
 
-    def run(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+    def run(
+        self, sql: str, params: Sequence[object] = (), *, scope: Scope | None = None
+    ) -> pd.DataFrame:
+        """``scope`` is not needed: the SQL's own partition predicates prune through the
+        tables' partition projection."""
+        del scope
         started = time.perf_counter()
         try:
             cursor = self._connection().cursor()

@@ -240,8 +240,7 @@ def query_batch_trend(
     first batch of the window). Duration and lag columns are averages per bucket, with
     ``max_*`` the worst batch; per batch both are the batch's own value.
     """
-    params = window.params()
-    span = {"since": params["since"], "until": params["until"]}
+    span = window.params()
     if resolution == "batch":
         return _per_batch(run_query(engine, "health_batches", batch=batch, **span))
     if resolution not in ("minute", "hour", "day"):

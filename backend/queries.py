@@ -22,7 +22,7 @@ import pandas as pd
 
 from backend.engine import ATHENA_PARAMETER_LIMIT, QueryEngine, athena_literal
 from backend.errors import QueryError
-from backend.ranges import Snapshot, range_params
+from backend.ranges import Snapshot, range_params, scope_of
 from glue_job.tables import ROLLUPS, TABLES
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -197,8 +197,8 @@ def bind(sql: str, params: Mapping[str, object]) -> tuple[str, list[object]]:
 
 
 def run_query(engine: QueryEngine, name: str, **params: object) -> pd.DataFrame:
-    """Run the named query with its named parameters."""
-    return engine.run(*bind(load_sql(name), params))
+    """Run the named query with its named parameters, and the ``Scope`` of its windows."""
+    return engine.run(*bind(load_sql(name), params), scope=scope_of(params))
 
 
 def sql_timestamp(moment: datetime) -> str:

@@ -137,3 +137,52 @@ def range_params(
         "days_until_month": _month(parts.days_until),
     }
     return {f"{prefix}{name}": value for name, value in values.items()}
+
+
+# --- What a range reads: the engine lists only these partitions' files --------------------
+
+Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The periods a query's windows read, by grain: half-open [start, end) intervals of
+    minute rows (and of any table keyed by a moment, such as quarantine's ingest time), of
+    hour rollups and of day rollups. The inverse of ``range_params``: the same parts the
+    ``{{window_rows}}`` and ``{{in_window}}`` predicates select, so an engine that lists
+    only the partitions overlapping them reads every row the SQL can return."""
+
+    minutes: tuple[Interval, ...]
+    hours: tuple[Interval, ...] = ()
+    days: tuple[Interval, ...] = ()
+
+
+def _moment(text: object) -> datetime:
+    return datetime.strptime(str(text), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+
+
+def scope_of(params: dict[str, object]) -> Scope | None:
+    """The ``Scope`` of a query's parameters, or None when it has no window (it reads the
+    whole of every table it names). One window per prefix (``range_params``' own, or
+    ``Window.params``' four), merged."""
+    minutes: list[Interval] = []
+    hours: list[Interval] = []
+    days: list[Interval] = []
+    prefixes = [
+        key.removesuffix("since_day")
+        for key in params
+        if key.endswith("since_day") and not key.endswith(("rolled_since_day", "days_since_day"))
+    ]
+    for p in prefixes:
+        since, until = _moment(params[f"{p}since"]), _moment(params[f"{p}until"])
+        if f"{p}rolled_since" not in params:  # {{in_window}}: one part, at the minute grain
+            minutes.append((since, until))
+            continue
+        rolled_since, rolled_until = (_moment(params[f"{p}rolled_{e}"]) for e in ("since", "until"))
+        days_since, days_until = (_moment(params[f"{p}days_{e}"]) for e in ("since", "until"))
+        minutes += [(since, rolled_since), (rolled_until, until)]
+        hours += [(rolled_since, days_since), (days_until, rolled_until)]
+        days.append((days_since, days_until))
+    if not prefixes:
+        return None
+    return Scope(*(tuple((s, e) for s, e in part if s < e) for part in (minutes, hours, days)))

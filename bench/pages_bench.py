@@ -80,11 +80,11 @@ class QueryTimer:
         original = DuckDBEngine.run
         timer = self
 
-        def timed_run(engine, sql, params=()):
+        def timed_run(engine, sql, params=(), *, scope=None):
             engine.measure_io = True
             started = time.perf_counter()
             try:
-                return original(engine, sql, params)
+                return original(engine, sql, params, scope=scope)
             finally:
                 timer.calls.append(
                     Call(

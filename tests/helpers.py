@@ -25,6 +25,17 @@ def replay_day() -> date:
     return REPLAY_DATE
 
 
+def newest_commit_dir(table: Path) -> Path:
+    """A table's commit directory in its newest partition (hours compared as numbers): the
+    one partition every range of a page reads, whatever the rollups cover below it."""
+
+    def key(path: Path) -> tuple:
+        parts = path.relative_to(table).parts
+        return tuple(int(v) if v.isdigit() else v for _, _, v in (p.partition("=") for p in parts))
+
+    return max((p for p in table.rglob("commit=*") if p.is_dir()), key=key)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,7 +2,8 @@
 -- the records and seconds behind the input rate (a batch's records arrived over the time
 -- since the previous batch started; the window's first batch has no such time), and
 -- average and worst duration and source lag.
--- params: :batch, :since, :until (timestamps, batch start), :unit ('minute' | 'hour' | 'day')
+-- params: :batch, the window (:since, :until of batch start; :since_day, :until_day of its
+--   batch_date partition), :unit ('minute' | 'hour' | 'day')
 WITH timed AS (
     SELECT
         batch_id,
@@ -18,7 +19,7 @@ WITH timed AS (
             AS interval_ms
     FROM ops
     WHERE {{visible}}
-      AND {{in_window(batch_start)}}
+      AND {{in_window(batch_start, batch_date)}}
 )
 SELECT
     date_trunc(:unit, batch_start) AS time,

@@ -1,6 +1,7 @@
 -- One row per committed batch that started in a window, oldest first, with the seconds
 -- since the previous batch in the window started (what the records arrived over).
--- params: :batch, :since, :until (timestamps, batch start)
+-- params: :batch, the window (:since, :until of batch start; :since_day, :until_day of its
+--   batch_date partition)
 SELECT
     batch_id,
     batch_start,
@@ -16,5 +17,5 @@ SELECT
         AS interval_seconds
 FROM ops
 WHERE {{visible}}
-  AND {{in_window(batch_start)}}
+  AND {{in_window(batch_start, batch_date)}}
 ORDER BY batch_id

@@ -1,7 +1,8 @@
 -- Pipeline totals over the batches that started in a window, one row, and the records the
 -- quarantine table holds for the same batches (its ingest_time is the batch start).
 -- A batch reconciles when bronze = silver + quarantine + duplicates; a NULL count does not.
--- params: :batch, the window (:since, :until; :since_day, :until_day for quarantine's dates)
+-- params: :batch, the window (:since, :until; :since_day, :until_day for the dates of
+--   _ops (batch_date) and quarantine (ingest_date))
 SELECT
     o.batches,
     o.records,
@@ -34,7 +35,7 @@ FROM (
         max(source_lag_seconds) AS max_source_lag_seconds
     FROM ops
     WHERE {{visible}}
-      AND {{in_window(batch_start)}}
+      AND {{in_window(batch_start, batch_date)}}
 ) AS o
 CROSS JOIN (
     SELECT CAST(count(*) AS BIGINT) AS quarantine_table_rows

@@ -247,3 +247,80 @@ def test_duckdb_engine_measures_the_bytes_a_query_reads(spark, tmp_path) -> None
     assert gold_bytes <= gold_files + sum(
         p.stat().st_size for p in (root / "_ops").rglob("*.parquet")
     )
+
+
+# --- File lists: a range reads only its own partitions ------------------------------------
+
+
+def test_a_range_lists_only_the_files_of_its_partitions(csv_lake) -> None:
+    from datetime import UTC, datetime, timedelta
+    from glob import glob
+
+    from backend.ranges import Scope
+    from glue_job.tables import TABLES
+
+    engine = DuckDBEngine(csv_lake)
+    engine.run("SELECT 1")
+    table = TABLES["gold_operator_minute"]
+    every = sorted(glob(table.file_glob(str(csv_lake))))
+    day_dir = sorted((csv_lake / table.path).glob("event_date=*"))[0]
+    hours = sorted(int(p.name.split("=")[1]) for p in day_dir.glob("event_hour=*"))
+    assert len(hours) > 2, "the capture spans hours"
+    day = datetime.fromisoformat(day_dir.name.split("=")[1]).replace(tzinfo=UTC)
+    hour = day + timedelta(hours=hours[1])
+    # Half an hour inside one hour partition: that partition's files and no other.
+    listed = engine._files_in(table, Scope(((hour, hour + timedelta(minutes=30)),)).minutes)
+    assert listed == sorted(
+        glob(str(day_dir / f"event_hour={hours[1]}" / "commit=*" / "*.parquet"))
+    )
+    assert 0 < len(listed) < len(every)
+    # A range with no partition of its own still binds: one file, whose rows the SQL's own
+    # partition predicates leave out.
+    far = (day - timedelta(days=400), day - timedelta(days=399))
+    assert len(engine._files_in(table, (far,))) == 1
+    # Hour rollups go by day, day rollups by month.
+    whole_day = Scope((), hours=((day, day + timedelta(days=1)),), days=((day, day),))
+    rollup = TABLES["gold_operator_hour"]
+    assert engine._files_in(rollup, whole_day.hours) == sorted(
+        glob(rollup.file_glob(str(csv_lake)).replace("event_date=*", day_dir.name))
+    )
+
+
+class EveryFileEngine(DuckDBEngine):
+    """DuckDB reading every file of each table, as if no query had a ``Scope``."""
+
+    def run(self, sql, params=(), *, scope=None):
+        return super().run(sql, params)
+
+
+def test_windowed_queries_read_the_same_rows_from_their_partitions(csv_lake, csv_batch) -> None:
+    from datetime import timedelta
+
+    from backend.queries import Window, load_sql, parameter_names, run_query
+
+    engine, every_file = DuckDBEngine(csv_lake), EveryFileEngine(csv_lake)
+    last = engine.run("SELECT max(batch_end) AS t FROM ops")["t"].iloc[0].to_pydatetime()
+    extra = {
+        "min_events": 1,
+        "share": 0.0,
+        "drop_db": 0.0,
+        "unit": "hour",
+        "reason": "BAD_JSON",
+        "current_since": "2000-01-01 00:00:00.000000",
+    }
+    windows = [Window(), Window(last - timedelta(hours=1), last), Window(until=last)]
+    for name in (
+        "alert_outages",
+        "alert_signal_drops",
+        "health_batch_buckets",
+        "health_batches",
+        "health_totals",
+        "health_quarantine_reasons",
+        "health_quarantine_samples",
+    ):
+        wanted = set(parameter_names(load_sql(name)))
+        for window in windows:
+            params = {"batch": csv_batch, **window.params()}
+            params |= {k: v for k, v in extra.items() if k in wanted}
+            scoped = run_query(engine, name, **params)
+            assert scoped.equals(run_query(every_file, name, **params)), (name, window)

@@ -27,6 +27,7 @@ import page_helpers
 import pandas as pd
 import pytest
 import streamlit as st
+from helpers import newest_commit_dir
 from page_helpers import texts
 from pyathena.error import OperationalError
 from reliability import DashboardDegradation, record
@@ -116,8 +117,8 @@ def delete_lake(monkeypatch, home: Path, page: str) -> None:
 
 
 def corrupt_a_file(monkeypatch, home: Path, page: str) -> None:
-    # Whatever the partition levels above it: the first commit directory of the table.
-    commit = min(p for p in (home / "lake" / PAGE_TABLE[page]).rglob("commit=*") if p.is_dir())
+    # A partition the page reads: the engine lists only the partitions of its range.
+    commit = newest_commit_dir(home / "lake" / PAGE_TABLE[page])
     (commit / "part-99999-corrupt.parquet").write_bytes(b"PAR1 not parquet at all")
 
 
@@ -157,7 +158,9 @@ def athena_times_out(monkeypatch, home: Path, page: str) -> None:
     athena = AthenaEngine(
         workgroup="telcopulse", database="telcopulse", region="us-east-1", connect=TimingOut()
     )
-    monkeypatch.setattr(DuckDBEngine, "run", lambda self, sql, params=(): athena.run(sql, params))
+    monkeypatch.setattr(
+        DuckDBEngine, "run", lambda self, sql, params=(), **_: athena.run(sql, params)
+    )
 
 
 CAUSES = {

@@ -210,7 +210,7 @@ def test_a_window_without_batches_says_so_and_keeps_freshness(monkeypatch, old_l
 
 
 def test_engine_failure_is_a_banner(monkeypatch, health_lake):
-    def engine_down(self, sql, params=()):
+    def engine_down(self, sql, params=(), **_):
         raise QueryError("IO Error: lake unreachable")
 
     monkeypatch.setattr(DuckDBEngine, "run", engine_down)
@@ -227,10 +227,10 @@ def test_one_failing_query_leaves_the_rest_and_keeps_its_last_good_data(monkeypa
 
     real_run = DuckDBEngine.run
 
-    def ops_totals_fail(self, sql, params=()):
+    def ops_totals_fail(self, sql, params=(), **scope):
         if "quarantine_table_rows" in sql:
             raise QueryError("IO Error: _ops file vanished")
-        return real_run(self, sql, params)
+        return real_run(self, sql, params, **scope)
 
     monkeypatch.setattr(DuckDBEngine, "run", ops_totals_fail)
     st.cache_data.clear()  # as if the refresh interval had passed

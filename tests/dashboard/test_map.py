@@ -272,7 +272,7 @@ def test_an_engine_failure_shows_a_banner_and_keeps_the_map_marked_stale(monkeyp
     at = open_map(monkeypatch, csv_lake.parent)
     good = deck_points(at)
 
-    def engine_down(self, sql, params=()):
+    def engine_down(self, sql, params=(), **_):
         raise QueryError("IO Error: lake unreachable")
 
     monkeypatch.setattr(DuckDBEngine, "run", engine_down)
@@ -288,10 +288,10 @@ def test_an_engine_failure_shows_a_banner_and_keeps_the_map_marked_stale(monkeyp
 
 
 def test_a_failure_before_any_good_load_is_a_banner_only(monkeypatch, csv_lake):
-    def broken(self, sql, params=()):
+    def broken(self, sql, params=(), **scope):
         if "AS out_of_service_events" in sql:  # the postal-code map query
             raise RuntimeError("driver bug")
-        return original(self, sql, params)
+        return original(self, sql, params, **scope)
 
     original = DuckDBEngine.run
     monkeypatch.setattr(DuckDBEngine, "run", broken)

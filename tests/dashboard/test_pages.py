@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import streamlit as st
-from helpers import MOBILE_LOGS, PROJECT_ROOT, build_lake, event, replay_day
+from helpers import MOBILE_LOGS, PROJECT_ROOT, build_lake, event, newest_commit_dir, replay_day
 from page_helpers import frame_with, metric, open_page, texts
 from streamlit.testing.v1 import AppTest
 
@@ -148,8 +148,8 @@ def test_corrupt_lake_file_shows_a_banner_not_a_traceback(monkeypatch, csv_lake,
     shutil.copytree(csv_lake, lake)
     # Each page reads its own tables: the health page reads _ops and quarantine, not gold.
     table = lake / ("_ops" if page == HEALTH else "gold/operator_minute")
-    partition = next(table.rglob("commit=0"))
-    (partition / "part-99999-corrupt.parquet").write_bytes(b"not parquet at all")
+    # In a partition the page reads: the engine lists only the partitions of its range.
+    (newest_commit_dir(table) / "part-99999-corrupt.parquet").write_bytes(b"not parquet at all")
 
     at = open_page(monkeypatch, tmp_path, page, preset="all")
     assert not at.exception
@@ -163,7 +163,7 @@ def test_failure_after_a_good_load_keeps_the_data_marked_stale(monkeypatch, csv_
     at = open_page(monkeypatch, csv_lake.parent, KPIS, preset="all")
     good = frame_with(at, "avg_signal_dbm")
 
-    def engine_down(self, sql, params=()):
+    def engine_down(self, sql, params=(), **_):
         raise QueryError("IO Error: lake unreachable")
 
     monkeypatch.setattr(DuckDBEngine, "run", engine_down)
@@ -216,7 +216,7 @@ def test_pause_freezes_the_snapshot(monkeypatch, csv_lake, tmp_path):
 
 
 def test_an_unexpected_error_is_a_banner_too(monkeypatch, csv_lake):
-    def broken(self, sql, params=()):
+    def broken(self, sql, params=(), **scope):
         raise RuntimeError("driver bug")
 
     monkeypatch.setattr(DuckDBEngine, "run", broken)

@@ -104,6 +104,18 @@ def engine(lake) -> DuckDBEngine:
     return DuckDBEngine(lake)
 
 
+class EveryFileEngine(DuckDBEngine):
+    """DuckDB reading every file of each table, as if no query had a ``Scope``."""
+
+    def run(self, sql, params=(), *, scope=None):
+        return super().run(sql, params)
+
+
+@pytest.fixture(scope="module")
+def every_file_engine(lake) -> DuckDBEngine:
+    return EveryFileEngine(lake)
+
+
 @pytest.fixture(scope="module")
 def snapshots(engine) -> list[Snapshot]:
     ops = engine.run(
@@ -244,12 +256,14 @@ def answers(engine, batch: int, window: Window, unit: str, step: int) -> dict[st
     bucket=st.sampled_from([("minute", 1), ("minute", 5), ("hour", 1), ("day", 1)]),
 )
 def test_every_kpi_is_the_same_from_rollups_as_from_minutes(
-    engine, snapshots, window, bucket
+    engine, every_file_engine, snapshots, window, bucket
 ) -> None:
+    # The minute-level answer reads every file: the engine's own file lists (the partitions
+    # of each range's parts, backend.engine) may not change a number either.
     unit, step = bucket
     for snapshot in (snapshots[-1], snapshots[2]):
         rolled = answers(engine, snapshot, window, unit, step)
-        minutes = answers(engine, int(snapshot), window, unit, step)
+        minutes = answers(every_file_engine, int(snapshot), window, unit, step)
         for name, frame in rolled.items():
             pd.testing.assert_frame_equal(
                 frame, minutes[name], check_dtype=False, rtol=1e-9, obj=f"{name} {window}"

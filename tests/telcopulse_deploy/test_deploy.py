@@ -1078,7 +1078,7 @@ class EmptyEngine:
 
     name = "empty"
 
-    def run(self, sql, params=()):
+    def run(self, sql, params=(), *, scope=None):
         import pandas as pd
 
         return pd.DataFrame({"batch_id": [None]})
