@@ -213,6 +213,8 @@ def parse_json(text: str) -> Any:
     ``json``: NaN/Infinity literals and numbers too large for a double (both then fail
     the range check of their field). Strings that are not valid Unicode (lone
     ``\\ud800`` escapes) could never be written to the lake: InvalidUnicodeError.
+    A key sent twice in one object keeps its last value, in both parsers (and in
+    JavaScript's ``JSON.parse``), and that value is then validated like any other.
     """
     try:
         return orjson.loads(text)

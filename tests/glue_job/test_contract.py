@@ -171,3 +171,11 @@ def test_future_bound_moves_with_ingest_time():
     doc = json.dumps(valid(event_time="2026-11-28T12:30:00Z"))
     assert validate_payload(doc, NOW).reasons == ["future_event_time"]
     assert validate_payload(doc, later).reasons == []
+
+
+def test_a_key_sent_twice_keeps_its_last_value_in_both_parsers() -> None:
+    from glue_job.contract import parse_json
+
+    assert parse_json('{"signal_dbm": -70, "signal_dbm": -80}') == {"signal_dbm": -80}
+    # NaN sends the text through the standard library's parser: the same rule there.
+    assert parse_json('{"a": NaN, "signal_dbm": -70, "signal_dbm": -80}')["signal_dbm"] == -80

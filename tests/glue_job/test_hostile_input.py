@@ -183,6 +183,72 @@ CORPUS: list[tuple[str, bytes | str, tuple[str, ...] | str]] = [
             "out_of_range_status",
         ),
     ),
+    # Poison: records that parse, yet stress the batch code (sizes, numbers, Unicode, keys).
+    (
+        "operator of 10,000 characters",
+        event(event_id="h-long-operator", operator="O" * 10_000),
+        ("too_long_operator",),
+    ),
+    (
+        "postal code of 10,000 digits",
+        event(event_id="h-long-postal", postal_code="1" * 10_000),
+        ("too_long_postal_code",),
+    ),
+    (
+        "signal a 10,000-element array",
+        event(event_id="h-array-signal", signal_dbm=[-80.0] * 10_000),
+        ("bad_type_signal_dbm",),
+    ),
+    (
+        "status a 10,000-element array",
+        event(event_id="h-array-status", status=list(range(10_000))),
+        ("bad_type_status",),
+    ),
+    (
+        "operator an object",
+        event(event_id="h-object-operator", operator={"name": "Movistar"}),
+        ("bad_type_operator",),
+    ),
+    (
+        "number 1e400 (beyond a double)",
+        with_literal("signal_dbm", "-1e400", "h-1e400"),
+        ("out_of_range_signal_dbm",),
+    ),
+    (
+        "precision of 1.8e308",
+        with_literal("precision_m", "1.8e308", "h-1.8e308"),
+        ("out_of_range_precision_m",),
+    ),
+    (
+        "latitude 1e-400 (below the smallest double)",
+        with_literal("latitude", "1e-400", "h-tiny")[:-1] + ', "longitude": 0}',
+        ("out_of_range_position",),
+    ),
+    (
+        "lone low surrogate escape",
+        event(event_id="h-low-surrogate", network="4G\udc00"),
+        ("invalid_unicode",),
+    ),
+    (
+        "lone surrogate in an unknown key",
+        event(event_id="h-surrogate-key")[:-1] + ', "\\ud83d": 1}',
+        ("invalid_unicode",),
+    ),
+    (
+        "byte order mark before the JSON",
+        "\ufeff" + event(event_id="h-bom"),
+        ("malformed_json",),
+    ),
+    (
+        "duplicated key, the last value out of range",
+        event(event_id="h-dup-key-bad")[:-1] + ', "signal_dbm": 12}',
+        ("out_of_range_signal_dbm",),
+    ),
+    (
+        "duplicated key, the last value of the wrong type",
+        event(event_id="h-dup-key-type")[:-1] + ', "status": "up"}',
+        ("bad_type_status",),
+    ),
     # Valid after all: the contract ignores what it does not know, and takes any text.
     (
         "unknown extra fields",
@@ -201,6 +267,18 @@ CORPUS: list[tuple[str, bytes | str, tuple[str, ...] | str]] = [
             event_id="v-offset",
             event_time=(NOW - timedelta(minutes=1)).astimezone(PLUS_TWO).isoformat(),
         ),
+        VALID,
+    ),
+    # A key sent twice: the last value counts, as in orjson, Python's json and JavaScript's
+    # JSON.parse (README, "Accepted input shapes"); it is validated like any other value.
+    (
+        "duplicated key, the last value valid",
+        event(event_id="v-dup-key", signal_dbm=12)[:-1] + ', "signal_dbm": -75.5}',
+        VALID,
+    ),
+    (
+        "10,000-element unknown array",
+        event(event_id="v-big-array", neighbours=list(range(10_000))),
         VALID,
     ),
     ("duplicate id, first arrival", event(event_id="h-dup", signal_dbm=-70.0), VALID),
@@ -333,7 +411,7 @@ def expected_silver_ids(lake: CorpusLake) -> set[str]:
 
 def test_the_corpus_covers_every_kind_the_issue_names(lake):
     kinds = [s.kind for s in bad(lake)]
-    assert len(set(kinds)) == len(kinds) >= 30
+    assert len(set(kinds)) == len(kinds) >= 50
     for required in (
         "not JSON",
         "truncated JSON",
@@ -402,6 +480,7 @@ def test_silver_holds_exactly_the_valid_events_first_arrival_winning(lake):
         assert silver.loc[f"bound-{field}-at lower bound", field] == low
         assert silver.loc[f"bound-{field}-at upper bound", field] == high
     assert silver.loc["v-control", "network"] == "tab\tnew\nline\u0000nul"
+    assert silver.loc["v-dup-key", "signal_dbm"] == -75.5  # the last of a duplicated key
     assert silver.loc["v-offset", "event_time"] == pd.Timestamp(NOW - timedelta(minutes=1)).floor(
         "us"
     )
