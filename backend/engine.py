@@ -300,6 +300,7 @@ class AthenaEngine:
     def _connection(self):
         if self._conn is None:
             from pyathena.pandas.cursor import PandasCursor
+            from pyathena.util import RetryConfig
 
             if self.enforced is None:
                 self.enforced = workgroup_enforces_results(self.workgroup, self.region)
@@ -310,6 +311,17 @@ class AthenaEngine:
                 # "" rather than None: pyathena then also skips AWS_ATHENA_S3_STAGING_DIR.
                 s3_staging_dir="" if self.enforced else self.output,
                 cursor_class=PandasCursor,
+                # Throttling (Athena's TooManyRequestsException and ThrottlingException, S3's
+                # SlowDown and 503 on result downloads) is retried by configuration:
+                # botocore's adaptive mode (standard retries with backoff, plus client-side
+                # rate limiting) on both clients, and pyathena's own retry of throttled API
+                # calls once more, bounded so a refresh fails within seconds rather than
+                # minutes and the page shows its last data as stale (see docs/aws.md).
+                config=athena_client_config(),
+                s3_config=athena_client_config(),
+                retry_config=RetryConfig(
+                    exceptions=ATHENA_THROTTLING, attempt=2, multiplier=1, max_delay=4
+                ),
             )
         return self._conn
 
@@ -337,6 +349,22 @@ class AthenaEngine:
             raise QueryError(f"Athena: {_one_line(exc)}") from exc
         finally:
             self.last_seconds = time.perf_counter() - started
+
+
+# Athena's throttling error codes that pyathena retries itself (its default list too).
+ATHENA_THROTTLING = ("ThrottlingException", "TooManyRequestsException")
+
+
+def athena_client_config():
+    """botocore's retry configuration for the dashboard's Athena and S3 clients: adaptive
+    mode retries throttling and transient errors (SlowDown, 503, TooManyRequestsException)
+    with exponential backoff, up to ``max_attempts`` calls in all ("Retries", botocore's
+    configuration guide), and the timeouts bound one call."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": 4}, connect_timeout=5, read_timeout=30
+    )
 
 
 def workgroup_enforces_results(workgroup: str, region: str, client=None) -> bool:

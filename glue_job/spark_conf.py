@@ -61,8 +61,19 @@ _GLUE_MANAGED = (
     "spark.sql.shuffle.partitions",
     "spark.sql.streaming.metricsEnabled",
 )
+# Glue's S3 file system (EMRFS, for s3:// paths): a throttled request (503 Slow Down) is
+# retried by EMRFS's own configuration, not by the job: more attempts than the default 15
+# with its exponential backoff, and the AIMD strategy, which slows the request rate down to
+# what S3 accepts ("Retry Amazon S3 requests with EMRFS", Amazon EMR Release Guide; AIMD from
+# EMR 6.4). Set through the Hadoop configuration, as the EMR guide's runtime option; whether
+# Glue's EMRFS honours them is for AWS to show (docs/aws.md).
+GLUE_S3_RETRIES = {
+    "spark.hadoop.fs.s3.maxRetries": "30",
+    "spark.hadoop.fs.s3.aimd.enabled": "true",
+}
 GLUE_SPARK_CONF = {
-    key: value for key, value in SPARK_CONF.items() if not key.startswith(_GLUE_MANAGED)
+    **{key: value for key, value in SPARK_CONF.items() if not key.startswith(_GLUE_MANAGED)},
+    **GLUE_S3_RETRIES,
 }
 
 

@@ -324,3 +324,70 @@ def test_windowed_queries_read_the_same_rows_from_their_partitions(csv_lake, csv
             params |= {k: v for k, v in extra.items() if k in wanted}
             scoped = run_query(engine, name, **params)
             assert scoped.equals(run_query(every_file, name, **params)), (name, window)
+
+
+# --- Throttling: retried by configuration ---------------------------------------------------
+
+
+@mock_aws
+def test_a_throttled_athena_call_is_retried_by_botocore_not_by_hand(monkeypatch) -> None:
+    """Athena answers TooManyRequestsException twice; botocore's retry configuration (on the
+    client pyathena builds from the engine's settings) sends the call again until moto's
+    Athena takes it. Injected on ``before-send``, inside botocore's retry loop (moto's own
+    handler answers there too, so its list of executions counts every attempt)."""
+    from botocore.awsrequest import AWSResponse
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    athena = boto3.client("athena", region_name=REGION)
+    athena.create_work_group(
+        Name="telcopulse",
+        Configuration={
+            "ResultConfiguration": {"OutputLocation": "s3://results/"},
+            "EnforceWorkGroupConfiguration": True,
+        },
+    )
+    attempts = []
+
+    class Throttled:
+        raw = None
+
+        def stream(self, **_):
+            yield b""
+
+    def throttle(request, **_):
+        attempts.append(request.url)
+        if len(attempts) <= 2:
+            body = b'{"__type": "TooManyRequestsException", "Message": "Rate exceeded"}'
+            response = AWSResponse(request.url, 400, {}, Throttled())
+            response._content = body
+            return response
+        return None
+
+    def connect(**kwargs):
+        from pyathena import connect as real_connect
+
+        connection = real_connect(**kwargs)
+        connection.client.meta.events.register_first(
+            "before-send.athena.StartQueryExecution", throttle
+        )
+        return connection
+
+    engine = AthenaEngine(
+        workgroup="telcopulse", database="telcopulse", region=REGION, connect=connect
+    )
+    frame = engine.run("SELECT 1")  # moto's Athena answers with an empty result
+    assert len(attempts) == 3  # two throttled, then through
+    assert isinstance(frame, pd.DataFrame)
+
+
+def test_athena_and_its_result_downloads_retry_throttling_by_configuration() -> None:
+    connect = FakeConnect(pd.DataFrame())
+    AthenaEngine(workgroup="w", database="d", region=REGION, connect=connect, enforced=True).run(
+        "SELECT 1"
+    )
+    for client in ("config", "s3_config"):
+        assert connect.kwargs[client].retries == {"mode": "adaptive", "max_attempts": 4}
+    retry = connect.kwargs["retry_config"]
+    assert set(retry.exceptions) == {"ThrottlingException", "TooManyRequestsException"}
+    assert retry.attempt == 2

@@ -29,7 +29,7 @@ import pytest
 import streamlit as st
 from helpers import newest_commit_dir
 from page_helpers import texts
-from pyathena.error import OperationalError
+from pyathena.error import DatabaseError, OperationalError
 from reliability import DashboardDegradation, record
 from streamlit.testing.v1 import AppTest
 
@@ -52,6 +52,11 @@ PAGE_TABLE = {
 }
 ATHENA_TIMEOUT = "Query timeout"  # Athena's StateChangeReason when a query hits its timeout
 OUT_OF_MEMORY = "Out of Memory Error: failed to allocate data of size 256.0 MiB"
+# What pyathena raises once botocore's retries of a throttled call are spent.
+ATHENA_THROTTLED = (
+    "An error occurred (TooManyRequestsException) when calling the StartQueryExecution "
+    "operation (reached max retries: 3): Rate exceeded"
+)
 
 
 def metrics(at: AppTest, *labels: str) -> dict[str, str]:
@@ -141,8 +146,11 @@ def engine_runs_out_of_memory(monkeypatch, home: Path, page: str) -> None:
     monkeypatch.setattr(engine, "_con", FailingConnection(engine._con))
 
 
-class TimingOut:
-    """Stands in for ``pyathena.connect``: every query ends as Athena ends a timed-out one."""
+class FailingAthena:
+    """Stands in for ``pyathena.connect``: every query fails as pyathena raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
     def __call__(self, **kwargs):
         return self
@@ -151,16 +159,22 @@ class TimingOut:
         return self
 
     def execute(self, operation, parameters=None, **kwargs):
-        raise OperationalError(ATHENA_TIMEOUT)
+        raise self.error
 
 
-def athena_times_out(monkeypatch, home: Path, page: str) -> None:
-    athena = AthenaEngine(
-        workgroup="telcopulse", database="telcopulse", region="us-east-1", connect=TimingOut()
-    )
-    monkeypatch.setattr(
-        DuckDBEngine, "run", lambda self, sql, params=(), **_: athena.run(sql, params)
-    )
+def athena_fails(error: Exception):
+    def inject(monkeypatch, home: Path, page: str) -> None:
+        athena = AthenaEngine(
+            workgroup="telcopulse",
+            database="telcopulse",
+            region="us-east-1",
+            connect=FailingAthena(error),
+        )
+        monkeypatch.setattr(
+            DuckDBEngine, "run", lambda self, sql, params=(), **_: athena.run(sql, params)
+        )
+
+    return inject
 
 
 CAUSES = {
@@ -181,10 +195,18 @@ CAUSES = {
     ),
     "athena timeout": (
         "Athena query timeout (pyathena OperationalError)",
-        athena_times_out,
+        athena_fails(OperationalError(ATHENA_TIMEOUT)),
         f"Athena: {ATHENA_TIMEOUT}",
     ),
+    "athena throttled": (
+        "Athena throttling (TooManyRequestsException) after botocore's retries",
+        athena_fails(DatabaseError(ATHENA_THROTTLED)),
+        f"Athena: {ATHENA_THROTTLED}",
+    ),
 }
+# The causes that go away by themselves (the engine answers again): the page must recover on
+# the next refresh. The others (a deleted lake, a corrupt file) stay until someone acts.
+TRANSIENT = {"query engine error", "athena timeout", "athena throttled"}
 
 
 @pytest.mark.parametrize("cause", list(CAUSES))
@@ -216,6 +238,14 @@ def test_every_page_keeps_its_last_good_data_marked_stale(monkeypatch, csv_lake,
                     traceback=shows_a_traceback(at),
                 )
             )
+        if cause in TRANSIENT:  # the fault is gone: the next refresh shows fresh data
+            st.cache_data.clear()
+            at.run()
+            assert not at.exception, page
+            assert not at.error, (page, texts(at.error))
+            assert "stale" not in texts(at.caption), page
+            # Fresh data, not necessarily the same: the default range moved on meanwhile.
+            assert len(SHOWN[page](at)), f"{page}: shows nothing after recovering"
         st.cache_data.clear()
         st.cache_resource.clear()
 

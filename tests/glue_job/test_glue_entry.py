@@ -88,6 +88,9 @@ def run(spark, batches, tmp_path_factory):
         glue_entry.main(job_argv(root / "lake", root / "checkpoint"))
     after = {key: spark.conf.get(key) for key in before}
     after["algorithm"] = hadoop.get("mapreduce.fileoutputcommitter.algorithm.version")
+    for key in ("fs.s3.maxRetries", "fs.s3.aimd.enabled"):  # EMRFS's throttling retries
+        after[key] = hadoop.get(key)
+        hadoop.unset(key)
     for key, value in before.items():
         spark.conf.set(key, value)
     return types.SimpleNamespace(lake=root / "lake", root=root, fake=fake, conf=after)
@@ -167,6 +170,8 @@ def test_sets_the_local_jobs_spark_conf_on_the_glue_session(run):
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "algorithm": "2",
+        "fs.s3.maxRetries": "30",
+        "fs.s3.aimd.enabled": "true",
     }
 
 
