@@ -11,9 +11,9 @@ import signal
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from glue_job.batch import BatchProcessor
+from glue_job.checkpoint import mend_checkpoint
 from glue_job.defaults import (
     DEFAULT_COMPACT_AFTER,
     DEFAULT_DEDUP_HORIZON_HOURS,
@@ -27,15 +27,12 @@ from glue_job.lake import ParquetLake
 from glue_job.spark_conf import build_spark
 
 
-def check_checkpoint(lake: ParquetLake, checkpoint: str) -> None:
-    """Refuse to start batch ids over on top of a lake that already has committed batches."""
-    committed = lake.last_committed()
-    offsets = Path(checkpoint) / "offsets"
-    if committed is not None and not (offsets.is_dir() and any(offsets.iterdir())):
-        raise JobError(
-            f"the lake already holds committed batches (up to #{committed}) but the checkpoint "
-            f"{checkpoint} is missing: restore it, or run `telcopulse reset` to start over"
-        )
+def check_checkpoint(lake: ParquetLake, checkpoint: str, log=print) -> None:
+    """Mend the checkpoint from the lake's commits, or refuse to start
+    (``glue_job.checkpoint``): batch ids never start over on top of committed batches, and
+    no batch the lake lacks is taken as done."""
+    for repair in mend_checkpoint(checkpoint, lake.last_committed()):
+        log(repair)
 
 
 def run_stream(
@@ -60,7 +57,7 @@ def run_stream(
     spark = build_spark("telcopulse-stream")
     spark.dataSource.register(KinesisDataSource)
     lake = ParquetLake(spark, lake_root)
-    check_checkpoint(lake, checkpoint)
+    check_checkpoint(lake, checkpoint, log)
     processor = BatchProcessor(
         spark,
         lake,

@@ -185,9 +185,19 @@ def test_stopped_stream_resumes_from_checkpoint_without_double_counting(stack):
     assert job.returncode == 0, output
     assert "stopped cleanly" in output
 
+    # Damage the checkpoint as a crash or a careless hand would (glue_job.checkpoint): the
+    # newest commit file truncated, and a half-written offsets file for the next batch.
+    # The job must mend both from the lake's commits, not re-read or skip anything.
+    checkpoint = Path(stack.settings.checkpoint_dir)
+    newest = max(int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit())
+    (checkpoint / "commits" / str(newest)).write_text("v1\n")
+    (checkpoint / "offsets" / str(newest + 1)).write_text('v1\n{"batchWatermarkMs":0,"ba')
+
     # Resume from the checkpoint with a replay of the same file queued behind the rest.
     stack.cli("produce", "--file", str(MOBILE_LOGS), "--date", str(REPLAY_DATE))
-    stack.cli("stream", "--until-idle")
+    resumed = stack.cli("stream", "--until-idle").stderr
+    assert f"removed commits of batch #{newest}: it was damaged" in resumed
+    assert f"removed offsets of batch #{newest + 1}: it was damaged" in resumed
     ops = stack.table("ops")
     assert ops.records_read.sum() == 2000
     assert len(stack.table("silver")) == expected_from_csv()["valid_rows"]
