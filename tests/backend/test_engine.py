@@ -142,18 +142,9 @@ def test_aws_settings_pick_athena(monkeypatch) -> None:
 
 @mock_aws
 def test_kpi_query_reaches_athena_with_bound_parameters(monkeypatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    athena = moto_workgroup(monkeypatch, "s3://results/results/", enforced=False)
     boto3.client("s3", region_name=REGION).create_bucket(
         Bucket="results", CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
-    athena = boto3.client("athena", region_name=REGION)
-    athena.create_work_group(
-        Name="telcopulse",
-        Configuration={
-            "ResultConfiguration": {"OutputLocation": "s3://results/results/"},
-            "EnforceWorkGroupConfiguration": False,  # so the client's output is sent
-        },
     )
     engine = AthenaEngine(
         workgroup="telcopulse", database="telcopulse", region=REGION, output="s3://results/"
@@ -174,22 +165,28 @@ def test_kpi_query_reaches_athena_with_bound_parameters(monkeypatch) -> None:
     assert execution["ExecutionParameters"][-1] == "41"  # the batch, in the outer WHERE
 
 
+def moto_workgroup(monkeypatch, output: str, *, enforced: bool):
+    """The "telcopulse" workgroup in moto's Athena, results going to ``output``."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    athena = boto3.client("athena", region_name=REGION)
+    athena.create_work_group(
+        Name="telcopulse",
+        Configuration={
+            "ResultConfiguration": {"OutputLocation": output},
+            "EnforceWorkGroupConfiguration": enforced,
+        },
+    )
+    return athena
+
+
 @mock_aws
 @pytest.mark.parametrize("enforced", [True, False])
 def test_results_go_where_an_enforcing_workgroup_says_so_result_reuse_stays_on(
     monkeypatch, enforced
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_ATHENA_S3_STAGING_DIR", "s3://from-the-environment/")
-    athena = boto3.client("athena", region_name=REGION)
-    athena.create_work_group(
-        Name="telcopulse",
-        Configuration={
-            "ResultConfiguration": {"OutputLocation": "s3://workgroup-results/"},
-            "EnforceWorkGroupConfiguration": enforced,
-        },
-    )
+    athena = moto_workgroup(monkeypatch, "s3://workgroup-results/", enforced=enforced)
     engine = AthenaEngine(
         workgroup="telcopulse", database="telcopulse", region=REGION, output="s3://client/"
     )
@@ -337,16 +334,7 @@ def test_a_throttled_athena_call_is_retried_by_botocore_not_by_hand(monkeypatch)
     handler answers there too, so its list of executions counts every attempt)."""
     from botocore.awsrequest import AWSResponse
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    athena = boto3.client("athena", region_name=REGION)
-    athena.create_work_group(
-        Name="telcopulse",
-        Configuration={
-            "ResultConfiguration": {"OutputLocation": "s3://results/"},
-            "EnforceWorkGroupConfiguration": True,
-        },
-    )
+    moto_workgroup(monkeypatch, "s3://results/", enforced=True)
     attempts = []
 
     class Throttled:
