@@ -22,7 +22,7 @@ import pandas as pd
 
 from backend.engine import ATHENA_PARAMETER_LIMIT, QueryEngine, athena_literal
 from backend.errors import QueryError
-from backend.ranges import Snapshot, range_params, scope_of
+from backend.ranges import TIMESTAMP_FORMAT, Snapshot, range_params, scope_of
 from glue_job.tables import ROLLUPS, TABLES
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -203,7 +203,7 @@ def run_query(engine: QueryEngine, name: str, **params: object) -> pd.DataFrame:
 
 def sql_timestamp(moment: datetime) -> str:
     """A UTC timestamp literal value that DuckDB and Athena both CAST the same way."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 def sql_date(day: date) -> str:

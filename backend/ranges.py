@@ -102,8 +102,13 @@ def compose(since: datetime, until: datetime, batch: int, unit: str | None = Non
     return Segments(rolled_since, rolled_until, days_since, days_until)
 
 
+# How a moment travels as a query parameter: a UTC text that DuckDB and Athena both CAST the
+# same way (written by ``range_params``, read back by ``scope_of``).
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
 def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 def _day(moment: datetime) -> str:
@@ -158,7 +163,7 @@ class Scope:
 
 
 def _moment(text: object) -> datetime:
-    return datetime.strptime(str(text), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    return datetime.strptime(str(text), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def scope_of(params: dict[str, object]) -> Scope | None:
