@@ -5,10 +5,12 @@ page in headless Chromium (Debian's ``/usr/bin/chromium`` through Playwright) so
 dashboard's own memory includes real sessions, and samples each component's resident
 set (its process and all its children: the stream job's JVM and Python workers, say)
 right after start-up and again after ``--seconds``, opening the pages again at the end.
-With ``--seconds`` long and a high ``--rate`` this is the soak test (`make soak`).
+With ``--soak`` (`make soak`: ``--minutes 60 --rate 2000``) it is the soak test: it opens the
+KPIs page at every sample, fits each process's memory trend over the last half hour, and
+writes its section of docs/reliability.md (``bench.long_runs``).
 Usage:
 
-    .venv/bin/python -m bench.memory_bench [--seconds 120] [--rate 200]
+    .venv/bin/python -m bench.memory_bench [--seconds 120 | --minutes M] [--rate 200] [--soak]
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
+
+from bench.long_runs import RELIABILITY_MD, replace_section
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -218,6 +223,7 @@ def measure(
     return {
         "rate": rate,
         "seconds": seconds,
+        "samples_every": samples_every,
         "supervisor": supervisor_rss,
         "start": start,
         "end": end,
@@ -226,18 +232,50 @@ def measure(
     }
 
 
+# The soak's verdict on memory: the trend over its last half hour (the first minutes are
+# warm-up: JIT, caches, the first compactions), fitted by least squares (numpy.polyfit).
+TREND_SECONDS = 1800
+
+
+def rss_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dict[str, dict]:
+    """Per process: the slope of its resident memory over the last ``last_seconds`` of the
+    run (MB per hour, MB = 2**20 bytes), its standard error, and the scatter about the line.
+
+    Flat within noise: the slope is within two standard errors of zero, or an hour of it
+    moves the process less than its own scatter about the line does (two standard
+    deviations of the residuals), as a garbage-collected heap's sawtooth does."""
+    end = timeline[-1]["seconds"]
+    window = [t for t in timeline if t["seconds"] >= end - last_seconds]
+    hours = np.array([t["seconds"] for t in window]) / 3600
+    trends = {}
+    for name in window[0]["rss"]:
+        mb = np.array([t["rss"].get(name, 0) for t in window]) / 2**20
+        (slope, intercept), cov = np.polyfit(hours, mb, 1, cov=True)
+        stderr = float(np.sqrt(cov[0][0]))
+        scatter = float(np.std(mb - (slope * hours + intercept), ddof=2))
+        trends[name] = {
+            "slope_mb_per_hour": float(slope),
+            "stderr_mb_per_hour": stderr,
+            "scatter_mb": scatter,
+            "mean_mb": float(mb.mean()),
+            "samples": len(window),
+            "minutes": round((window[-1]["seconds"] - window[0]["seconds"]) / 60),
+            "flat": bool(abs(slope) <= 2 * stderr or abs(slope) <= 2 * scatter),
+        }
+    return trends
+
+
 def soak_verdict(figures: dict) -> list[str]:
     """Why a soak run failed: memory still growing, lag growing, or the dashboard gone."""
     problems = list(figures["page_problems"])
     timeline = figures["timeline"]
-    if len(timeline) < 3:
-        return [*problems, "too short to judge: fewer than three samples"]
-    settled = timeline[len(timeline) // 3]  # after warm-up: JIT, caches, first compactions
-    for name, first in settled["rss"].items():
-        last = timeline[-1]["rss"].get(name, 0)
-        if last > first * 1.15 + 50 * 2**20:
+    if len(timeline) < 5:
+        return [*problems, "too short to judge: fewer than five samples"]
+    for name, trend in rss_trends(timeline).items():
+        if not trend["flat"]:
             problems.append(
-                f"{name} grew from {first / 2**20:.0f} to {last / 2**20:.0f} MiB after warm-up"
+                f"{name} memory still moving: {trend['slope_mb_per_hour']:+.0f} MB/h "
+                f"(± {trend['stderr_mb_per_hour']:.0f}) over the last {trend['minutes']} min"
             )
     lags = [t["lag"]["newest_event_age_seconds"] or 0 for t in timeline]
     early, late = max(lags[: len(lags) // 3] or [0]), max(lags[-(len(lags) // 3) :] or [0])
@@ -252,34 +290,67 @@ def soak_verdict(figures: dict) -> list[str]:
 
 
 def soak_report(figures: dict, problems: list[str]) -> str:
-    start, end = figures["start"], figures["end"]
+    """The soak's section of docs/reliability.md (bench.long_runs)."""
+    start, end, timeline = figures["start"], figures["end"], figures["timeline"]
+    trends = rss_trends(timeline)
+    window = next(iter(trends.values()))
+    lags = [t["lag"]["newest_event_age_seconds"] or 0 for t in timeline]
+    source = [t["lag"]["source_lag_seconds"] or 0 for t in timeline]
+    third = max(1, len(timeline) // 3)
+    pages = [t["kpis_page_seconds"] for t in timeline if t.get("kpis_page_seconds")]
     lines = [
-        "# Soak test",
+        "## Soak: an hour at 2,000 events/s" if figures["seconds"] >= 3600 else "## Soak",
         "",
-        f"`make soak`: `telcopulse up --rate {figures['rate']:g}` for "
-        f"{figures['seconds'] / 60:.0f} minutes on this machine ({os.cpu_count()} cores), "
-        f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Measured by `make soak` (`bench.memory_bench`): `telcopulse up --rate "
+        f"{figures['rate']:g}` for {figures['seconds'] / 60:.0f} minutes on this machine "
+        f"({os.cpu_count()} cores), finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+        f"Every {figures['samples_every']:g} s it sampled each process's resident memory (the "
+        "process and its children: the stream job's JVM and Python workers, say), the lake's "
+        "lag, the dashboard's health endpoint, and opened the KPIs page in headless Chromium.",
         "",
-        "| process | RSS at start | RSS at end |",
-        "|---|---:|---:|",
+        f"Memory trend: a least-squares line through the last {window['minutes']} minutes "
+        f"({window['samples']} samples). Flat within noise means the slope is within two "
+        "standard errors of zero, or an hour of it moves the process less than twice its "
+        "scatter about the line.",
+        "",
+        "| process | RSS at start | RSS at end | slope, last "
+        f"{window['minutes']} min | standard error | scatter | flat |",
+        "|---|---:|---:|---:|---:|---:|---|",
         *[
-            f"| {name} | {start[name] / 2**20:.0f} MiB | {end.get(name, 0) / 2**20:.0f} MiB |"
-            for name in sorted(start)
+            f"| {name} | {start[name] / 2**20:.0f} MB | {end.get(name, 0) / 2**20:.0f} MB | "
+            f"{t['slope_mb_per_hour']:+.1f} MB/h | {t['stderr_mb_per_hour']:.1f} MB/h | "
+            f"{t['scatter_mb']:.1f} MB | {'yes' if t['flat'] else '**no**'} |"
+            for name, t in sorted(trends.items())
         ],
+        "",
+        f"- Events committed: {timeline[-1]['events']:,}, "
+        f"{timeline[-1]['events'] / max(1, timeline[-1]['seconds']):,.0f} per second on average.",
+        f"- Lag: the newest committed event was at most {max(lags[:third]):.1f} s old in the "
+        f"first third and {max(lags[-third:]):.1f} s in the last; the worst source lag (a "
+        f"record's arrival to its batch's start) was {max(source):.1f} s.",
+        f"- Dashboard: its health endpoint answered {sum(t['dashboard'] == 'ok' for t in timeline)}"
+        f" of {len(timeline)} times; the KPIs page showed in {np.median(pages):.1f} s "
+        f"(median), {max(pages):.1f} s at worst."
+        if pages
+        else "- Dashboard: no page was timed.",
+        "",
+        "Result: " + ("**pass**." if not problems else "**fail**: " + "; ".join(problems)),
+        "",
+        "<details><summary>Every sample</summary>",
         "",
         "| time | total RSS | events committed | worst source lag | newest event age "
         "| dashboard health | KPIs page shown in |",
         "|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for t in figures["timeline"]:
+    for t in timeline:
         lag = t["lag"]
         lines.append(
-            f"| {t['seconds']} s | {sum(t['rss'].values()) / 2**20:.0f} MiB | "
+            f"| {t['seconds']} s | {sum(t['rss'].values()) / 2**20:.0f} MB | "
             f"{t['events']:,} | {lag['source_lag_seconds'] or 0:.1f} s | "
             f"{lag['newest_event_age_seconds'] or 0:.1f} s | {t['dashboard']} | "
             f"{_seconds(t.get('kpis_page_seconds'))} |"
         )
-    lines += ["", "Result: " + ("pass." if not problems else "**fail**: " + "; ".join(problems))]
+    lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
@@ -289,26 +360,26 @@ def _seconds(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=120)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, default=120)
+    length.add_argument("--minutes", type=float, help="run length in minutes (the soak's unit)")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--output", type=Path)
     parser.add_argument(
-        "--soak-report", type=Path, help="judge the run as a soak test and write this report"
+        "--soak",
+        action="store_true",
+        help=f"judge the run as a soak test and write its section of {RELIABILITY_MD.name}",
     )
     args = parser.parse_args(argv)
-    figures = measure(
-        args.seconds,
-        args.rate,
-        log=lambda m: print(m, file=sys.stderr),
-        soak=args.soak_report is not None,
-    )
+    seconds = args.minutes * 60 if args.minutes is not None else args.seconds
+    figures = measure(seconds, args.rate, log=lambda m: print(m, file=sys.stderr), soak=args.soak)
     text = json.dumps(figures, indent=1)
     if args.output:
         args.output.write_text(text)
     print(text)
-    if args.soak_report:
+    if args.soak:
         problems = soak_verdict(figures)
-        args.soak_report.write_text(soak_report(figures, problems), encoding="utf-8")
+        replace_section("soak", soak_report(figures, problems))
         print(
             f"soak: {'pass' if not problems else 'FAIL: ' + '; '.join(problems)}", file=sys.stderr
         )

@@ -40,11 +40,16 @@ from pathlib import Path
 import pytest
 from helpers import BUILD, PROJECT_ROOT
 
+from bench.long_runs import sections, with_sections
+
 RESULTS_DIR = BUILD / "reliability"
 RESULTS_JSON = RESULTS_DIR / "reliability.json"
 RESULTS_MD = RESULTS_DIR / "reliability.md"
 # The tracked copy `make docs` refreshes: where the build copy starts from when there is none.
 DOCS_JSON = PROJECT_ROOT / "docs" / "reliability.json"
+# Its markdown: the long-run sections (`make soak`, the many-viewers bench) come from there,
+# as bench.long_runs wrote them, since no test measures them.
+DOCS_MD = PROJECT_ROOT / "docs" / "reliability.md"
 RESULTS = ("pass", "fail")
 _KINDS = ("pipeline", "dashboard")
 
@@ -185,7 +190,8 @@ def write_results(
     ordered = {kind: [results[kind][name] for name in sorted(results[kind])] for kind in _KINDS}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(ordered, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    md_path.write_text(render_markdown(ordered), encoding="utf-8")
+    long_runs = sections(DOCS_MD.read_text(encoding="utf-8")) if DOCS_MD.is_file() else {}
+    md_path.write_text(with_sections(render_markdown(ordered), long_runs), encoding="utf-8")
 
 
 # --- the markdown -------------------------------------------------------------------------

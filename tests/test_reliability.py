@@ -12,6 +12,8 @@ import reliability
 from helpers import PROJECT_ROOT
 from reliability import DashboardDegradation, PipelineScenario
 
+from bench.long_runs import replace_section
+
 
 def scenario(name: str, **changes) -> PipelineScenario:
     values = {
@@ -43,9 +45,35 @@ def degradation(name: str, **changes) -> DashboardDegradation:
     return DashboardDegradation(**{**values, **changes})
 
 
+@pytest.fixture(autouse=True)
+def no_long_runs(tmp_path, monkeypatch):
+    """The tracked markdown's long-run sections stay out, unless a test writes some."""
+    tracked = tmp_path / "tracked-reliability.md"
+    monkeypatch.setattr(reliability, "DOCS_MD", tracked)
+    return tracked
+
+
 @pytest.fixture
 def paths(tmp_path):
     return tmp_path / "reliability.json", tmp_path / "reliability.md"
+
+
+def test_the_long_run_sections_of_the_tracked_markdown_are_kept(paths, no_long_runs):
+    """`make soak` and the viewers bench write their own sections (bench.long_runs); a test
+    session's markdown carries them over from docs/ as they are, after its own tables."""
+    replace_section("viewers", "## Many viewers\n\np95 1.2 s", no_long_runs)
+    replace_section("soak", "## Soak\n\nflat", no_long_runs)
+    reliability.write_results([scenario("a")], *paths)
+    text = paths[1].read_text()
+    body, soak, viewers = text.index("| a |"), text.index("## Soak"), text.index("## Many")
+    assert body < soak < viewers
+    assert "<!-- long-run:soak -->\n## Soak\n\nflat\n<!-- /long-run:soak -->" in text
+    replace_section("soak", "## Soak\n\ngrowing", paths[1])
+    text = paths[1].read_text()
+    assert "growing" in text
+    assert "flat" not in text
+    assert "p95 1.2 s" in text
+    assert text.count("| a |") == 1
 
 
 def test_a_partial_run_replaces_only_its_own_rows(paths):
