@@ -131,6 +131,7 @@ def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
             dedup_horizon_hours=settings.dedup_horizon_hours,
             compact_after_batches=settings.compact_after_batches,
             compaction_grace_seconds=settings.compaction_grace_seconds,
+            failure_log=settings.stream_failure_log,
             **credentials,
         )
 

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         return str((self.home / "checkpoints" / "stream").resolve())
 
     @property
+    def stream_failure_log(self) -> Path:
+        """Where `telcopulse stream` keeps the whole trace of the failure it stopped with."""
+        return (self.home / "logs" / "stream-failure.log").resolve()
+
+    @property
     def emulator_dir(self) -> Path:
         return (self.home / "kinesis").resolve()
 

@@ -154,6 +154,7 @@ class BatchProcessor:
         # A lake written before attempt journals may hold leftovers no journal names.
         self._swept = lake.is_journaled()
         self._stale = False
+        self.failed_batch: int | None = None  # the batch whose attempt raised, if one did
         self._load_state()
 
     def _load_state(self) -> None:
@@ -185,6 +186,7 @@ class BatchProcessor:
             return self._process(raw, batch_id)
         except BaseException:
             self._stale = True  # the next attempt rereads the lake before it starts
+            self.failed_batch = batch_id  # for the line the job stops with
             raise
 
     def _settle(self, batch_id: int) -> bool:

@@ -11,6 +11,9 @@ import signal
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
+
+from pyspark.errors import StreamingQueryException
 
 from glue_job.batch import BatchProcessor
 from glue_job.checkpoint import mend_checkpoint
@@ -21,7 +24,7 @@ from glue_job.defaults import (
     DEFAULT_MAX_RECORDS_PER_SHARD,
     DEFAULT_TRIGGER_SECONDS,
 )
-from glue_job.errors import JobError
+from glue_job.errors import JobError, stream_failure
 from glue_job.kinesis_source import SOURCE_NAME, KinesisDataSource
 from glue_job.lake import ParquetLake
 from glue_job.spark_conf import build_spark
@@ -50,11 +53,17 @@ def run_stream(
     compaction_grace_seconds: float = DEFAULT_GRACE_SECONDS,
     access_key: str | None = None,
     secret_key: str | None = None,
+    failure_log: Path | None = None,
     log=None,
 ) -> int:
-    """Run the stream job until stopped (or, with ``until_idle``, until the stream is drained)."""
+    """Run the stream job until stopped (or, with ``until_idle``, until the stream is drained).
+
+    A failed batch stops the job with one ``JobError`` line (``glue_job.errors``); the
+    whole trace goes to ``failure_log``. Spark logs only fatal errors meanwhile: every other
+    error fails the batch, and so reaches that line and that file."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     spark = build_spark("telcopulse-stream")
+    spark.sparkContext.setLogLevel("FATAL")
     spark.dataSource.register(KinesisDataSource)
     lake = ParquetLake(spark, lake_root)
     check_checkpoint(lake, checkpoint, log)
@@ -111,7 +120,13 @@ def run_stream(
                 break
             query.awaitTermination(0.5)
         if query.exception() is not None:
-            raise JobError(f"stream job failed: {_first_line(str(query.exception()))}")
+            raise query.exception()
+    except StreamingQueryException as exc:
+        text = str(exc)
+        message = stream_failure(text, processor.failed_batch, lake_root)
+        if failure_log is not None and _save_trace(failure_log, text):
+            message += f" (full trace: {failure_log})"
+        raise JobError(message) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -127,8 +142,11 @@ def _stop_between_triggers(query, timeout: float = 60) -> None:
     query.stop()
 
 
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:500]
-    return text[:500]
+def _save_trace(path: Path, text: str) -> bool:
+    """Keep a failure's whole text; False when it cannot be written (a full disk, say)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}\n{text}\n")
+    except OSError:
+        return False
+    return True

@@ -3,7 +3,8 @@
 Each test streams a known feed of events (valid ones, bad ones and re-sent duplicates,
 written to a JSON Lines file first so the expected outcome is computed from the file
 with plain Python and pandas, not with the pipeline's code) through the real CLI, hurts
-the pipeline while it runs, then checks every layer against the feed. Compaction runs
+the pipeline while it runs (kills, an emulator restart, a full disk), then checks every
+layer against the feed. Compaction runs
 every few batches meanwhile (TELCOPULSE_COMPACT_AFTER_BATCHES), so the kills also land
 while partitions are being folded and superseded files deleted.
 """
@@ -13,9 +14,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -336,6 +340,91 @@ def test_emulator_restart_while_producing_loses_and_doubles_nothing(crash_stack,
             passes(assert_layers_match_the_feed, figures, feed),
             "the producer retried through the outage and said when the stream came back; "
             "the stream job kept running",
+        )
+    )
+    assert_layers_match_the_feed(figures, feed)
+
+
+@contextmanager
+def small_disk(mountpoint: Path, megabytes: int = 64) -> Iterator[Path]:
+    """A tmpfs of ``megabytes`` mounted at ``mountpoint`` (needs root), unmounted after."""
+    mountpoint.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {mounted.stderr}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
+
+
+def fill(disk: Path, leave_bytes: int) -> Path:
+    """Fill ``disk`` until only ``leave_bytes`` are free; deleting the file frees it."""
+    stats = os.statvfs(disk)
+    filler = disk / "filler"
+    with filler.open("wb") as out:
+        out.truncate(0)
+        out.write(b"\0" * (stats.f_bavail * stats.f_frsize - leave_bytes))
+    return filler
+
+
+def test_full_disk_stops_the_job_with_one_line_and_it_resumes_exactly_once(tmp_path):
+    """The lake's disk fills while a batch writes: the job stops with one clear line, no
+    part of the batch is visible meanwhile, and once space returns the job resumes and
+    every event counts exactly once."""
+    stack = Stack(tmp_path / "home", free_port())
+    first = write_feed(tmp_path / "first.jsonl", 2_000, seed=41)
+    second = write_feed(tmp_path / "second.jsonl", 20_000, seed=42)
+    with running_emulator(stack), small_disk(Path(stack.settings.lake)) as disk:
+        stack.cli("produce", "--file", str(tmp_path / "first.jsonl"))
+        stack.cli("stream", "--until-idle")
+        committed, kpi_before = newest_commit(disk), stack.kpi("signal")
+
+        filler = fill(disk, leave_bytes=200 * 1024)
+        stack.cli("produce", "--file", str(tmp_path / "second.jsonl"))
+        stopped = stack.run("stream", "--until-idle")
+        batch = committed + 1
+        after_start = stopped.stderr.split("stream job running", 1)[1].splitlines()[1:]
+        assert stopped.returncode == 2, stopped.stderr
+        assert len(after_start) == 1, "\n".join(after_start)  # nothing but the one line
+        assert re.fullmatch(
+            rf"telcopulse: error: stream job stopped: no space left on device writing "
+            rf"{re.escape(str(disk))}\S* \(batch {batch}\)\. Nothing of batch {batch} is "
+            rf"visible and nothing is lost: free some space and run `telcopulse stream` again, "
+            rf"which resumes with batch {batch} \(full trace: "
+            rf"{re.escape(str(stack.settings.stream_failure_log))}\)",
+            after_start[0],
+        ), after_start[0]
+        assert "Traceback" not in stopped.stderr
+        assert "No space left on device" in stack.settings.stream_failure_log.read_text()
+
+        # While the disk is full: readers see the last whole batch, not a part of the next.
+        assert newest_commit(disk) == committed
+        pd.testing.assert_frame_equal(stack.kpi("signal"), kpi_before)
+        assert set(current(stack, "silver")["event_id"]) == {e["event_id"] for e in first["events"]}
+
+        filler.unlink()
+        resumed = stack.cli("stream", "--until-idle").stderr
+        assert f"batch {batch}: removed what an unfinished attempt wrote" in resumed
+        feed = {
+            "events": first["events"] + second["events"],
+            "records": first["records"] + second["records"],
+            "bad": first["bad"] + second["bad"],
+        }
+        figures = measure_layers(stack, feed)
+    record(
+        scenario(
+            "the lake's disk full while a batch writes, then space freed",
+            figures,
+            0,
+            passes(assert_layers_match_the_feed, figures, feed),
+            "a 64 MB tmpfs filled to 200 KB free under the lake: the job stopped with one line "
+            "naming the batch, readers kept the last whole batch, and the rerun finished it",
         )
     )
     assert_layers_match_the_feed(figures, feed)
