@@ -21,7 +21,7 @@ GLUE_STAMP := $(GLUE)/.installed
 GLUE_RUNTIME := infra/glue-5.0-runtime.txt
 GLUE_TEST_PACKAGES := pytest pytest-timeout hypothesis duckdb pydantic-settings
 
-.PHONY: up test test-glue test-fast docs lint lint-infra audit bench soak deploy destroy install node chromium check-python check-java clean
+.PHONY: up test test-glue test-fast docs lint lint-infra audit bench soak viewers deploy destroy install node chromium check-python check-java clean
 
 install: $(STAMP) node
 
@@ -116,7 +116,7 @@ lint: install lint-infra audit
 audit: install $(TOOLS_STAMP)
 	$(BIN)/python infra/audit.py $(TOOLS)/bin/pip-audit $(BIN)/python
 
-# Every benchmark (stream, history, pages, baseline, memory); writes bench/results.md (~25 min).
+# Every benchmark (stream, history, pages, baseline, memory, viewers); writes bench/results.md (~30 min).
 bench: install check-java chromium
 	$(BIN)/python -m bench.run
 
@@ -125,6 +125,11 @@ bench: install check-java chromium
 SOAK_MINUTES ?= 60
 soak: install check-java chromium
 	$(BIN)/python -m bench.memory_bench --rate 2000 --minutes $(SOAK_MINUTES) --soak > /dev/null
+
+# 20 headless browser sessions auto-refreshing every 5 s for 5 minutes against `telcopulse up`:
+# p95 page time and errors, into docs/reliability.md (also a phase of make bench).
+viewers: install check-java chromium
+	$(BIN)/python -m bench.viewers_bench --viewers 20 --minutes 5
 
 # CloudFormation template (cfn-lint, checkov) and dashboard image (checkov, hadolint).
 lint-infra: install $(TOOLS_STAMP)

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -151,10 +152,12 @@ def committed_events(home: Path) -> int:
     return 0 if value is None or math.isnan(value) else int(value)
 
 
-def measure(
-    seconds: float, rate: float, log=print, samples_every: float = 30.0, soak: bool = False
-) -> dict:
-    with tempfile.TemporaryDirectory(prefix="telcopulse-memory-") as tmp:
+@contextlib.contextmanager
+def running_up(rate: float, **env_extra: str) -> Iterator[tuple[Path, int, subprocess.Popen]]:
+    """`telcopulse up --rate RATE` in a throwaway data directory on free ports, once it has
+    committed its first events: (data directory, dashboard port, the process). Stopped
+    with Ctrl-C afterwards."""
+    with tempfile.TemporaryDirectory(prefix="telcopulse-bench-") as tmp:
         home = Path(tmp)
         dashboard_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELCOPULSE_")}
@@ -162,6 +165,7 @@ def measure(
             TELCOPULSE_HOME=str(home),
             TELCOPULSE_EMULATOR_PORT=str(free_port()),
             TELCOPULSE_DASHBOARD_PORT=str(dashboard_port),
+            **env_extra,
         )
         up = subprocess.Popen(
             [sys.executable, "-m", "backend.cli", "up", "--rate", f"{rate:g}"],
@@ -177,49 +181,56 @@ def measure(
                     break
                 if "failed" in line or "did not start" in line:
                     raise RuntimeError(line.strip())
-            supervisor = psutil.Process(up.pid)
             deadline = time.monotonic() + 180
             while committed_events(home) == 0 and time.monotonic() < deadline:
                 time.sleep(2)
-            problems = open_pages(dashboard_port)
-            parts = components(supervisor)
-            start = {name: tree_rss(p) for name, p in parts.items()}
-            supervisor_rss = supervisor.memory_info().rss
-            timeline = []
-            began = time.monotonic()
-            while time.monotonic() - began < seconds:
-                time.sleep(min(samples_every, max(0.0, seconds - (time.monotonic() - began))))
-                health = ""
-                try:
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=5
-                    ) as answer:
-                        health = answer.read().decode()
-                except OSError as exc:
-                    health = f"no answer: {exc}"
-                shown = {}
-                if soak:  # a visitor opening the KPIs page meanwhile, in a real browser
-                    problems += open_pages(dashboard_port, ("KPIs",), shown)
-                timeline.append(
-                    {
-                        "seconds": round(time.monotonic() - began),
-                        "rss": {name: tree_rss(p) for name, p in parts.items()},
-                        "events": committed_events(home),
-                        "lag": stream_lag(home, samples_every),
-                        "dashboard": health,
-                        "kpis_page_seconds": shown.get("KPIs"),
-                    }
-                )
-                total = sum(timeline[-1]["rss"].values()) / 2**20
-                log(f"  {timeline[-1]['seconds']} s: {total:.0f} MiB")
-            problems += open_pages(dashboard_port)
-            end = {name: tree_rss(p) for name, p in parts.items()}
+            yield home, dashboard_port, up
         finally:
             up.send_signal(signal.SIGINT)
             try:
                 up.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 up.kill()
+
+
+def measure(
+    seconds: float, rate: float, log=print, samples_every: float = 30.0, soak: bool = False
+) -> dict:
+    with running_up(rate) as (home, dashboard_port, up):
+        supervisor = psutil.Process(up.pid)
+        problems = open_pages(dashboard_port)
+        parts = components(supervisor)
+        start = {name: tree_rss(p) for name, p in parts.items()}
+        supervisor_rss = supervisor.memory_info().rss
+        timeline = []
+        began = time.monotonic()
+        while time.monotonic() - began < seconds:
+            time.sleep(min(samples_every, max(0.0, seconds - (time.monotonic() - began))))
+            health = ""
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=5
+                ) as answer:
+                    health = answer.read().decode()
+            except OSError as exc:
+                health = f"no answer: {exc}"
+            shown = {}
+            if soak:  # a visitor opening the KPIs page meanwhile, in a real browser
+                problems += open_pages(dashboard_port, ("KPIs",), shown)
+            timeline.append(
+                {
+                    "seconds": round(time.monotonic() - began),
+                    "rss": {name: tree_rss(p) for name, p in parts.items()},
+                    "events": committed_events(home),
+                    "lag": stream_lag(home, samples_every),
+                    "dashboard": health,
+                    "kpis_page_seconds": shown.get("KPIs"),
+                }
+            )
+            total = sum(timeline[-1]["rss"].values()) / 2**20
+            log(f"  {timeline[-1]['seconds']} s: {total:.0f} MiB")
+        problems += open_pages(dashboard_port)
+        end = {name: tree_rss(p) for name, p in parts.items()}
     return {
         "rate": rate,
         "seconds": seconds,

@@ -9,7 +9,9 @@ Phases, each a module of its own that can also run alone:
 3. pages (``pages_bench``): every page's server-side run, each query, and the gold bytes a
    refresh reads, over each history;
 4. baseline (``baseline_bench``): the naive designs against ours on the same events;
-5. memory (``memory_bench``): resident memory of every `telcopulse up` process.
+5. memory (``memory_bench``): resident memory of every `telcopulse up` process;
+6. viewers (``viewers_bench``): 20 browser sessions auto-refreshing every 5 s for 5
+   minutes; also writes its section of docs/reliability.md.
 
 Figures go to bench/results.json too. ``--skip`` leaves phases out (their section keeps
 the figures of the last run that had them, and says when those were measured). Usage,
@@ -41,7 +43,7 @@ PROJECT_ROOT = BENCH.parent
 RESULTS_MD = BENCH / "results.md"
 RESULTS_JSON = BENCH / "results.json"
 HISTORY_HOME = PROJECT_ROOT / ".telcopulse" / "bench"
-PHASES = ("stream", "history", "pages", "baseline", "memory")
+PHASES = ("stream", "history", "pages", "baseline", "memory", "viewers")
 TARGETS = {
     "throughput": 10_000,  # events/s, sustained with p95 freshness <= 10 s
     "throughput_p95": 10.0,
@@ -204,12 +206,23 @@ def run_memory(quick: bool) -> dict:
     return memory_bench.measure(30 if quick else 180, 200, log=log, samples_every=30)
 
 
+def run_viewers(quick: bool) -> dict:
+    from bench import viewers_bench
+    from bench.long_runs import replace_section
+
+    figures = viewers_bench.measure(4 if quick else 20, 1 if quick else 5, 200, log=log)
+    if not quick:  # a check's figures are not the measurement docs/reliability.md shows
+        replace_section("viewers", viewers_bench.report(figures))
+    return {**figures, "summary": viewers_bench.summary(figures)}
+
+
 RUNNERS = {
     "stream": run_stream,
     "history": run_history,
     "pages": run_pages,
     "baseline": run_baseline,
     "memory": run_memory,
+    "viewers": run_viewers,
 }
 
 
@@ -275,7 +288,24 @@ def report(figures: dict) -> str:
     out += pages_section(figures.get("history"), figures.get("pages"), figures.get("measured", {}))
     out += baseline_section(figures.get("baseline"), figures.get("measured", {}).get("baseline"))
     out += memory_section(figures.get("memory"), figures.get("measured", {}).get("memory"))
+    out += viewers_section(figures.get("viewers"), figures.get("measured", {}).get("viewers"))
     return "\n".join(out) + "\n"
+
+
+def viewers_section(viewers: dict | None, when: str | None) -> list[str]:
+    if not viewers:
+        return []
+    s = viewers["summary"]
+    return [
+        "## Many viewers",
+        "",
+        f"Measured {when}: {viewers['viewers']} headless Chromium sessions on `telcopulse up "
+        f"--rate {viewers['rate']:g}`, each auto-refreshing every {viewers['refresh_seconds']} "
+        f"s for {viewers['minutes']:g} minutes: {s['runs']:,} page runs, p50 {s['p50']:.2f} s, "
+        f"p95 {s['p95']:.2f} s, {len(s['errors'])} errors. Per page and in full: "
+        "[docs/reliability.md](../docs/reliability.md).",
+        "",
+    ]
 
 
 def page_rows(pages: dict | None, days: int, preset: str) -> list[dict]:
