@@ -15,7 +15,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -60,15 +59,6 @@ FILES_VARIABLE = "telcopulse_files"
 # rollups by name, everything else keyed by a moment (minute rows, ingest or batch time).
 _HOURS = frozenset(t["hour"].name for t in ROLLUPS.values())
 _DAYS = frozenset(t["day"].name for t in ROLLUPS.values())
-# A partition value's period: [start, start + its length).
-_PERIODS = {
-    "event_date": "day",
-    "ingest_date": "day",
-    "batch_date": "day",
-    "event_month": "month",
-    "event_hour": "hour",
-    "ingest_hour": "hour",
-}
 
 
 class DuckDBEngine:
@@ -151,8 +141,7 @@ class DuckDBEngine:
             table.name: self._files_in(table, _intervals(table, scope))
             for table in TABLES.values()
             if table.name in self._live
-            and table.partitions
-            and table.partitions[0] in _PERIODS
+            and table.partitioned_by_time
             and re.search(rf"\b{table.name}\b", code)
         }
         lists = {name: files for name, files in lists.items() if files}
@@ -165,17 +154,21 @@ class DuckDBEngine:
         """The files of the partitions that overlap ``intervals``. None overlapping: one
         file of the table all the same (its rows fail the SQL's own partition predicates),
         since a view cannot read an empty list."""
-        directories = [os.path.join(self.lake_root, table.path)]
+        directories: list[tuple[str, dict[str, str]]] = [
+            (os.path.join(self.lake_root, table.path), {})
+        ]
         for level in table.partitions:
             directories = [
-                entry.path
-                for parent in directories
+                (entry.path, values)
+                for parent, above in directories
                 for entry in _subdirectories(parent, level)
-                if _period(parent, level, entry.name, intervals)
+                if _overlaps(
+                    table, values := {**above, level: entry.name.partition("=")[2]}, intervals
+                )
             ]
         files = [
             name
-            for directory in directories
+            for directory, _ in directories
             for name in glob.glob(os.path.join(directory, f"{COMMIT_DIR}=*", "*.parquet"))
         ]
         if files:
@@ -200,22 +193,10 @@ def _subdirectories(parent: str, level: str):
         return []
 
 
-def _period(parent: str, level: str, name: str, intervals: tuple[Interval, ...]) -> bool:
-    """Whether partition ``level=value`` (below ``parent``, for an hour) overlaps."""
-    value = name.partition("=")[2]
+def _overlaps(table: Table, values: dict[str, str], intervals: tuple[Interval, ...]) -> bool:
+    """Whether the partition of these directory values overlaps any of ``intervals``."""
     try:
-        if _PERIODS[level] == "hour":  # below its date's directory
-            day = date.fromisoformat(os.path.basename(parent).partition("=")[2])
-            start = datetime(day.year, day.month, day.day, int(value), tzinfo=UTC)
-            end = start + timedelta(hours=1)
-        else:
-            day = date.fromisoformat(value)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            if _PERIODS[level] == "month":
-                after = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-                end = datetime(after.year, after.month, 1, tzinfo=UTC)
-            else:
-                end = start + timedelta(days=1)
+        start, end = table.partition_period(values)
     except ValueError:
         return True  # not a partition this engine understands: read it, as a glob would
     return any(since < end and start < until for since, until in intervals)

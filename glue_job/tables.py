@@ -15,6 +15,7 @@ files are current from the ``compactions`` table (see ``backend.catalog``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from glue_job.contract import FIELDS, H3_RESOLUTIONS, SIGNAL_BANDS, STATUS_LABELS, h3_column
 
@@ -40,6 +41,17 @@ _PARTITION_VALUES = {
     "event_hour": lambda moment: moment.hour,
     "event_month": lambda moment: moment.date().replace(day=1),
     "batch_date": lambda moment: moment.date(),
+}
+
+
+# The period a partition value covers, per level: [its start, start + one of these).
+_PARTITION_PERIODS = {
+    "ingest_date": "day",
+    "ingest_hour": "hour",
+    "event_date": "day",
+    "event_hour": "hour",
+    "event_month": "month",
+    "batch_date": "day",
 }
 
 
@@ -79,6 +91,33 @@ class Table:
     def partition_of(self, moment) -> str:
         """The partition a row of this moment lands in (for tables keyed by time alone)."""
         return self.partition_path({p: _PARTITION_VALUES[p](moment) for p in self.partitions})
+
+    @property
+    def partitioned_by_time(self) -> bool:
+        """Whether each partition directory covers a period of time (``partition_period``)."""
+        return bool(self.partitions) and all(p in _PARTITION_PERIODS for p in self.partitions)
+
+    def partition_period(self, values: dict[str, str]) -> tuple[datetime, datetime]:
+        """The UTC period ``[start, end)`` a partition directory covers, from its levels'
+        values as the path spells them, outermost first (``{"event_date": "2026-12-01",
+        "event_hour": "9"}``, or just the date for the whole day). ValueError when the
+        values are not this table's partition values."""
+        levels = [p for p in self.partitions if p in values]
+        if not levels or levels != list(self.partitions[: len(levels)]):
+            raise ValueError(f"not a partition of {self.name}: {values}")
+        first = date.fromisoformat(values[levels[0]])
+        start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        period = _PARTITION_PERIODS[levels[-1]]
+        if period == "hour":
+            hour = int(values[levels[-1]])
+            if not 0 <= hour < 24:
+                raise ValueError(f"not an hour: {hour}")
+            start += timedelta(hours=hour)
+            return start, start + timedelta(hours=1)
+        if period == "month":
+            after = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+            return start, datetime(after.year, after.month, 1, tzinfo=UTC)
+        return start, start + timedelta(days=1)
 
     def file_glob(self, root: str) -> str:
         levels = [f"{p}=*" for p in self.partitions]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
+
 from glue_job.contract import FIELDS, H3_RESOLUTIONS, h3_column
 from glue_job.schemas import EVENT_SCHEMA
-from glue_job.tables import EVENT_COLUMNS, SILVER
+from glue_job.tables import BRONZE, EVENT_COLUMNS, OPS, ROLLUPS, SILVER, TABLES
 
 # How each contract kind is stored: numbers as doubles, the rest as themselves.
 STORED_AS = {"string": "string", "timestamp": "timestamp", "int": "int", "number": "double"}
@@ -39,3 +43,45 @@ def test_the_spark_schema_of_an_event_follows_the_columns():
     assert [(f.name, f.dataType.simpleString()) for f in EVENT_SCHEMA.fields] == [
         (name, "bigint" if kind == "long" else kind) for name, kind in EVENT_COLUMNS
     ]
+
+
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def test_a_partition_directory_covers_its_hour_day_or_month():
+    """What the DuckDB engine lists by range (backend.engine): each level's period."""
+    hours = BRONZE  # ingest_date / ingest_hour
+    assert hours.partition_period({"ingest_date": "2026-12-01", "ingest_hour": "9"}) == (
+        at(2026, 12, 1, 9),
+        at(2026, 12, 1, 10),
+    )
+    assert hours.partition_period({"ingest_date": "2026-12-31"}) == (
+        at(2026, 12, 31),
+        at(2027, 1, 1),
+    )
+    day_rollup = next(iter(ROLLUPS.values()))["day"]  # event_month
+    assert day_rollup.partition_period({"event_month": "2026-12-01"}) == (
+        at(2026, 12, 1),
+        at(2027, 1, 1),
+    )
+    assert OPS.partition_period({"batch_date": "2026-02-28"}) == (at(2026, 2, 28), at(2026, 3, 1))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"ingest_hour": "9"},  # an hour without its date
+        {"ingest_date": "yesterday"},
+        {"ingest_date": "2026-12-01", "ingest_hour": "24"},
+        {},
+    ],
+)
+def test_what_is_not_a_partition_value_is_refused(values):
+    with pytest.raises(ValueError):
+        BRONZE.partition_period(values)
+
+
+def test_every_table_but_the_compaction_log_is_partitioned_by_time():
+    untimed = {name for name, table in TABLES.items() if not table.partitioned_by_time}
+    assert untimed == {"compactions"}
