@@ -33,6 +33,8 @@ from bench.memory_bench import CHROMIUM, running_up
 PAGES = ("", "KPIs", "Map", "Pipeline_Health")
 REFRESH_SECONDS = 5
 TARGET_P95_SECONDS = 2.0
+# Viewers arrive this far apart (20 within 10 s), then all watch at once.
+ARRIVAL_SECONDS = 0.5
 # Records each run of the page: Streamlit sets data-test-script-state on its app element
 # ("running", "rerunRequested", ... then "notRunning" when the page is drawn).
 TIMER = """
@@ -76,8 +78,9 @@ def is_noise(text: str, url: str) -> bool:
     return "404" in text and path.endswith(BASE_PATH_PROBES) and path.count("/") > 2
 
 
-async def viewer(browser, url: str, seconds: float, name: str) -> dict:
-    """One session: open ``url``, watch it refresh for ``seconds``, and report."""
+async def viewer(browser, url: str, seconds: float, name: str, delay: float) -> dict:
+    """One session: after ``delay``, open ``url``, watch it refresh for ``seconds``, report."""
+    await asyncio.sleep(delay)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page = await context.new_page()
@@ -132,6 +135,7 @@ async def watch(port: int, viewers: int, seconds: float) -> list[dict]:
                 f"http://127.0.0.1:{port}/{PAGES[i % len(PAGES)]}",
                 seconds,
                 PAGES[i % len(PAGES)] or "Home",
+                delay=i * ARRIVAL_SECONDS,
             )
             for i in range(viewers)
         ]
@@ -201,8 +205,9 @@ def report(figures: dict) -> str:
         f"finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this machine "
         f"({figures['cores']} cores, shared by the stack and the browser): `telcopulse up "
         f"--rate {figures['rate']:g}`, {figures['viewers']} headless Chromium sessions on "
-        f"loopback (one browser context each, spread evenly over the four pages), each open "
-        f"for {figures['minutes']:g} minutes while the page refreshed itself. A page run is "
+        f"loopback (one browser context each, spread evenly over the four pages, arriving "
+        f"{ARRIVAL_SECONDS:g} s apart), each open for {figures['minutes']:g} minutes while the "
+        "page refreshed itself. A page run is "
         "timed in the browser, from Streamlit marking the script as running to marking it "
         "done.",
         "",
