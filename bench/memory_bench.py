@@ -246,6 +246,8 @@ def measure(
 # The soak's verdict on memory: the trend over its last half hour (the first minutes are
 # warm-up: JIT, caches, the first compactions), fitted by least squares (numpy.polyfit).
 TREND_SECONDS = 1800
+# Below this a slope is flat whatever the noise (a process whose memory never changes).
+FLAT_MB_PER_HOUR = 1.0
 
 
 def rss_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dict[str, dict]:
@@ -254,7 +256,8 @@ def rss_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dic
 
     Flat within noise: the slope is within two standard errors of zero, or an hour of it
     moves the process less than its own scatter about the line does (two standard
-    deviations of the residuals), as a garbage-collected heap's sawtooth does."""
+    deviations of the residuals), as a garbage-collected heap's sawtooth does, or it is
+    below ``FLAT_MB_PER_HOUR``."""
     end = timeline[-1]["seconds"]
     window = [t for t in timeline if t["seconds"] >= end - last_seconds]
     hours = np.array([t["seconds"] for t in window]) / 3600
@@ -271,7 +274,7 @@ def rss_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dic
             "mean_mb": float(mb.mean()),
             "samples": len(window),
             "minutes": round((window[-1]["seconds"] - window[0]["seconds"]) / 60),
-            "flat": bool(abs(slope) <= 2 * stderr or abs(slope) <= 2 * scatter),
+            "flat": bool(abs(slope) <= max(2 * stderr, 2 * scatter, FLAT_MB_PER_HOUR)),
         }
     return trends
 
@@ -322,7 +325,7 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         f"Memory trend: a least-squares line through the last {window['minutes']} minutes "
         f"({window['samples']} samples). Flat within noise means the slope is within two "
         "standard errors of zero, or an hour of it moves the process less than twice its "
-        "scatter about the line.",
+        f"scatter about the line, or it is below {FLAT_MB_PER_HOUR:g} MB/h.",
         "",
         "| process | RSS at start | RSS at end | slope, last "
         f"{window['minutes']} min | standard error | scatter | flat |",
@@ -381,9 +384,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"judge the run as a soak test and write its section of {RELIABILITY_MD.name}",
     )
+    parser.add_argument(
+        "--judge",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: judge a run saved with --output again (with --soak)",
+    )
     args = parser.parse_args(argv)
     seconds = args.minutes * 60 if args.minutes is not None else args.seconds
-    figures = measure(seconds, args.rate, log=lambda m: print(m, file=sys.stderr), soak=args.soak)
+    if args.judge:
+        figures = json.loads(args.judge.read_text())
+    else:
+        figures = measure(
+            seconds, args.rate, log=lambda m: print(m, file=sys.stderr), soak=args.soak
+        )
     text = json.dumps(figures, indent=1)
     if args.output:
         args.output.write_text(text)

@@ -1,0 +1,121 @@
+"""The judgements of the long runs (bench): the soak's memory trend and the viewers' summary.
+
+The runs themselves take an hour (`make soak`) and minutes (`make viewers`); these check
+what they conclude from their samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.memory_bench import rss_trends, soak_report, soak_verdict
+from bench.viewers_bench import is_noise, report, summary
+
+MB = 2**20
+
+
+def timeline(rss_mb, minutes: int = 60, every: int = 30, lag: float = 4.0) -> list[dict]:
+    """Samples every ``every`` s of processes whose memory is ``rss_mb(seconds)``."""
+    return [
+        {
+            "seconds": t,
+            "rss": {name: int(f(t) * MB) for name, f in rss_mb.items()},
+            "events": t * 2000,
+            "lag": {"source_lag_seconds": 0.5, "newest_event_age_seconds": lag},
+            "dashboard": "ok",
+            "kpis_page_seconds": 1.5,
+        }
+        for t in range(every, minutes * 60 + 1, every)
+    ]
+
+
+def figures(samples: list[dict]) -> dict:
+    return {
+        "rate": 2000,
+        "seconds": samples[-1]["seconds"],
+        "samples_every": 30,
+        "start": samples[0]["rss"],
+        "end": samples[-1]["rss"],
+        "timeline": samples,
+        "page_problems": [],
+    }
+
+
+def test_a_sawtooth_heap_is_flat_and_a_steady_leak_is_not():
+    noise = np.random.default_rng(7)
+    samples = timeline(
+        {
+            # a JVM heap that grows and is collected every 5 minutes, around a flat level
+            "stream": lambda t: 1900 + 40 * ((t % 300) / 300) + noise.normal(0, 3),
+            # warm-up growth in the first half hour only, then flat
+            "dashboard": lambda t: 250 + min(t, 1800) / 1800 * 50,
+            "leaky": lambda t: 200 + t / 3600 * 30,  # +30 MB an hour, every hour
+        }
+    )
+    trends = rss_trends(samples)
+    assert trends["stream"]["flat"]
+    assert trends["dashboard"]["flat"]
+    assert not trends["leaky"]["flat"]
+    assert trends["leaky"]["slope_mb_per_hour"] == pytest.approx(30, abs=0.5)
+    assert trends["leaky"]["minutes"] == 30
+    assert trends["leaky"]["samples"] == 61
+    problems = soak_verdict(figures(samples))
+    assert problems == ["leaky memory still moving: +30 MB/h (± 0) over the last 30 min"]
+    text = soak_report(figures(samples), problems)
+    assert "| leaky | 200 MB | 230 MB | +30.0 MB/h |" in text
+    assert "Result: **fail**: leaky memory still moving" in text
+
+
+def test_a_soak_that_falls_behind_or_loses_its_dashboard_fails():
+    samples = timeline({"stream": lambda t: 1900.0})
+    for sample in samples[-20:]:
+        sample["lag"]["newest_event_age_seconds"] = 60.0
+    samples[5]["dashboard"] = "no answer: timed out"
+    problems = soak_verdict(figures(samples))
+    assert problems == [
+        "falling behind: newest event 4 s old early, 60 s late",
+        "dashboard did not answer at 180 s: no answer: timed out",
+    ]
+    assert soak_verdict(figures(samples[:3])) == ["too short to judge: fewer than five samples"]
+
+
+def session(page: str, runs_ms: list[float], errors=()) -> dict:
+    return {"page": page, "first_load_seconds": 3.0, "runs_ms": runs_ms, "errors": list(errors)}
+
+
+def viewers(*sessions: dict) -> dict:
+    return {
+        "viewers": len(sessions),
+        "minutes": 1,
+        "rate": 200,
+        "refresh_seconds": 5,
+        "wall_seconds": 70,
+        "cores": 2,
+        "sessions": list(sessions),
+    }
+
+
+def test_the_viewers_pass_on_a_fast_p95_without_errors_only():
+    fast = viewers(session("Home", [400] * 12), session("KPIs", [900] * 11 + [1900]))
+    s = summary(fast)
+    assert (s["runs"], s["expected_runs"], s["passed"]) == (24, 24, True)
+    assert s["per_page"]["KPIs"][0] == 12
+    assert "| **all** | **24** |" in report(fast)
+    assert "Result: **pass**." in report(fast)
+
+    slow = viewers(session("Map", [2500] * 12))
+    assert not summary(slow)["passed"]
+    broken = viewers(session("Home", [400] * 12, ["Home: an exception is shown"]))
+    assert not summary(broken)["passed"]
+    assert "Errors: 1: Home: an exception is shown" in report(broken)
+    assert not summary(viewers(session("Home", [])))["passed"]  # nothing ran at all
+
+
+def test_only_what_an_offline_machine_or_a_deep_link_logs_is_noise():
+    not_found = "Failed to load resource: the server responded with a status of 404 (Not Found)"
+    assert is_noise(not_found, "http://127.0.0.1:8501/KPIs/_stcore/health")
+    assert is_noise(not_found, "http://127.0.0.1:8501/Map/_stcore/host-config")
+    assert not is_noise(not_found, "http://127.0.0.1:8501/_stcore/health")
+    assert not is_noise(not_found, "http://127.0.0.1:8501/KPIs/app.js")
+    assert is_noise("GET https://a.basemaps.cartocdn.com/x.png net::ERR_NAME_NOT_RESOLVED", "")
+    assert not is_noise("Uncaught TypeError: x is undefined", "http://127.0.0.1:8501/")
