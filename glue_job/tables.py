@@ -103,17 +103,20 @@ class Table:
         "event_hour": "9"}``, or just the date for the whole day). ValueError when the
         values are not this table's partition values."""
         levels = [p for p in self.partitions if p in values]
-        if not levels or levels != list(self.partitions[: len(levels)]):
-            raise ValueError(f"not a partition of {self.name}: {values}")
-        first = date.fromisoformat(values[levels[0]])
-        start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-        period = _PARTITION_PERIODS[levels[-1]]
-        if period == "hour":
-            hour = int(values[levels[-1]])
-            if not 0 <= hour < 24:
-                raise ValueError(f"not an hour: {hour}")
-            start += timedelta(hours=hour)
-            return start, start + timedelta(hours=1)
+        try:
+            if not levels or levels != list(self.partitions[: len(levels)]):
+                raise ValueError("levels")
+            first = date.fromisoformat(values[levels[0]])
+            start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+            period = _PARTITION_PERIODS[levels[-1]]
+            if period == "hour":
+                hour = int(values[levels[-1]])
+                if not 0 <= hour < 24:
+                    raise ValueError("hour")
+                start += timedelta(hours=hour)
+                return start, start + timedelta(hours=1)
+        except ValueError:
+            raise ValueError(f"not a partition of {self.name}: {values}") from None
         if period == "month":
             after = date(first.year + first.month // 12, first.month % 12 + 1, 1)
             return start, datetime(after.year, after.month, 1, tzinfo=UTC)

@@ -78,7 +78,7 @@ def test_a_partition_directory_covers_its_hour_day_or_month():
     ],
 )
 def test_what_is_not_a_partition_value_is_refused(values):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^not a partition of bronze: "):
         BRONZE.partition_period(values)
 
 
