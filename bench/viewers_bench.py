@@ -142,8 +142,14 @@ async def watch(port: int, viewers: int, seconds: float) -> list[dict]:
         results = await asyncio.gather(*sessions, return_exceptions=True)
         await browser.close()
     return [
-        r if isinstance(r, dict) else {"page": "?", "runs_ms": [], "errors": [repr(r)]}
-        for r in results
+        r
+        if isinstance(r, dict)
+        else {
+            "page": PAGES[i % len(PAGES)] or "Home",
+            "runs_ms": [],
+            "errors": [f"session failed: {str(r).splitlines()[0][:200]}"],
+        }
+        for i, r in enumerate(results)
     ]
 
 

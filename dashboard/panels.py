@@ -7,6 +7,7 @@ wording and number formats in one place, which is the reason it exists.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -370,13 +371,25 @@ def table_with_download(
     st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config)
     st.download_button(
         "Download CSV",
-        frame.to_csv(index=False).encode("utf-8"),
+        csv_download(frame),
         file_name=file_name,
         mime="text/csv",
         key=key,
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+def csv_download(frame: pd.DataFrame) -> Callable[[], bytes]:
+    """A download button's data as Streamlit's deferred kind: the CSV is made when the
+    button is clicked, not on every run. A page refreshing every few seconds otherwise
+    stores a new file per button per run, and under load the browser asked for files the
+    next run had already dropped (404s, found by bench.viewers_bench)."""
+    return functools.partial(_csv_bytes, frame)
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
 
 
 def query_times(times: pd.DataFrame, engine: str) -> None:

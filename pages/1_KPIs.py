@@ -133,7 +133,7 @@ if headline is not None:
                 )
         st.download_button(
             "Download trend CSV",
-            trend.to_csv(index=False).encode("utf-8"),
+            panels.csv_download(trend),
             file_name=f"operator_trend_{bucket.replace(' ', '')}_{file_suffix}.csv",
             mime="text/csv",
             key="download_trend",

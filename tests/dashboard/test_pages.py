@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from backend.engine import DuckDBEngine, QueryError
 from backend.home import query_headline
 from backend.queries import Window, committed_batch, run_kpi
+from dashboard import panels
 from glue_job.contract import ALIASES_FILE
 
 PAGES = ["Home.py", *sorted(f"pages/{p.name}" for p in (PROJECT_ROOT / "pages").glob("*.py"))]
@@ -101,6 +102,14 @@ def test_kpi_tables_show_what_the_sql_returns_and_the_csv_says(monkeypatch, csv_
 
     labels = [b.label for b in at.download_button]
     assert labels == ["Download CSV"] * 3 + ["Download trend CSV", "Download CSV"]
+
+
+def test_a_download_is_the_table_as_csv_made_when_clicked():
+    """Deferred (panels.csv_download): nothing is stored on a run, the CSV on a click."""
+    frame = pd.DataFrame({"operator": ["Movistar", "Orange, SA"], "avg_signal_dbm": [-90.5, -101]})
+    make = panels.csv_download(frame)
+    assert callable(make)
+    assert make() == b'operator,avg_signal_dbm\nMovistar,-90.5\n"Orange, SA",-101.0\n'
 
 
 def test_home_headline_cards_match_the_sql(monkeypatch, csv_lake):

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import PROJECT_ROOT, build_output, free_port
 from streamlit.source_util import page_icon_and_name, page_sort_key
@@ -301,6 +302,21 @@ def test_page_renders_in_a_real_browser(app_url, browser, tmp_path, name, url_pa
         shot = screenshot_path(tmp_path, name, problems)
         save_full_page(page, shot)
     assert not problems, "\n".join([*problems, f"screenshot: {shot}"])
+
+
+def test_a_table_downloads_as_csv_from_the_browser(app_url, browser, tmp_path):
+    """The KPIs page's first table, downloaded as a viewer would: the CSV is made when the
+    button is clicked (``panels.csv_download``), and holds the table's rows."""
+    with opened(browser, f"{app_url}/KPIs", "KPIs") as (page, problems):
+        assert not problems, "\n".join(problems)
+        with page.expect_download() as download:
+            page.locator('[data-testid="stDownloadButton"] button').first.click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+    frame = pd.read_csv(saved)
+    assert saved.suffix == ".csv"
+    assert {"operator", "avg_signal_dbm"} <= set(frame.columns)
+    assert len(frame) == 13  # the capture's operators, the emergency-only banner left out
 
 
 def tinted_share(page) -> float:
