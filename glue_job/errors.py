@@ -39,8 +39,7 @@ def disk_full_path(text: str) -> str | None:
     match = _WRITING.search(text)
     if not match:
         return ""
-    path = match.group(1).removeprefix("file:")
-    return path.split("/_temporary/")[0] if "/_temporary/" in path else path
+    return match.group(1).removeprefix("file:").split("/_temporary/")[0]
 
 
 def stream_failure(text: str, batch_id: int | None, lake_root: str) -> str:
