@@ -19,7 +19,7 @@ CHROMIUM := /usr/bin/chromium
 GLUE := .venv-glue
 GLUE_STAMP := $(GLUE)/.installed
 GLUE_RUNTIME := infra/glue-5.0-runtime.txt
-GLUE_TEST_PACKAGES := pytest pytest-timeout hypothesis duckdb pydantic-settings
+GLUE_TEST_PACKAGES := pytest pytest-timeout hypothesis duckdb pydantic-settings tenacity
 
 .PHONY: up test test-glue test-fast docs lint lint-infra audit bench soak viewers deploy destroy install node chromium check-python check-java clean
 

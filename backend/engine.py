@@ -20,6 +20,7 @@ from typing import Protocol
 
 import duckdb
 import pandas as pd
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from backend.catalog import current_views
 from backend.errors import QueryError
@@ -111,28 +112,38 @@ class DuckDBEngine:
         started = time.perf_counter()
         try:
             self._refresh_views()
-            cursor = self._con.cursor()
-            try:
-                if scope is not None:
-                    self._limit_files(cursor, sql, scope)
-                if not self.measure_io:
-                    return cursor.execute(sql, list(params)).df()
-                with tempfile.NamedTemporaryFile(suffix=".json") as profile:
-                    cursor.execute("SET enable_profiling = 'json'")
-                    cursor.execute(f"SET profiling_output = {_quote(profile.name)}")
-                    frame = cursor.execute(sql, list(params)).df()
-                    cursor.execute("SET enable_profiling = 'no_output'")
-                    # The column chunks of the row groups the scans did not skip: what Athena
-                    # would bill as data scanned (file footers not included).
-                    profiled = json.loads(Path(profile.name).read_text())
-                    self.last_bytes_read = profiled["query"]["total_bytes_scanned"]
-                    return frame
-            finally:
-                cursor.close()
+            for attempt in Retrying(
+                retry=retry_if_exception(_listed_file_gone),
+                stop=stop_after_attempt(LISTING_ATTEMPTS),
+                reraise=True,
+            ):
+                with attempt:
+                    return self._execute(sql, params, scope)
         except duckdb.Error as exc:
             raise QueryError(_one_line(exc)) from exc
         finally:
             self.last_seconds = time.perf_counter() - started
+
+    def _execute(self, sql: str, params: Sequence[object], scope: Scope | None) -> pd.DataFrame:
+        """One attempt: list the files (the views' globs, ``scope``'s lists), then read them."""
+        cursor = self._con.cursor()
+        try:
+            if scope is not None:
+                self._limit_files(cursor, sql, scope)
+            if not self.measure_io:
+                return cursor.execute(sql, list(params)).df()
+            with tempfile.NamedTemporaryFile(suffix=".json") as profile:
+                cursor.execute("SET enable_profiling = 'json'")
+                cursor.execute(f"SET profiling_output = {_quote(profile.name)}")
+                frame = cursor.execute(sql, list(params)).df()
+                cursor.execute("SET enable_profiling = 'no_output'")
+                # The column chunks of the row groups the scans did not skip: what Athena
+                # would bill as data scanned (file footers not included).
+                profiled = json.loads(Path(profile.name).read_text())
+                self.last_bytes_read = profiled["query"]["total_bytes_scanned"]
+                return frame
+        finally:
+            cursor.close()
 
     def _limit_files(self, cursor, sql: str, scope: Scope) -> None:
         """Set this cursor's file list of every time-partitioned table ``sql`` names."""
@@ -229,6 +240,20 @@ def _empty_view(table: Table) -> str:
         for name, kind in (*table.columns, *table.partition_types)
     )
     return f"CREATE OR REPLACE VIEW {table.files_name} AS SELECT {columns} WHERE false"
+
+
+# Compaction's garbage collection deletes superseded files a grace period after a compaction
+# made them so (glue_job.compaction): a query listing before the compaction still finds
+# every file it listed. A query listing at the very moment of a delete does not: it lists
+# the file, then DuckDB cannot open it. The file's rows were already in the compacted one,
+# so listing again is the whole answer. A soak at 2,000 events/s hit this after 55 minutes.
+LISTING_ATTEMPTS = 3
+# DuckDB's words for it: a view's glob listed the file; a scope's list named it.
+_GONE = ("No such file or directory", "No files found that match the pattern")
+
+
+def _listed_file_gone(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and any(words in str(exc) for words in _GONE)
 
 
 def _one_line(exc: Exception) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from backend.errors import QueryError
 from bench.long_runs import RELIABILITY_MD, replace_section
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +110,10 @@ def open_pages(
                 problems.append(f"/{path}: took {elapsed:.0f} s to show")
         browser.close()
     return problems
+
+
+# A sample whose lake read failed: no lag figures (the failure itself is in ``read_error``).
+NO_LAG = {"batches": 0, "source_lag_seconds": None, "newest_event_age_seconds": None}
 
 
 def stream_lag(home: Path, since: float) -> dict:
@@ -217,16 +222,18 @@ def measure(
             shown = {}
             if soak:  # a visitor opening the KPIs page meanwhile, in a real browser
                 problems += open_pages(dashboard_port, ("KPIs",), shown)
-            timeline.append(
-                {
-                    "seconds": round(time.monotonic() - began),
-                    "rss": {name: tree_rss(p) for name, p in parts.items()},
-                    "events": committed_events(home),
-                    "lag": stream_lag(home, samples_every),
-                    "dashboard": health,
-                    "kpis_page_seconds": shown.get("KPIs"),
-                }
-            )
+            sample = {
+                "seconds": round(time.monotonic() - began),
+                "rss": {name: tree_rss(p) for name, p in parts.items()},
+                "dashboard": health,
+                "kpis_page_seconds": shown.get("KPIs"),
+            }
+            try:
+                sample["events"] = committed_events(home)
+                sample["lag"] = stream_lag(home, samples_every)
+            except QueryError as exc:  # a failed read is a finding, not the end of the run
+                sample |= {"events": None, "lag": NO_LAG, "read_error": str(exc)}
+            timeline.append(sample)
             total = sum(timeline[-1]["rss"].values()) / 2**20
             log(f"  {timeline[-1]['seconds']} s: {total:.0f} MiB")
         problems += open_pages(dashboard_port)
@@ -300,6 +307,11 @@ def soak_verdict(figures: dict) -> list[str]:
         for t in timeline
         if t["dashboard"] != "ok"
     ]
+    problems += [
+        f"the lake could not be read at {t['seconds']} s: {t['read_error']}"
+        for t in timeline
+        if t.get("read_error")
+    ]
     return problems
 
 
@@ -312,6 +324,7 @@ def soak_report(figures: dict, problems: list[str]) -> str:
     source = [t["lag"]["source_lag_seconds"] or 0 for t in timeline]
     third = max(1, len(timeline) // 3)
     pages = [t["kpis_page_seconds"] for t in timeline if t.get("kpis_page_seconds")]
+    last_read = next((t for t in reversed(timeline) if t["events"] is not None), timeline[-1])
     lines = [
         f"## Soak: {figures['seconds'] / 60:.0f} minutes at {figures['rate']:,.0f} events/s",
         "",
@@ -337,8 +350,8 @@ def soak_report(figures: dict, problems: list[str]) -> str:
             for name, t in sorted(trends.items())
         ],
         "",
-        f"- Events committed: {timeline[-1]['events']:,}, "
-        f"{timeline[-1]['events'] / max(1, timeline[-1]['seconds']):,.0f} per second on average.",
+        f"- Events committed: {last_read['events']:,}, "
+        f"{last_read['events'] / max(1, last_read['seconds']):,.0f} per second on average.",
         f"- Lag: the newest committed event was at most {max(lags[:third]):.1f} s old in the "
         f"first third and {max(lags[-third:]):.1f} s in the last; the worst source lag (a "
         f"record's arrival to its batch's start) was {max(source):.1f} s.",
@@ -360,7 +373,7 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         lag = t["lag"]
         lines.append(
             f"| {t['seconds']} s | {sum(t['rss'].values()) / 2**20:.0f} MB | "
-            f"{t['events']:,} | {lag['source_lag_seconds'] or 0:.1f} s | "
+            f"{_count(t['events'])} | {lag['source_lag_seconds'] or 0:.1f} s | "
             f"{lag['newest_event_age_seconds'] or 0:.1f} s | {t['dashboard']} | "
             f"{_seconds(t.get('kpis_page_seconds'))} |"
         )
@@ -370,6 +383,10 @@ def soak_report(figures: dict, problems: list[str]) -> str:
 
 def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} s"
+
+
+def _count(value: int | None) -> str:
+    return "read failed" if value is None else f"{value:,}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,21 @@ def test_a_soak_that_falls_behind_or_loses_its_dashboard_fails():
     assert soak_verdict(figures(samples[:3])) == ["too short to judge: fewer than five samples"]
 
 
+def test_a_failed_lake_read_is_a_finding_of_the_soak_not_its_end():
+    """The bench's own read of the lake failed once (a soak met this after 55 minutes, when
+    compaction deleted a file the read had listed): the sample says so, the run goes on,
+    and the verdict names it."""
+    from bench.memory_bench import NO_LAG
+
+    samples = timeline({"stream": lambda t: 1900.0})
+    samples[-1] |= {"events": None, "lag": NO_LAG, "read_error": "IO Error: gone.parquet"}
+    problems = soak_verdict(figures(samples))
+    assert problems == ["the lake could not be read at 3600 s: IO Error: gone.parquet"]
+    text = soak_report(figures(samples), problems)
+    assert "- Events committed: 7,140,000, 2,000 per second on average." in text
+    assert "| 3600 s | 1900 MB | read failed | 0.0 s | 0.0 s | ok | 1.5 s |" in text
+
+
 def session(page: str, runs_ms: list[float], errors=()) -> dict:
     return {"page": page, "first_load_seconds": 3.0, "runs_ms": runs_ms, "errors": list(errors)}
 
