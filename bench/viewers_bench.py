@@ -77,6 +77,10 @@ TIMER = """
   });
 })();
 """
+CONNECTION_STATE = (
+    "document.querySelector('[data-test-connection-state]')"
+    "?.getAttribute('data-test-connection-state') ?? null"
+)
 # What an offline machine cannot load, and says so in the console: CARTO's basemap tiles
 # and styles, and Streamlit's hosted metrics config.
 OFFLINE_NOISE = ("basemaps.cartocdn.com", "Failed to fetch", "ERR_NAME_NOT_RESOLVED")
@@ -208,9 +212,8 @@ async def viewer(browser, url: str, seconds: float, name: str, delay: float) -> 
         checks += 1
         if await page.locator('[data-testid="stException"]').count():
             errors.append(f"{name}: an exception is shown")
-        state = await page.get_attribute(
-            "[data-test-connection-state]", "data-test-connection-state"
-        )
+        # Read at once, not waited for: a probe of the bench is not what a viewer waits on.
+        state = await page.evaluate(CONNECTION_STATE)
         if state not in (None, "CONNECTED"):
             errors.append(f"{name}: connection {state}")
     runs = (await page.evaluate("window.__telcopulseRuns"))[1:]  # after the first load
