@@ -210,3 +210,29 @@ def test_the_cpu_meter_counts_a_busy_process_and_keeps_its_last_sample_after_it_
     assert used["browsers"] == 0
     assert 0.1 <= while_running <= 1.2
     assert used["busy"] == while_running
+
+
+def test_a_stack_that_ignores_ctrl_c_is_killed_with_every_process_it_started():
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from bench.memory_bench import stop_tree
+
+    deaf = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "subprocess.Popen([sys.executable, '-c', 'import signal, time\\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\\ntime.sleep(60)'])\n"
+        "print('up', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    up = subprocess.Popen([sys.executable, "-c", deaf], stdout=subprocess.PIPE, text=True)
+    assert up.stdout.readline() == "up\n"
+    (child,) = psutil.Process(up.pid).children(recursive=True)
+    stop_tree(up, grace=0.5)
+    assert up.returncode == -signal.SIGKILL
+    child.wait(timeout=10)
+    assert not child.is_running()
