@@ -191,11 +191,24 @@ def running_up(rate: float, **env_extra: str) -> Iterator[tuple[Path, int, subpr
                 time.sleep(2)
             yield home, dashboard_port, up
         finally:
-            up.send_signal(signal.SIGINT)
-            try:
-                up.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                up.kill()
+            stop_tree(up)
+
+
+def stop_tree(up: subprocess.Popen, grace: float = 120) -> None:
+    """Ctrl-C, as a user stops `telcopulse up`; if it has not stopped within ``grace``
+    seconds (a shell running the bench in the background ignores SIGINT for its jobs),
+    kill it and every process it started, so no stray stack outlives the bench."""
+    members = psutil.Process(up.pid).children(recursive=True)
+    up.send_signal(signal.SIGINT)
+    try:
+        up.wait(timeout=grace)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    for process in [psutil.Process(up.pid), *members]:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    up.wait()
 
 
 def measure(

@@ -301,8 +301,10 @@ def viewers_section(viewers: dict | None, when: str | None) -> list[str]:
         "",
         f"Measured {when}: {viewers['viewers']} headless Chromium sessions on `telcopulse up "
         f"--rate {viewers['rate']:g}`, each auto-refreshing every {viewers['refresh_seconds']} "
-        f"s for {viewers['minutes']:g} minutes: {s['runs']:,} page runs, p50 {s['p50']:.2f} s, "
-        f"p95 {s['p95']:.2f} s, {len(s['errors'])} errors. Per page and in full: "
+        f"s for {viewers['minutes']:g} minutes: {s['answered']['runs']:,} refreshes answered "
+        f"by the dashboard in p50 {s['answered']['p50']:.2f} s, p95 "
+        f"{s['answered']['p95']:.2f} s (drawn in this machine's browser: p95 "
+        f"{s['drawn']['p95']:.2f} s), {len(s['errors'])} errors. Per page and in full: "
         "[docs/reliability.md](../docs/reliability.md).",
         "",
     ]

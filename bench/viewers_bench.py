@@ -4,12 +4,24 @@ Starts `telcopulse up` in a throwaway data directory with the dashboard's refres
 interval at 5 s, then opens ``--viewers`` sessions in headless Chromium (Debian's
 ``/usr/bin/chromium`` through Playwright, one browser context each, loopback only), spread
 over the four pages. Each session keeps its page open for ``--minutes`` while the page
-refreshes itself, and a script in the page times every run of the page: from the moment
-Streamlit marks the script as running (``data-test-script-state``) to the moment it
-marks it done, which is what a viewer waits for. Errors are whatever a viewer would see
-or the browser would log: an exception box on the page, an uncaught script error, a
-console error (the basemap's tiles excepted, which an offline machine cannot fetch), or
-a lost connection. Writes its section of docs/reliability.md (``bench.long_runs``).
+refreshes itself, and every refresh is timed twice:
+
+- **answered**: on the session's websocket, from the browser asking for the rerun
+  (Streamlit's ``BackMsg.rerun_script``) to the server's ``ForwardMsg.script_finished``:
+  the dashboard's own time, queueing behind the other sessions included. This is the
+  figure the target is judged on: a real viewer's browser runs on the viewer's machine.
+- **drawn**: in the page, from Streamlit marking the script as running
+  (``data-test-script-state``) to marking it done, which adds this machine's browser
+  drawing the page; here 20 renderers share the machine's cores with the whole stack.
+
+The browsers are the load, not what is measured, so they run at the lowest CPU priority
+(nice 19): the dashboard and the stream job come first, as they would on a server of
+their own. The report says how much CPU each side took.
+
+Errors are whatever a viewer would see or the browser would log: an exception box on
+the page, an uncaught script error, a console error (the basemap's tiles excepted, which
+an offline machine cannot fetch), or a lost connection. Writes its section of
+docs/reliability.md (``bench.long_runs``).
 Usage:
 
     .venv/bin/python -m bench.viewers_bench [--viewers 20] [--minutes 5] [--rate 200]
@@ -26,9 +38,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench.long_runs import RELIABILITY_MD, replace_section
-from bench.memory_bench import CHROMIUM, running_up
+from bench.memory_bench import CHROMIUM, components, running_up
 
 PAGES = ("", "KPIs", "Map", "Pipeline_Health")
 REFRESH_SECONDS = 5
@@ -62,12 +77,96 @@ TIMER = """
   });
 })();
 """
+CONNECTION_STATE = (
+    "document.querySelector('[data-test-connection-state]')"
+    "?.getAttribute('data-test-connection-state') ?? null"
+)
 # What an offline machine cannot load, and says so in the console: CARTO's basemap tiles
 # and styles, and Streamlit's hosted metrics config.
 OFFLINE_NOISE = ("basemaps.cartocdn.com", "Failed to fetch", "ERR_NAME_NOT_RESOLVED")
 # Opened at a page's own address (/KPIs), Streamlit's frontend first looks for its server
 # under that path and gets a 404 for each of these before it tries the root, which answers.
 BASE_PATH_PROBES = ("/_stcore/health", "/_stcore/host-config")
+
+
+class WireTimer:
+    """Times refreshes on a session's websocket: from a ``rerun_script`` the browser sent to
+    the ``script_finished`` the server sent back (seconds, in ``runs``)."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.clock = clock
+        self.runs: list[float] = []
+        self._asked: float | None = None
+
+    def sent(self, payload: bytes | str) -> None:
+        if _kind(BackMsg, payload) == "rerun_script" and self._asked is None:
+            self._asked = self.clock()
+
+    def received(self, payload: bytes | str) -> None:
+        if _kind(ForwardMsg, payload) == "script_finished" and self._asked is not None:
+            self.runs.append(self.clock() - self._asked)
+            self._asked = None
+
+
+def _kind(message_type, payload: bytes | str) -> str | None:
+    """Which message a websocket frame holds (Streamlit's frames are binary protobuf)."""
+    if not isinstance(payload, bytes):
+        return None
+    message = message_type()
+    message.ParseFromString(payload)
+    return message.WhichOneof("type")
+
+
+class CpuMeter:
+    """CPU seconds of process groups while the viewers watch, sampled every few seconds
+    (the newest total of each process that ever ran; one that exits between two samples
+    loses at most that gap). ``browsers`` are every Chromium process, kept at nice 19."""
+
+    def __init__(self, groups: dict[str, psutil.Process]) -> None:
+        self.groups = groups
+        self.seconds: dict[str, dict[int, float]] = {name: {} for name in [*groups, "browsers"]}
+        self.at_start = self._read()
+
+    def _members(self) -> dict[str, list[psutil.Process]]:
+        members = {
+            name: [process, *process.children(recursive=True)]
+            for name, process in self.groups.items()
+            if process.is_running()
+        }
+        members["browsers"] = [
+            child
+            for child in psutil.Process().children(recursive=True)
+            if child.name().startswith("chrom")
+        ]
+        return members
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        totals: dict[str, dict[int, float]] = {}
+        for name, processes in self._members().items():
+            totals[name] = {}
+            for process in processes:
+                try:
+                    if name == "browsers" and process.nice() < LOWEST_PRIORITY:
+                        process.nice(LOWEST_PRIORITY)
+                    times = process.cpu_times()
+                    totals[name][process.pid] = times.user + times.system
+                except psutil.Error:
+                    continue
+        return totals
+
+    def sample(self) -> None:
+        for name, totals in self._read().items():
+            self.seconds.setdefault(name, {}).update(totals)
+
+    def used(self) -> dict[str, float]:
+        """CPU seconds each group used since the meter started."""
+        return {
+            name: sum(t - self.at_start.get(name, {}).get(pid, 0.0) for pid, t in totals.items())
+            for name, totals in self.seconds.items()
+        }
+
+
+LOWEST_PRIORITY = 19
 
 
 def is_noise(text: str, url: str) -> bool:
@@ -94,6 +193,14 @@ async def viewer(browser, url: str, seconds: float, name: str, delay: float) -> 
         ),
     )
     await page.add_init_script(TIMER)
+    wire = WireTimer()
+    page.on(
+        "websocket",
+        lambda socket: (
+            socket.on("framesent", wire.sent),
+            socket.on("framereceived", wire.received),
+        ),
+    )
     opened = time.monotonic()
     await page.goto(url, wait_until="domcontentloaded")
     await page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
@@ -105,9 +212,8 @@ async def viewer(browser, url: str, seconds: float, name: str, delay: float) -> 
         checks += 1
         if await page.locator('[data-testid="stException"]').count():
             errors.append(f"{name}: an exception is shown")
-        state = await page.get_attribute(
-            "[data-test-connection-state]", "data-test-connection-state"
-        )
+        # Read at once, not waited for: a probe of the bench is not what a viewer waits on.
+        state = await page.evaluate(CONNECTION_STATE)
         if state not in (None, "CONNECTED"):
             errors.append(f"{name}: connection {state}")
     runs = (await page.evaluate("window.__telcopulseRuns"))[1:]  # after the first load
@@ -116,19 +222,26 @@ async def viewer(browser, url: str, seconds: float, name: str, delay: float) -> 
         "page": name,
         "first_load_seconds": first_load,
         "runs_ms": [r["ms"] for r in runs],
+        "answered_ms": [seconds * 1000 for seconds in wire.runs[1:]],  # after the first load
         "checks": checks,
         "errors": errors,
     }
 
 
-async def watch(port: int, viewers: int, seconds: float) -> list[dict]:
+async def watch(port: int, viewers: int, seconds: float, meter: CpuMeter) -> list[dict]:
     from playwright.async_api import async_playwright
+
+    async def keep_sampling() -> None:
+        while True:
+            meter.sample()
+            await asyncio.sleep(2)
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
+        sampling = asyncio.create_task(keep_sampling())
         sessions = [
             viewer(
                 browser,
@@ -140,6 +253,8 @@ async def watch(port: int, viewers: int, seconds: float) -> list[dict]:
             for i in range(viewers)
         ]
         results = await asyncio.gather(*sessions, return_exceptions=True)
+        sampling.cancel()
+        meter.sample()
         await browser.close()
     return [
         r
@@ -156,10 +271,11 @@ async def watch(port: int, viewers: int, seconds: float) -> list[dict]:
 def measure(viewers: int, minutes: float, rate: float, log=print) -> dict:
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is missing: install Chromium there to run the viewers")
-    with running_up(rate, TELCOPULSE_REFRESH_SECONDS=str(REFRESH_SECONDS)) as (_, port, _up):
+    with running_up(rate, TELCOPULSE_REFRESH_SECONDS=str(REFRESH_SECONDS)) as (_, port, up):
         log(f"{viewers} viewers for {minutes:g} min on http://127.0.0.1:{port}")
+        meter = CpuMeter(components(psutil.Process(up.pid)))
         started = time.monotonic()
-        sessions = asyncio.run(watch(port, viewers, minutes * 60))
+        sessions = asyncio.run(watch(port, viewers, minutes * 60, meter))
         took = time.monotonic() - started
     return {
         "viewers": viewers,
@@ -168,41 +284,64 @@ def measure(viewers: int, minutes: float, rate: float, log=print) -> dict:
         "refresh_seconds": REFRESH_SECONDS,
         "wall_seconds": took,
         "cores": os.cpu_count(),
+        "cpu_seconds": meter.used(),
         "sessions": sessions,
     }
 
 
+def _percentiles(seconds: list[float]) -> dict:
+    if not seconds:
+        return {"runs": 0, "p50": float("inf"), "p95": float("inf"), "max": float("inf")}
+    return {
+        "runs": len(seconds),
+        "p50": float(np.percentile(seconds, 50)),
+        "p95": float(np.percentile(seconds, 95)),
+        "max": max(seconds),
+    }
+
+
 def summary(figures: dict) -> dict:
+    """Per measure (``answered``, ``drawn``): runs, p50, p95 and worst, overall and per page
+    (seconds). Passed: no error and ``answered`` p95 within the target."""
     sessions = figures["sessions"]
-    runs = [ms / 1000 for s in sessions for ms in s["runs_ms"]]
-    per_page = {}
-    for s in sessions:
-        per_page.setdefault(s["page"], []).extend(ms / 1000 for ms in s["runs_ms"])
+    measures = {"answered": "answered_ms", "drawn": "runs_ms"}
+    result: dict = {}
+    for measure, field in measures.items():
+        per_page: dict[str, list[float]] = {}
+        for s in sessions:
+            per_page.setdefault(s["page"], []).extend(ms / 1000 for ms in s.get(field, []))
+        result[measure] = _percentiles([t for times in per_page.values() for t in times])
+        result[measure]["per_page"] = {
+            page: _percentiles(times) for page, times in sorted(per_page.items())
+        }
     first = [s["first_load_seconds"] for s in sessions if "first_load_seconds" in s]
     errors = [e for s in sessions for e in s["errors"]]
-    p95 = float(np.percentile(runs, 95)) if runs else float("inf")
-    return {
-        "runs": len(runs),
-        "p50": float(np.percentile(runs, 50)) if runs else float("inf"),
-        "p95": p95,
-        "max": max(runs, default=float("inf")),
-        "per_page": {
-            page: (len(v), float(np.percentile(v, 95)) if v else float("inf"))
-            for page, v in per_page.items()
-        },
+    result |= {
         "first_load_p95": float(np.percentile(first, 95)) if first else float("inf"),
         "errors": errors,
         "expected_runs": round(
             len(sessions) * figures["minutes"] * 60 / figures["refresh_seconds"]
         ),
-        "passed": not errors and p95 <= TARGET_P95_SECONDS,
+        "passed": not errors and result["answered"]["p95"] <= TARGET_P95_SECONDS,
     }
+    return result
 
 
 def report(figures: dict) -> str:
     """The many-viewers section of docs/reliability.md."""
     s = summary(figures)
+    answered, drawn = s["answered"], s["drawn"]
     verdict = "**pass**" if s["passed"] else "**fail**"
+    cpu = figures.get("cpu_seconds", {})
+    cpu_line = (
+        "- CPU while they watched ("
+        + f"{figures['wall_seconds']:.0f} s × {figures['cores']} cores = "
+        + f"{figures['wall_seconds'] * figures['cores']:,.0f} core-seconds): "
+        + ", ".join(f"{name} {seconds:,.0f} s" for name, seconds in sorted(cpu.items()))
+        + "."
+        if cpu
+        else "- CPU: not measured."
+    )
     lines = [
         f"## Many viewers: {figures['viewers']} sessions refreshing every "
         f"{figures['refresh_seconds']} s",
@@ -213,18 +352,31 @@ def report(figures: dict) -> str:
         f"--rate {figures['rate']:g}`, {figures['viewers']} headless Chromium sessions on "
         f"loopback (one browser context each, spread evenly over the four pages, arriving "
         f"{ARRIVAL_SECONDS:g} s apart), each open for {figures['minutes']:g} minutes while the "
-        "page refreshed itself. A page run is "
-        "timed in the browser, from Streamlit marking the script as running to marking it "
-        "done.",
+        "page refreshed itself. Every refresh is timed twice: **answered**, on the "
+        "session's websocket from the browser asking for the rerun to the server saying the "
+        "run finished (the dashboard's own time, queueing behind the other sessions "
+        "included; the target is judged on it), and **drawn**, in the page from Streamlit "
+        "marking the script as running to marking it done, which adds this machine's "
+        "browser drawing it. The browsers are the load, not what is measured: they run at "
+        "the lowest CPU priority (nice 19), so the dashboard and the stream job come first.",
         "",
-        "| page | runs | p95 |",
-        "|---|---:|---:|",
-        *[f"| {page} | {n:,} | {p95:.2f} s |" for page, (n, p95) in sorted(s["per_page"].items())],
-        f"| **all** | **{s['runs']:,}** | **{s['p95']:.2f} s** |",
+        "| page | refreshes | answered p50 | answered p95 | drawn p95 |",
+        "|---|---:|---:|---:|---:|",
+        *[
+            f"| {page} | {t['runs']:,} | {t['p50']:.2f} s | {t['p95']:.2f} s | "
+            f"{drawn['per_page'].get(page, {}).get('p95', float('inf')):.2f} s |"
+            for page, t in answered["per_page"].items()
+        ],
+        f"| **all** | **{answered['runs']:,}** | **{answered['p50']:.2f} s** | "
+        f"**{answered['p95']:.2f} s** | **{drawn['p95']:.2f} s** |",
         "",
-        f"- Page runs: p50 {s['p50']:.2f} s, p95 {s['p95']:.2f} s, worst {s['max']:.2f} s "
-        f"(target: p95 ≤ {TARGET_P95_SECONDS:g} s). {s['runs']:,} runs against the "
-        f"{s['expected_runs']:,} a {figures['refresh_seconds']} s interval asks for.",
+        f"- Answered: p50 {answered['p50']:.2f} s, p95 {answered['p95']:.2f} s, worst "
+        f"{answered['max']:.2f} s (target: p95 ≤ {TARGET_P95_SECONDS:g} s). "
+        f"{answered['runs']:,} refreshes against the {s['expected_runs']:,} a "
+        f"{figures['refresh_seconds']} s interval asks for.",
+        f"- Drawn in this machine's browser: p50 {drawn['p50']:.2f} s, p95 {drawn['p95']:.2f} s, "
+        f"worst {drawn['max']:.2f} s.",
+        cpu_line,
         f"- First load of a page (navigation to drawn): p95 {s['first_load_p95']:.1f} s.",
         f"- Errors: {len(s['errors'])}"
         + (
@@ -258,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_report:
         replace_section("viewers", report(figures))
     print(
-        f"viewers: {s['runs']} page runs, p95 {s['p95']:.2f} s, {len(s['errors'])} errors: "
+        f"viewers: {s['answered']['runs']} refreshes answered, p95 {s['answered']['p95']:.2f} s "
+        f"(drawn p95 {s['drawn']['p95']:.2f} s), {len(s['errors'])} errors: "
         f"{'pass' if s['passed'] else 'FAIL'}",
         file=sys.stderr,
     )
