@@ -285,6 +285,7 @@ def measure(viewers: int, minutes: float, rate: float, log=print) -> dict:
         "wall_seconds": took,
         "cores": os.cpu_count(),
         "cpu_seconds": meter.used(),
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "sessions": sessions,
     }
 
@@ -347,7 +348,8 @@ def report(figures: dict) -> str:
         f"{figures['refresh_seconds']} s",
         "",
         f"Measured by `make viewers` (`bench.viewers_bench`, also a phase of `make bench`), "
-        f"finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this machine "
+        f"finished {figures.get('finished') or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        " on this machine "
         f"({figures['cores']} cores, shared by the stack and the browser): `telcopulse up "
         f"--rate {figures['rate']:g}`, {figures['viewers']} headless Chromium sessions on "
         f"loopback (one browser context each, spread evenly over the four pages, arriving "

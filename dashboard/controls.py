@@ -39,16 +39,14 @@ _FROZEN_TICK_KEY = "tp_frozen_tick"
 class Refresh:
     """What the refresh control decided for this run.
 
-    ``tick`` numbers the refresh interval we are in (frozen while paused); cached
-    data is keyed on it, so it expires with the interval. ``count`` is the
-    auto-refresh counter, which makes every timer-driven rerun look again for
-    newly committed batches even when two of them land in the same tick.
+    ``tick`` numbers the refresh interval we are in (frozen while paused); the
+    committed batch and cached data are keyed on it, so they expire with the interval
+    and every viewer in the same tick shares them.
     """
 
     interval: int
     paused: bool
     tick: int
-    count: int
 
 
 def format_interval(seconds: int) -> str:
@@ -179,7 +177,8 @@ def refresh_control(default_interval: int) -> Refresh:
             args=(PAUSED_KEY,),
             help="Freeze the page on the current snapshot; filters still work on it.",
         )
-        count = 0 if paused else st_autorefresh(interval=int(interval) * 1000, key="tp_timer")
+        if not paused:  # the timer reruns the page; the tick says what it reads
+            st_autorefresh(interval=int(interval) * 1000, key="tp_timer")
     interval = int(_keep(INTERVAL_KEY, interval))
     paused = bool(_keep(PAUSED_KEY, paused))
     if paused:
@@ -187,7 +186,7 @@ def refresh_control(default_interval: int) -> Refresh:
     else:
         st.session_state.pop(_FROZEN_TICK_KEY, None)
         tick = current_tick(interval)
-    return Refresh(interval=interval, paused=paused, tick=tick, count=count)
+    return Refresh(interval=interval, paused=paused, tick=tick)
 
 
 def current_tick(interval: int) -> int:

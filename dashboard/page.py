@@ -227,12 +227,12 @@ def _take_snapshot(
     if refresh.paused and kept is not None:
         return kept, None
     try:
-        batch = cache.snapshot_batch(engine, key, (refresh.tick, refresh.count))
+        batch, taken_at = cache.snapshot_batch(engine, key, refresh.tick)
     except QueryError as exc:
         return kept, str(exc)
     except Exception as exc:
         log.exception("looking up the committed batch failed")
         return kept, f"{type(exc).__name__}: {exc}"
-    snapshot = Snapshot(batch=batch, taken_at=datetime.now(UTC), source=key)
+    snapshot = Snapshot(batch=batch, taken_at=taken_at, source=key)
     st.session_state[SNAPSHOT_KEY] = snapshot
     return snapshot, None
