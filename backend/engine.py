@@ -111,13 +111,14 @@ class DuckDBEngine:
     ) -> pd.DataFrame:
         started = time.perf_counter()
         try:
-            self._refresh_views()
             for attempt in Retrying(
                 retry=retry_if_exception(_listed_file_gone),
                 stop=stop_after_attempt(LISTING_ATTEMPTS),
                 reraise=True,
             ):
                 with attempt:
+                    # Creating a view lists and opens files too: inside the retry.
+                    self._refresh_views()
                     return self._execute(sql, params, scope)
         except duckdb.Error as exc:
             raise QueryError(_one_line(exc)) from exc
@@ -246,7 +247,8 @@ def _empty_view(table: Table) -> str:
 # made them so (glue_job.compaction): a query listing before the compaction still finds
 # every file it listed. A query listing at the very moment of a delete does not: it lists
 # the file, then DuckDB cannot open it. The file's rows were already in the compacted one,
-# so listing again is the whole answer. A soak at 2,000 events/s hit this after 55 minutes.
+# so listing again is the whole answer. A soak at 2,000 events/s hit this after 55 minutes,
+# and twice more, while a new engine created its views, in the next hour-long soak.
 LISTING_ATTEMPTS = 3
 # DuckDB's words for it: a view's glob listed the file; a scope's list named it.
 _GONE = ("No such file or directory", "No files found that match the pattern")
