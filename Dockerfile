@@ -36,6 +36,7 @@ WORKDIR /app
 # Code stays owned by root: the app user can read it, not change it. From glue_job/ only the
 # Spark-free modules the dashboard uses (event contract, job defaults and table layout).
 COPY Home.py ./
+COPY .streamlit/ .streamlit/
 COPY pages/ pages/
 COPY dashboard/ dashboard/
 COPY backend/ backend/

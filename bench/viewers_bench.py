@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -128,15 +129,13 @@ class CpuMeter:
         self.at_start = self._read()
 
     def _members(self) -> dict[str, list[psutil.Process]]:
-        members = {
-            name: [process, *process.children(recursive=True)]
-            for name, process in self.groups.items()
-            if process.is_running()
-        }
+        """Each group's processes now (a process may exit while they are listed)."""
+        members: dict[str, list[psutil.Process]] = {}
+        for name, process in self.groups.items():
+            with contextlib.suppress(psutil.Error):
+                members[name] = [process, *process.children(recursive=True)]
         members["browsers"] = [
-            child
-            for child in psutil.Process().children(recursive=True)
-            if child.name().startswith("chrom")
+            child for child in psutil.Process().children(recursive=True) if _is_browser(child)
         ]
         return members
 
@@ -167,6 +166,13 @@ class CpuMeter:
 
 
 LOWEST_PRIORITY = 19
+
+
+def _is_browser(process: psutil.Process) -> bool:
+    try:
+        return process.name().startswith("chrom")
+    except psutil.Error:  # exited since it was listed
+        return False
 
 
 def is_noise(text: str, url: str) -> bool:

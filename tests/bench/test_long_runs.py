@@ -236,3 +236,15 @@ def test_a_stack_that_ignores_ctrl_c_is_killed_with_every_process_it_started():
     assert up.returncode == -signal.SIGKILL
     child.wait(timeout=10)
     assert not child.is_running()
+
+
+def test_a_process_gone_while_the_meter_lists_it_is_skipped():
+    import psutil
+
+    from bench.viewers_bench import _is_browser
+
+    class Gone(psutil.Process):
+        def name(self):
+            raise psutil.NoSuchProcess(self.pid)
+
+    assert not _is_browser(Gone())
