@@ -35,6 +35,7 @@ import pandas as pd
 import psutil
 
 from backend.errors import QueryError
+from bench import utc_minute
 from bench.long_runs import RELIABILITY_MD, replace_section
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -260,6 +261,7 @@ def measure(
         "end": end,
         "timeline": timeline,
         "page_problems": problems,
+        "finished": utc_minute(),
     }
 
 
@@ -343,7 +345,7 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         "",
         f"Measured by `make soak` (`bench.memory_bench`): `telcopulse up --rate "
         f"{figures['rate']:g}` for {figures['seconds'] / 60:.0f} minutes on this machine "
-        f"({os.cpu_count()} cores), finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+        f"({os.cpu_count()} cores), finished {figures.get('finished') or utc_minute()}. "
         f"Every {figures['samples_every']:g} s it sampled each process's resident memory (the "
         "process and its children: the stream job's JVM and Python workers, say), the lake's "
         "lag, the dashboard's health endpoint, and opened the KPIs page in headless Chromium.",

@@ -32,8 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from bench import utc_minute
 
 # Pages run outside a Streamlit server here, which Streamlit warns about on every run.
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
@@ -81,7 +82,7 @@ def machine() -> dict:
     import streamlit
 
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": utc_minute(),
         "cores": os.cpu_count(),
         "memory_gib": round(memory / 2**30, 1),
         "cpu": cpu,
@@ -598,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"phase {phase}")
         started = time.perf_counter()
         figures[phase] = RUNNERS[phase](args.quick)
-        figures["measured"][phase] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        figures["measured"][phase] = utc_minute()
         log(f"phase {phase} done in {time.perf_counter() - started:.0f} s")
         RESULTS_JSON.write_text(json.dumps(figures, indent=1, default=str))
     figures["machine"] = machine()

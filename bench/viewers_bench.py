@@ -43,6 +43,7 @@ import psutil
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from bench import utc_minute
 from bench.long_runs import RELIABILITY_MD, replace_section
 from bench.memory_bench import CHROMIUM, components, running_up
 
@@ -291,7 +292,7 @@ def measure(viewers: int, minutes: float, rate: float, log=print) -> dict:
         "wall_seconds": took,
         "cores": os.cpu_count(),
         "cpu_seconds": meter.used(),
-        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "finished": utc_minute(),
         "sessions": sessions,
     }
 
@@ -354,8 +355,7 @@ def report(figures: dict) -> str:
         f"{figures['refresh_seconds']} s",
         "",
         f"Measured by `make viewers` (`bench.viewers_bench`, also a phase of `make bench`), "
-        f"finished {figures.get('finished') or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-        " on this machine "
+        f"finished {figures.get('finished') or utc_minute()} on this machine "
         f"({figures['cores']} cores, shared by the stack and the browser): `telcopulse up "
         f"--rate {figures['rate']:g}`, {figures['viewers']} headless Chromium sessions on "
         f"loopback (one browser context each, spread evenly over the four pages, arriving "

@@ -248,3 +248,12 @@ def test_a_process_gone_while_the_meter_lists_it_is_skipped():
             raise psutil.NoSuchProcess(self.pid)
 
     assert not _is_browser(Gone())
+
+
+def test_a_report_says_when_its_run_finished_not_when_it_was_written():
+    """`memory_bench --judge` re-judges a saved run later: the section keeps the run's time."""
+    samples = timeline({"stream": lambda t: 1900.0})
+    saved = figures(samples) | {"finished": "2026-12-05 02:13 UTC"}
+    assert "finished 2026-12-05 02:13 UTC." in soak_report(saved, [])
+    watched = viewers(session("Home", [400] * 12)) | {"finished": "2026-12-05 02:40 UTC"}
+    assert "finished 2026-12-05 02:40 UTC on this machine" in report(watched)
