@@ -19,7 +19,10 @@ CHROMIUM := /usr/bin/chromium
 GLUE := .venv-glue
 GLUE_STAMP := $(GLUE)/.installed
 GLUE_RUNTIME := infra/glue-5.0-runtime.txt
-GLUE_TEST_PACKAGES := pytest pytest-timeout hypothesis duckdb pydantic-settings tenacity
+GLUE_TEST_PACKAGES := pytest pytest-timeout pytest-xdist hypothesis duckdb pydantic-settings tenacity
+# pytest-xdist workers for each suite in `make test`: the suite waits on JVMs, emulators and
+# browsers about as much as it computes, so one process leaves a core idle. Set 0 to run in one.
+TEST_WORKERS ?= 2
 
 .PHONY: up test test-glue test-fast docs lint lint-infra audit bench soak viewers deploy destroy install node chromium check-python check-java clean
 
@@ -79,9 +82,9 @@ up: install check-java
 # run even when the first fails, and make fails when either does.
 test: install $(TOOLS_STAMP) $(GLUE_STAMP) check-java chromium
 	@status=0; \
-	$(BIN)/python -m pytest || status=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) || status=$$?; \
 	echo "== the Glue path again, on AWS Glue 5.0's runtime ($(GLUE))"; \
-	$(GLUE)/bin/python -m pytest -m glue -p no:cacheprovider || status=$$?; \
+	$(GLUE)/bin/python -m pytest -n $(TEST_WORKERS) -m glue -p no:cacheprovider || status=$$?; \
 	exit $$status
 
 # Only the Glue path, on Glue 5.0's runtime.

@@ -5,6 +5,7 @@ Plain helpers (paths, ``event``, ``build_lake``...) live in ``tests/helpers.py``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from helpers import (
     build_output,
     replay_day,
     stamp_build_outputs,
+    written_build_outputs,
 )
 
 
@@ -118,7 +120,16 @@ def pytest_collectreport(report) -> None:
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     """build/reliability/ from the scenarios recorded this session (see reliability), then a
-    stamp in each build/ directory the session wrote to, which `make docs` reads."""
+    stamp in each build/ directory the session wrote to, which `make docs` reads.
+
+    Under pytest-xdist (`make test` runs ``-n``) each worker hands what it recorded and wrote
+    to the controller (``workeroutput``), which publishes and stamps once, for the whole run.
+    """
+    if hasattr(session.config, "workerinput"):
+        session.config.workeroutput["telcopulse"] = json.dumps(
+            {"rows": reliability.dump(), "build_outputs": written_build_outputs()}
+        )
+        return
     published = reliability.publish(
         exitstatus, collection_failed=bool(_collection_errors), seed_path=reliability.DOCS_JSON
     )
@@ -131,6 +142,18 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     else:
         failure = None
     stamp_build_outputs(failure)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """An xdist worker finished: keep its recorded rows and build/ directories (see above)."""
+    handed = getattr(node, "workeroutput", {}).get("telcopulse")
+    if handed is None:  # the worker crashed: its tests are reported failed, its rows lost
+        return
+    handed = json.loads(handed)
+    reliability.load(handed["rows"])
+    for name in handed["build_outputs"]:
+        build_output(name)
 
 
 def _exit_name(exitstatus) -> str:

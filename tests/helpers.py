@@ -102,6 +102,11 @@ def build_output(name: str) -> Path:
     return directory
 
 
+def written_build_outputs() -> list[str]:
+    """The names of the build/ directories this session handed out."""
+    return sorted(directory.name for directory in _written)
+
+
 def stamp_build_outputs(failure: str | None) -> list[Path]:
     """Stamp each directory ``build_output`` handed out this session with how the session
     ended: ``failure`` says why it failed, None that it passed."""

@@ -141,6 +141,19 @@ def recorded() -> list[Row]:
     return list(_recorded)
 
 
+def dump() -> list[dict]:
+    """This session's rows as plain dicts, for an xdist worker to hand to the controller."""
+    return [{"kind": row.kind, **asdict(row)} for row in _recorded]
+
+
+def load(rows: list[dict]) -> None:
+    """Record rows ``dump`` made in another process, in their order."""
+    kinds = {kind.kind: kind for kind in (PipelineScenario, DashboardDegradation)}
+    for row in rows:
+        values = dict(row)
+        record(kinds[values.pop("kind")](**values))
+
+
 def publish(
     exitstatus: int,
     *,

@@ -161,6 +161,16 @@ def test_publish_writes_only_after_a_clean_session_that_recorded_something(monke
     assert json.loads(json_path.read_text())["pipeline"][0]["name"] == "measured"
 
 
+def test_rows_cross_from_an_xdist_worker_to_the_controller_unchanged(monkeypatch):
+    """`make test` runs pytest-xdist workers: their rows reach the controller as JSON."""
+    rows = [scenario("killed"), degradation("engine down"), scenario("killed", result="fail")]
+    monkeypatch.setattr(reliability, "_recorded", list(rows))
+    handed = json.loads(json.dumps(reliability.dump()))
+    monkeypatch.setattr(reliability, "_recorded", [])
+    reliability.load(handed)
+    assert reliability.recorded() == rows
+
+
 def test_rows_refuse_what_cannot_be_a_measurement():
     with pytest.raises(ValueError, match="result must be one of"):
         scenario("x", result="ok")
