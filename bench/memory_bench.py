@@ -77,6 +77,20 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def tree_pss(process: psutil.Process) -> int:
+    """The proportional set size of ``process`` and its descendants (Linux).
+
+    PSS shares each page among the processes that map it. The stream job's Python daemon
+    forks a worker per task, and a fork shares nearly all its pages with the daemon: summed
+    RSS counts those pages once per live worker, so it jumps with how many workers happen to
+    be alive when sampled (a +1 GB spike in one soak). Summed PSS counts them once."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_full_info().pss
+    return total
+
+
 ALL_PAGES = ("", "KPIs", "Map", "Pipeline_Health")
 
 
@@ -239,6 +253,7 @@ def measure(
             sample = {
                 "seconds": round(time.monotonic() - began),
                 "rss": {name: tree_rss(p) for name, p in parts.items()},
+                "pss": {name: tree_pss(p) for name, p in parts.items()},
                 "dashboard": health,
                 "kpis_page_seconds": shown.get("KPIs"),
             }
@@ -272,9 +287,10 @@ TREND_SECONDS = 1800
 FLAT_MB_PER_HOUR = 1.0
 
 
-def rss_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dict[str, dict]:
-    """Per process: the slope of its resident memory over the last ``last_seconds`` of the
-    run (MB per hour, MB = 2**20 bytes), its standard error, and the scatter about the line.
+def memory_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dict[str, dict]:
+    """Per process: the slope of its memory over the last ``last_seconds`` of the run (MB per
+    hour, MB = 2**20 bytes), its standard error, and the scatter about the line. The memory
+    is PSS (``tree_pss``) where every sample has it, else RSS (runs saved before PSS).
 
     Flat within noise: the slope is within two standard errors of zero, or an hour of it
     moves the process less than its own scatter about the line does (two standard
@@ -283,9 +299,10 @@ def rss_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dic
     end = timeline[-1]["seconds"]
     window = [t for t in timeline if t["seconds"] >= end - last_seconds]
     hours = np.array([t["seconds"] for t in window]) / 3600
+    measure = "pss" if all("pss" in t for t in window) else "rss"
     trends = {}
-    for name in window[0]["rss"]:
-        mb = np.array([t["rss"].get(name, 0) for t in window]) / 2**20
+    for name in window[0][measure]:
+        mb = np.array([t[measure].get(name, 0) for t in window]) / 2**20
         (slope, intercept), cov = np.polyfit(hours, mb, 1, cov=True)
         stderr = float(np.sqrt(cov[0][0]))
         scatter = float(np.std(mb - (slope * hours + intercept), ddof=2))
@@ -297,6 +314,7 @@ def rss_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dic
             "samples": len(window),
             "minutes": round((window[-1]["seconds"] - window[0]["seconds"]) / 60),
             "flat": bool(abs(slope) <= max(2 * stderr, 2 * scatter, FLAT_MB_PER_HOUR)),
+            "measure": measure.upper(),
         }
     return trends
 
@@ -307,10 +325,11 @@ def soak_verdict(figures: dict) -> list[str]:
     timeline = figures["timeline"]
     if len(timeline) < 5:
         return [*problems, "too short to judge: fewer than five samples"]
-    for name, trend in rss_trends(timeline).items():
+    for name, trend in memory_trends(timeline).items():
         if not trend["flat"]:
             problems.append(
-                f"{name} memory still moving: {trend['slope_mb_per_hour']:+.0f} MB/h "
+                f"{name} memory ({trend['measure']}) still moving: "
+                f"{trend['slope_mb_per_hour']:+.0f} MB/h "
                 f"(± {trend['stderr_mb_per_hour']:.0f}) over the last {trend['minutes']} min"
             )
     lags = [t["lag"]["newest_event_age_seconds"] or 0 for t in timeline]
@@ -333,7 +352,7 @@ def soak_verdict(figures: dict) -> list[str]:
 def soak_report(figures: dict, problems: list[str]) -> str:
     """The soak's section of docs/reliability.md (bench.long_runs)."""
     start, end, timeline = figures["start"], figures["end"], figures["timeline"]
-    trends = rss_trends(timeline)
+    trends = memory_trends(timeline)
     window = next(iter(trends.values()))
     lags = [t["lag"]["newest_event_age_seconds"] or 0 for t in timeline]
     source = [t["lag"]["source_lag_seconds"] or 0 for t in timeline]
@@ -350,13 +369,20 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         "process and its children: the stream job's JVM and Python workers, say), the lake's "
         "lag, the dashboard's health endpoint, and opened the KPIs page in headless Chromium.",
         "",
-        f"Memory trend: a least-squares line through the last {window['minutes']} minutes "
-        f"({window['samples']} samples). Flat within noise means the slope is within two "
+        f"Memory trend: a least-squares line through each process's {window['measure']} "
+        f"over the last {window['minutes']} minutes ({window['samples']} samples)"
+        + (
+            " (PSS: each page shared by several processes, such as the stream job's forked "
+            "Python workers, counted once, where summed RSS counts it in each)"
+            if window["measure"] == "PSS"
+            else ""
+        )
+        + ". Flat within noise means the slope is within two "
         "standard errors of zero, or an hour of it moves the process less than twice its "
         f"scatter about the line, or it is below {FLAT_MB_PER_HOUR:g} MB/h.",
         "",
-        "| process | RSS at start | RSS at end | slope, last "
-        f"{window['minutes']} min | standard error | scatter | flat |",
+        "| process | RSS at start | RSS at end | slope of its "
+        f"{window['measure']}, last {window['minutes']} min | standard error | scatter | flat |",
         "|---|---:|---:|---:|---:|---:|---|",
         *[
             f"| {name} | {start[name] / 2**20:.0f} MB | {end.get(name, 0) / 2**20:.0f} MB | "
@@ -380,20 +406,25 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         "",
         "<details><summary>Every sample</summary>",
         "",
-        "| time | total RSS | events committed | worst source lag | newest event age "
-        "| dashboard health | KPIs page shown in |",
-        "|---:|---:|---:|---:|---:|---|---:|",
+        "| time | total RSS | total PSS | events committed | worst source lag "
+        "| newest event age | dashboard health | KPIs page shown in |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for t in timeline:
         lag = t["lag"]
         lines.append(
             f"| {t['seconds']} s | {sum(t['rss'].values()) / 2**20:.0f} MB | "
-            f"{_count(t['events'])} | {lag['source_lag_seconds'] or 0:.1f} s | "
+            f"{_megabytes(t.get('pss'))} | {_count(t['events'])} | "
+            f"{lag['source_lag_seconds'] or 0:.1f} s | "
             f"{lag['newest_event_age_seconds'] or 0:.1f} s | {t['dashboard']} | "
             f"{_seconds(t.get('kpis_page_seconds'))} |"
         )
     lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _megabytes(by_process: dict[str, int] | None) -> str:
+    return "—" if by_process is None else f"{sum(by_process.values()) / 2**20:.0f} MB"
 
 
 def _seconds(value: float | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.memory_bench import rss_trends, soak_report, soak_verdict
+from bench.memory_bench import memory_trends, soak_report, soak_verdict
 from bench.viewers_bench import is_noise, report, summary
 
 MB = 2**20
@@ -52,7 +52,7 @@ def test_a_sawtooth_heap_is_flat_and_a_steady_leak_is_not():
             "leaky": lambda t: 200 + t / 3600 * 30,  # +30 MB an hour, every hour
         }
     )
-    trends = rss_trends(samples)
+    trends = memory_trends(samples)
     assert trends["stream"]["flat"]
     assert trends["dashboard"]["flat"]
     assert not trends["leaky"]["flat"]
@@ -60,10 +60,32 @@ def test_a_sawtooth_heap_is_flat_and_a_steady_leak_is_not():
     assert trends["leaky"]["minutes"] == 30
     assert trends["leaky"]["samples"] == 61
     problems = soak_verdict(figures(samples))
-    assert problems == ["leaky memory still moving: +30 MB/h (± 0) over the last 30 min"]
+    assert problems == ["leaky memory (RSS) still moving: +30 MB/h (± 0) over the last 30 min"]
     text = soak_report(figures(samples), problems)
     assert "| leaky | 200 MB | 230 MB | +30.0 MB/h |" in text
-    assert "Result: **fail**: leaky memory still moving" in text
+    assert "Result: **fail**: leaky memory (RSS) still moving" in text
+
+
+def test_the_trend_is_judged_on_pss_where_the_samples_have_it():
+    """Forked Python workers share their pages with the daemon: summed RSS jumps with how
+    many are alive, summed PSS does not. A run with PSS is judged on it, not on RSS."""
+    workers = np.random.default_rng(3).integers(0, 4, size=120)  # alive at each sample
+    samples = timeline({"stream": lambda t: 1500 + 250 * workers[t // 30 - 1]})
+    for sample in samples:
+        sample["pss"] = {"stream": 1400 * MB + sample["seconds"] * 1000}  # 3.4 MB an hour
+    trends = memory_trends(samples)
+    assert trends["stream"]["measure"] == "PSS"
+    assert trends["stream"]["slope_mb_per_hour"] == pytest.approx(3.43, abs=0.01)
+    assert not trends["stream"]["flat"]
+    assert soak_verdict(figures(samples)) == [
+        "stream memory (PSS) still moving: +3 MB/h (± 0) over the last 30 min"
+    ]
+    text = soak_report(figures(samples), soak_verdict(figures(samples)))
+    assert "slope of its PSS, last 30 min" in text
+    assert f"| 3600 s | {sum(samples[-1]['rss'].values()) // MB} MB | 1403 MB |" in text
+    # Without PSS in every sample of the window (a run saved before it), RSS is judged.
+    del samples[-1]["pss"]
+    assert memory_trends(samples)["stream"]["measure"] == "RSS"
 
 
 def test_a_soak_that_falls_behind_or_loses_its_dashboard_fails():
@@ -91,7 +113,7 @@ def test_a_failed_lake_read_is_a_finding_of_the_soak_not_its_end():
     assert problems == ["the lake could not be read at 3600 s: IO Error: gone.parquet"]
     text = soak_report(figures(samples), problems)
     assert "- Events committed: 7,140,000, 2,000 per second on average." in text
-    assert "| 3600 s | 1900 MB | read failed | 0.0 s | 0.0 s | ok | 1.5 s |" in text
+    assert "| 3600 s | 1900 MB | — | read failed | 0.0 s | 0.0 s | ok | 1.5 s |" in text
 
 
 def session(page: str, answered_ms: list[float], errors=(), drawn_ms=None) -> dict:
