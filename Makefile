@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What .venv installs: the versions the suite last passed with (constraints.txt says why).
+# `make CONSTRAINTS= ...` installs the newest releases instead.
+CONSTRAINTS ?= constraints.txt
 NODE_STAMP := node_modules/.installed
 # checkov pins older boto3, botocore, networkx and packaging than the project runs, so the
 # infrastructure scanners get a venv of their own instead of downgrading the project's packages.
@@ -24,15 +27,20 @@ GLUE_TEST_PACKAGES := pytest pytest-timeout pytest-xdist hypothesis duckdb pydan
 # browsers about as much as it computes, so one process leaves a core idle. Set 0 to run in one.
 TEST_WORKERS ?= 2
 
-.PHONY: up test test-glue test-fast docs lint lint-infra audit bench soak viewers deploy destroy install node chromium check-python check-java clean
+.PHONY: up test test-glue test-fast docs constraints lint lint-infra audit bench soak viewers deploy destroy install node chromium check-python check-java clean
 
 install: $(STAMP) node
 
-$(STAMP): pyproject.toml | check-python
+$(STAMP): pyproject.toml $(CONSTRAINTS) | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[dev]'
 	@touch $(STAMP)
+
+# The versions .venv holds, as the constraints the next install uses (see constraints.txt).
+constraints: install
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.tmp
+	mv constraints.tmp constraints.txt
 
 $(TOOLS_STAMP): Makefile | check-python
 	$(PYTHON) -m venv $(TOOLS)
