@@ -69,25 +69,20 @@ def components(supervisor: psutil.Process) -> dict[str, psutil.Process]:
     return found
 
 
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += member.memory_info().rss
-    return total
-
-
-def tree_pss(process: psutil.Process) -> int:
-    """The proportional set size of ``process`` and its descendants (Linux).
+def tree_memory(process: psutil.Process) -> dict[str, int]:
+    """The resident (``rss``) and proportional (``pss``) set sizes of ``process`` and its
+    descendants, summed (Linux: one read of each process's smaps_rollup).
 
     PSS shares each page among the processes that map it. The stream job's Python daemon
     forks a worker per task, and a fork shares nearly all its pages with the daemon: summed
     RSS counts those pages once per live worker, so it jumps with how many workers happen to
     be alive when sampled (a +1 GB spike in one soak). Summed PSS counts them once."""
-    total = 0
+    total = {"rss": 0, "pss": 0}
     for member in [process, *process.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
-            total += member.memory_full_info().pss
+            memory = member.memory_full_info()
+            total["rss"] += memory.rss
+            total["pss"] += memory.pss
     return total
 
 
@@ -233,7 +228,7 @@ def measure(
         supervisor = psutil.Process(up.pid)
         problems = open_pages(dashboard_port)
         parts = components(supervisor)
-        start = {name: tree_rss(p) for name, p in parts.items()}
+        start = {name: tree_memory(p)["rss"] for name, p in parts.items()}
         supervisor_rss = supervisor.memory_info().rss
         timeline = []
         began = time.monotonic()
@@ -250,10 +245,11 @@ def measure(
             shown = {}
             if soak:  # a visitor opening the KPIs page meanwhile, in a real browser
                 problems += open_pages(dashboard_port, ("KPIs",), shown)
+            memory = {name: tree_memory(p) for name, p in parts.items()}
             sample = {
                 "seconds": round(time.monotonic() - began),
-                "rss": {name: tree_rss(p) for name, p in parts.items()},
-                "pss": {name: tree_pss(p) for name, p in parts.items()},
+                "rss": {name: sizes["rss"] for name, sizes in memory.items()},
+                "pss": {name: sizes["pss"] for name, sizes in memory.items()},
                 "dashboard": health,
                 "kpis_page_seconds": shown.get("KPIs"),
             }
@@ -266,7 +262,7 @@ def measure(
             total = sum(timeline[-1]["rss"].values()) / 2**20
             log(f"  {timeline[-1]['seconds']} s: {total:.0f} MiB")
         problems += open_pages(dashboard_port)
-        end = {name: tree_rss(p) for name, p in parts.items()}
+        end = {name: tree_memory(p)["rss"] for name, p in parts.items()}
     return {
         "rate": rate,
         "seconds": seconds,
@@ -290,7 +286,7 @@ FLAT_MB_PER_HOUR = 1.0
 def memory_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> dict[str, dict]:
     """Per process: the slope of its memory over the last ``last_seconds`` of the run (MB per
     hour, MB = 2**20 bytes), its standard error, and the scatter about the line. The memory
-    is PSS (``tree_pss``) where every sample has it, else RSS (runs saved before PSS).
+    is PSS (``tree_memory``) where every sample has it, else RSS (runs saved before PSS).
 
     Flat within noise: the slope is within two standard errors of zero, or an hour of it
     moves the process less than its own scatter about the line does (two standard
