@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -150,11 +151,15 @@ class DuckDBEngine:
         """Set this cursor's file list of every time-partitioned table ``sql`` names."""
         code = re.sub(r"--[^\n]*", "", sql)
         lists = {
-            table.name: self._files_in(table, _intervals(table, scope))
+            table.name: (
+                self._newest_files(table)
+                if scope.newest
+                else self._files_in(table, _intervals(table, scope))
+            )
             for table in TABLES.values()
             if table.name in self._live
             and table.partitioned_by_time
-            and re.search(rf"\b{table.name}\b", code)
+            and re.search(rf"\b({table.name}|{table.files_name})\b", code)
         }
         lists = {name: files for name, files in lists.items() if files}
         if lists:
@@ -187,6 +192,34 @@ class DuckDBEngine:
             return sorted(files)
         first = next(glob.iglob(table.file_glob(self.lake_root)), None)
         return [first] if first else []
+
+    def _newest_files(self, table: Table) -> list[str]:
+        """The files of the table's newest partition (by the period it covers) that has any;
+        none when it has no files at all (then the view reads its whole glob)."""
+        directories: list[tuple[str, dict[str, str]]] = [
+            (os.path.join(self.lake_root, table.path), {})
+        ]
+        for level in table.partitions:
+            directories = [
+                (entry.path, {**above, level: entry.name.partition("=")[2]})
+                for parent, above in directories
+                for entry in _subdirectories(parent, level)
+            ]
+        for directory, _ in sorted(
+            directories, key=lambda found: _period_start(table, found[1]), reverse=True
+        ):
+            files = glob.glob(os.path.join(directory, f"{COMMIT_DIR}=*", "*.parquet"))
+            if files:
+                return sorted(files)
+        return []
+
+
+def _period_start(table: Table, values: dict[str, str]) -> datetime:
+    """Where a partition's period starts; one this engine cannot read sorts first."""
+    try:
+        return table.partition_period(values)[0]
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _intervals(table: Table, scope: Scope) -> tuple[Interval, ...]:

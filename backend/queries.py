@@ -22,7 +22,7 @@ import pandas as pd
 
 from backend.engine import ATHENA_PARAMETER_LIMIT, QueryEngine, athena_literal
 from backend.errors import QueryError
-from backend.ranges import TIMESTAMP_FORMAT, Snapshot, range_params, scope_of
+from backend.ranges import NEWEST, TIMESTAMP_FORMAT, Snapshot, range_params, scope_of
 from glue_job.tables import ROLLUPS, TABLES
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -308,7 +308,11 @@ NO_FILTERS = Filters()
 
 def committed_batch(engine: QueryEngine) -> Snapshot:
     """Newest committed batch and its rollup marks; batch -1 when nothing is committed."""
-    frame = run_query(engine, "committed_batch")
+    # Only the newest _ops partition: the newest batch started on the newest date. A month
+    # of _ops is 1.3 M rows, and reading it all took about 55 ms of every refresh.
+    frame = engine.run(*bind(load_sql("committed_batch"), {}), scope=NEWEST)
+    if frame.empty:  # no partition of its own could be listed: read the whole table
+        frame = run_query(engine, "committed_batch")
     value = frame["batch_id"].iloc[0] if len(frame) else None
     if value is None or pd.isna(value):
         return Snapshot(-1)

@@ -160,6 +160,13 @@ class Scope:
     minutes: tuple[Interval, ...]
     hours: tuple[Interval, ...] = ()
     days: tuple[Interval, ...] = ()
+    # Instead of the periods: only each table's newest partition that holds files. For the
+    # newest row of a table whose partitions advance with its rows, as ``_ops``'s
+    # ``batch_date`` (the date a batch started) advances with ``batch_id``.
+    newest: bool = False
+
+
+NEWEST = Scope((), newest=True)
 
 
 def _moment(text: object) -> datetime:

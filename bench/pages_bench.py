@@ -68,9 +68,13 @@ class QueryTimer:
     engine measure the bytes it read."""
 
     def __init__(self) -> None:
-        from backend.queries import load_sql, query_names
+        from backend.queries import bind, load_sql, parameter_names, query_names
 
-        self.names = {load_sql(name): name for name in query_names()}
+        # The engine sees each query as ``bind`` leaves it (``?`` in place of the names).
+        self.names = {}
+        for name in query_names():
+            sql = load_sql(name)
+            self.names[bind(sql, dict.fromkeys(parameter_names(sql), 0))[0]] = name
         self.calls: list[Call] = []
         self.by_query: dict[tuple[str, str, int], list[Call]] = defaultdict(list)
 

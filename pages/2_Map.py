@@ -4,7 +4,6 @@ signal or outage share; a click shows one cell's or postal code's breakdown."""
 import streamlit as st
 
 from backend import map_data
-from backend.home import query_headline
 from dashboard import map as map_ui
 from dashboard import map_colors, panels
 from dashboard.map_detail import show_area
@@ -20,10 +19,7 @@ st.caption(
     "coverage cells of the H3 grid, from the events' own positions. Click a point or a cell, "
     "or pick a code, to see its status breakdown, operators and trend."
 )
-headline = page.load("headline KPIs", query_headline)
-if headline is not None and headline.is_empty:
-    panels.empty_window(page.preset, page.freshness())
-    st.stop()
+# The postal-code map counts every event of the window, so it also says when it is empty.
 postal = page.load("postal-code map", map_data.query_postal_map)
 if postal is None:
     st.stop()

@@ -2,7 +2,8 @@
 -- written last, so every batch at or below it is complete and nothing above it is visible
 -- yet. Read from the files themselves: a row counts the same whether or not compaction
 -- has copied it since.
--- One pass: the newest row (a compacted copy of it holds the same values).
+-- One pass: the newest row (a compacted copy of it holds the same values). DuckDB lists
+-- only the newest batch_date partition for it (backend.ranges.NEWEST).
 SELECT batch_id, rolled_hours_until
 FROM ops_files
 ORDER BY batch_id DESC

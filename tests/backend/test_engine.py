@@ -466,3 +466,58 @@ def test_a_file_deleted_while_the_views_are_created_is_listed_again(
 
     assert committed_batch(DuckDBEngine(csv_lake)) == csv_batch
     assert created.count("ops") == 2  # refused once, then made
+
+
+def _write_rows(root: Path, table_name: str, partition: str, rows: list[dict]) -> None:
+    """Rows of a table's columns (the rest NULL) as one committed file of ``partition``."""
+    import duckdb
+
+    from backend.engine import _DUCKDB_TYPES
+    from glue_job.tables import TABLES
+
+    table = TABLES[table_name]
+    directory = root / table.path / partition / "commit=1"
+    directory.mkdir(parents=True)
+    selects = [
+        "SELECT "
+        + ", ".join(
+            f"CAST({duckdb_literal(row.get(name))} AS {_DUCKDB_TYPES[kind]}) AS {name}"
+            for name, kind in table.columns
+        )
+        for row in rows
+    ]
+    duckdb.sql(
+        f"COPY ({' UNION ALL '.join(selects)}) TO '{directory / 'part-0.parquet'}' (FORMAT parquet)"
+    )
+
+
+def duckdb_literal(value: object) -> str:
+    return "NULL" if value is None else f"'{value}'"
+
+
+def test_the_committed_batch_is_read_from_the_newest_ops_partition_alone(tmp_path) -> None:
+    """A month of _ops is a partition a day: the newest batch started on the newest date,
+    so the lookup every refresh makes lists that partition's files and no other."""
+    from backend.queries import committed_batch
+    from backend.ranges import NEWEST, Snapshot
+    from glue_job.tables import TABLES
+
+    for day, batches in (("2026-11-30", range(0, 40)), ("2026-12-01", range(40, 43))):
+        rows = [{"batch_id": b, "batch_start": f"{day} 10:00:00"} for b in batches]
+        _write_rows(tmp_path, "ops", f"batch_date={day}", rows)
+    # An hour partition sorts by its hour, not its text: hour 10 is newer than hour 9.
+    for hour in (9, 10):
+        row = {"minute": f"2026-12-01 {hour:02d}:00:00", "operator": "A", "commit_id": 1}
+        _write_rows(
+            tmp_path, "gold_operator_minute", f"event_date=2026-12-01/event_hour={hour}", [row]
+        )
+    engine = DuckDBEngine(tmp_path)
+    assert committed_batch(engine) == Snapshot(42)
+    newest = engine._newest_files(TABLES["ops"])
+    assert [Path(f).parts[-3] for f in newest] == ["batch_date=2026-12-01"]
+    newest = engine._newest_files(TABLES["gold_operator_minute"])
+    assert [Path(f).parts[-3] for f in newest] == ["event_hour=10"]
+    # Read with the newest partition's list: only its three rows reach the query.
+    counted = engine.run("SELECT count(*) AS n FROM ops_files", scope=NEWEST)
+    assert counted["n"].iloc[0] == 3
+    assert engine.run("SELECT count(*) AS n FROM ops_files")["n"].iloc[0] == 43

@@ -155,8 +155,10 @@ def test_empty_lake_shows_the_waiting_panel(monkeypatch, tmp_path, page):
 def test_corrupt_lake_file_shows_a_banner_not_a_traceback(monkeypatch, csv_lake, tmp_path, page):
     lake = tmp_path / "lake"
     shutil.copytree(csv_lake, lake)
-    # Each page reads its own tables: the health page reads _ops and quarantine, not gold.
-    table = lake / ("_ops" if page == HEALTH else "gold/operator_minute")
+    # Each page reads its own tables: the health page reads _ops and quarantine, not gold;
+    # the map reads postal codes and coverage cells, not operators.
+    read = {HEALTH: "_ops", "pages/2_Map.py": "gold/postal_status_minute"}
+    table = lake / read.get(page, "gold/operator_minute")
     # In a partition the page reads: the engine lists only the partitions of its range.
     (newest_commit_dir(table) / "part-99999-corrupt.parquet").write_bytes(b"not parquet at all")
 
