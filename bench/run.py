@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from bench import utc_minute
+from glue_job.defaults import DEFAULT_TRIGGER_SECONDS
 
 # Pages run outside a Streamlit server here, which Streamlit warns about on every run.
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
@@ -48,11 +49,16 @@ PHASES = ("stream", "history", "pages", "baseline", "memory", "viewers")
 TARGETS = {
     "throughput": 10_000,  # events/s, sustained with p95 freshness <= 10 s
     "throughput_p95": 10.0,
-    "fresh_1000_p95": 5.0,
-    "page_ms": 300.0,  # server-side, 30 days of gold
-    "refresh_mb": 5.0,  # gold read per refresh
+    "fresh_1000_p95": 2.0,  # s from PutRecord to visible in `kpi`, at 1,000 events/s
+    "startup_s": 8.0,  # `telcopulse stream` launched to its first batch committed
+    "drain": 20_000,  # events/s draining a backlog on DRAIN_SHARDS shards
+    "page_ms": 300.0,  # server-side p95 at every range preset, 30 days of gold
+    "refresh_mb": 5.0,  # gold read per refresh at every range preset
     "stack_gb": 2.5,
 }
+DRAIN_SHARDS = 2
+# Refreshes timed per page, range and history: enough that p95 is not simply the slowest.
+PAGE_RUNS = 10
 LIVE_RATES = (200, 1_000, 5_000, 10_000)
 HISTORY_DAYS = (1, 7, 30)
 
@@ -117,7 +123,7 @@ def run_stream(quick: bool) -> dict:
             drain=100_000 if quick else 400_000,
             rates=[200, 1000] if quick else list(LIVE_RATES),
             seconds=20 if quick else 60,
-            shards=4,
+            shards=DRAIN_SHARDS,
             log=log,
         )
     finally:
@@ -162,7 +168,7 @@ def run_pages(quick: bool) -> dict:
 
     homes = history_homes(HISTORY_HOME)
     results, timer = pages_bench.measure_pages(
-        homes, runs=3 if quick else 5, cold=1 if quick else 2, log=log
+        homes, runs=3 if quick else PAGE_RUNS, cold=1 if quick else 2, log=log
     )
     pages = [
         {
@@ -348,34 +354,52 @@ def targets_section(figures: dict) -> list[str]:
             ok = fresh["p95"] is not None and fresh["p95"] <= TARGETS["fresh_1000_p95"]
             rows.append(
                 (
-                    "p95 freshness ≤ 5 s at 1,000 events/s",
+                    "p95 freshness ≤ 2 s at 1,000 events/s",
                     f"p95 {seconds(fresh['p95'])} (p50 {seconds(fresh['p50'])})",
-                    verdict(ok, f"{fresh['p95'] - 5:.1f} s over" if not ok else ""),
+                    verdict(
+                        ok,
+                        f"{fresh['p95'] - TARGETS['fresh_1000_p95']:.1f} s over" if not ok else "",
+                    ),
                 )
             )
-    if pages:
-        worst = max(
-            page_rows(pages, 30, "1 h"), key=lambda r: p(r["refresh_ms"], 0.95), default=None
+        drain = stream["drain"]
+        startup = drain.get("startup_seconds")
+        if startup is not None:
+            rows.append(
+                (
+                    "`telcopulse stream` to its first committed batch ≤ 8 s",
+                    f"{startup:.1f} s",
+                    verdict(
+                        startup <= TARGETS["startup_s"],
+                        f"{startup - TARGETS['startup_s']:.1f} s over",
+                    ),
+                )
+            )
+        idle = drain.get("idle_exit_seconds")
+        if idle is not None:
+            rows.append(
+                (
+                    "`stream --until-idle` exits within one trigger interval (2 s) of the "
+                    "stream running dry",
+                    f"{idle:.1f} s from its last commit",
+                    verdict(
+                        idle <= DEFAULT_TRIGGER_SECONDS,
+                        f"{idle - DEFAULT_TRIGGER_SECONDS:.1f} s over",
+                    ),
+                )
+            )
+        rows.append(
+            (
+                f"draining a backlog ≥ 20,000 events/s on {drain['shards']} shards",
+                f"{drain['steady_rate']:,.0f} events/s",
+                verdict(
+                    drain["steady_rate"] >= TARGETS["drain"],
+                    f"{TARGETS['drain'] - drain['steady_rate']:,.0f} events/s short",
+                ),
+            )
         )
-        if worst:
-            value = p(worst["refresh_ms"], 0.95)
-            over = worst["problem"] or f"{value - 300:.0f} ms over"
-            rows.append(
-                (
-                    "every page ≤ 300 ms server-side with 30 days of gold (default 1 h range)",
-                    f"slowest: {worst['page']} p95 {value:.0f} ms",
-                    verdict(value <= TARGETS["page_ms"], over),
-                )
-            )
-            heavy = max(page_rows(pages, 30, "1 h"), key=lambda r: median(r["gold_bytes"]))
-            gold = median(heavy["gold_bytes"])
-            rows.append(
-                (
-                    "a refresh reads ≤ 5 MB of gold (30 days, default 1 h range)",
-                    f"most: {heavy['page']} {mb(gold)}",
-                    verdict(gold <= TARGETS["refresh_mb"] * 1e6, f"{mb(gold - 5e6)} over"),
-                )
-            )
+    if pages:
+        rows += page_targets(pages)
     if memory:
         peak = max(
             [sum(t["rss"].values()) + memory["supervisor"] for t in memory["timeline"]]
@@ -396,6 +420,49 @@ def targets_section(figures: dict) -> list[str]:
     return [*out, ""]
 
 
+def page_targets(pages: dict) -> list[tuple[str, str, str]]:
+    """Issue 12's page targets over every range preset of the 30-day history, and the
+    Map's own line; a history this run did not build is said to be unmeasured."""
+    rows = []
+    month = [r for r in pages["pages"] if r["days"] == 30]
+    if not month:
+        return [("every page at every range, 30 days of gold", "not measured", "—")]
+    checks = [("every page", month), ("the Map page", [r for r in month if "Map" in r["page"]])]
+    for who, found in checks:
+        slow = max(found, key=lambda r: p(r["refresh_ms"], 0.95))
+        value = p(slow["refresh_ms"], 0.95)
+        rows.append(
+            (
+                f"{who} ≤ 300 ms p95 server-side at every range preset, 30 days of gold",
+                f"slowest: {_page_name(slow)} at {slow['preset']}, p95 {value:.0f} ms",
+                verdict(
+                    value <= TARGETS["page_ms"], slow["problem"] or f"{value - 300:.0f} ms over"
+                ),
+            )
+        )
+        heavy = max(found, key=lambda r: median(r["gold_bytes"]))
+        gold = median(heavy["gold_bytes"])
+        rows.append(
+            (
+                f"{who}: a refresh reads ≤ 5 MB of gold at every range preset, 30 days",
+                f"most: {_page_name(heavy)} at {heavy['preset']}, {mb(gold)}",
+                verdict(gold <= TARGETS["refresh_mb"] * 1e6, f"{mb(gold - 5e6)} over"),
+            )
+        )
+    rows.append(
+        (
+            "the same with 365 days of history (≤ 500 ms, ≤ 5 MB)",
+            "not measured: this run built no 365-day history",
+            "—",
+        )
+    )
+    return rows
+
+
+def _page_name(row: dict) -> str:
+    return Path(row["page"]).stem.lstrip("0123456789_").replace("_", " ") or row["page"]
+
+
 def stream_section(stream: dict | None, when: str | None) -> list[str]:
     if not stream:
         return []
@@ -410,7 +477,13 @@ def stream_section(stream: dict | None, when: str | None) -> list[str]:
         f"**Draining a backlog** of {drain['events']:,} queued events ({drain['shards']} "
         f"shards, `stream --until-idle`, nothing else running): {drain['batches']} batches, "
         f"{drain['steady_rate']:,.0f} events/s after the first batch, which carries "
-        f"{drain['first_batch_seconds']:.1f} s of JVM and Python worker warm-up.",
+        f"{drain['first_batch_seconds']:.1f} s of JVM and Python worker warm-up. "
+        + (
+            f"From launching the job to its first commit: {drain['startup_seconds']:.1f} s; "
+            f"from its last commit to its exit: {drain['idle_exit_seconds']:.1f} s."
+            if "startup_seconds" in drain
+            else ""
+        ),
         "",
         "**Live**: producers (`telcopulse produce`, one process per 5,000 events/s) and the "
         "job (`telcopulse stream`, 2 s trigger) running together; a marker event every 2 s, "

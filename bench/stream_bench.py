@@ -43,6 +43,12 @@ class Drain:
     batches: int
     first_batch_seconds: float
     steady_rate: float  # events/s from the end of the first batch to the end of the last
+    # From launching `telcopulse stream` to its first batch's commit (the end of the batch):
+    # the JVM, Spark, the Python workers and the first batch itself.
+    startup_seconds: float = math.nan
+    # From the last batch's commit to the process's exit: `--until-idle` noticing the dry
+    # stream and stopping Spark.
+    idle_exit_seconds: float = math.nan
 
 
 @dataclass
@@ -116,8 +122,10 @@ def measure_drain(settings, events: int, log=print) -> Drain:
         stats = send(client, settings.stream_name, records, progress=quiet)
     produce_seconds = time.perf_counter() - started
     log(f"  queued {stats.sent:,} events in {produce_seconds:.1f} s")
+    launched = datetime.now(UTC)
     job = cli(settings, "stream", "--until-idle", log=settings.home / "drain.log")
     job.wait()
+    exited = datetime.now(UTC)
     ops = committed_ops(settings)
     first, rest = ops.iloc[0], ops.iloc[1:]
     steady = rest["records_read"].sum()
@@ -129,7 +137,15 @@ def measure_drain(settings, events: int, log=print) -> Drain:
         batches=len(ops),
         first_batch_seconds=float(first["duration_seconds"]),
         steady_rate=steady / span if span else math.nan,
+        startup_seconds=(_utc(first["batch_end"]) - launched).total_seconds(),
+        idle_exit_seconds=(exited - _utc(ops["batch_end"].max())).total_seconds(),
     )
+
+
+def _utc(moment) -> datetime:
+    """A timestamp the lake gave back (naive UTC, or aware) as an aware UTC datetime."""
+    moment = moment.to_pydatetime() if hasattr(moment, "to_pydatetime") else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class MarkerProbe:
