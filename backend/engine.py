@@ -63,7 +63,36 @@ _HOURS = frozenset(t["hour"].name for t in ROLLUPS.values())
 _DAYS = frozenset(t["day"].name for t in ROLLUPS.values())
 
 
-class DuckDBEngine:
+class _LastQuery:
+    """``last_seconds`` and ``last_bytes_read`` of the calling thread's latest query: one
+    engine serves every viewer, and a page runs independent queries at once
+    (``dashboard.page.Page.warm``), so each thread reads back its own."""
+
+    @property
+    def _last(self) -> threading.local:
+        found = self.__dict__.get("_last_query")
+        if found is None:
+            found = self.__dict__.setdefault("_last_query", threading.local())
+        return found
+
+    @property
+    def last_seconds(self) -> float:
+        return getattr(self._last, "seconds", 0.0)
+
+    @last_seconds.setter
+    def last_seconds(self, value: float) -> None:
+        self._last.seconds = value
+
+    @property
+    def last_bytes_read(self) -> int | None:
+        return getattr(self._last, "bytes_read", None)
+
+    @last_bytes_read.setter
+    def last_bytes_read(self, value: int | None) -> None:
+        self._last.bytes_read = value
+
+
+class DuckDBEngine(_LastQuery):
     """Local SQL over ``<lake>/…`` Parquet, counting only what the files hold right now.
 
     A query with a ``Scope`` reads only the files of the partitions its windows overlap:
@@ -301,7 +330,7 @@ def _one_line(exc: Exception) -> str:
 ATHENA_PARAMETER_LIMIT = 1024
 
 
-class AthenaEngine:
+class AthenaEngine(_LastQuery):
     """AWS SQL through pyathena: the project's workgroup (scan limit, encrypted results),
     query result reuse, and server-side bound ``?`` parameters.
 

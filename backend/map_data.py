@@ -36,6 +36,8 @@ POINT_COLUMNS: tuple[str, ...] = (
     "out_of_service_events",
     "out_of_service_share",
     "positions",
+    "first_minute",
+    "last_minute",
 )
 
 
@@ -98,6 +100,15 @@ def query_postal_map(engine: QueryEngine, batch: int, window: Window) -> PostalM
         codes_without_position=len(unplaced),
         unplaced_in_mapped=int((points["events"] - points["positions"]).clip(lower=0).sum()),
     )
+
+
+def postal_span(points: pd.DataFrame, code: str) -> tuple[datetime, datetime] | None:
+    """The first and last minute of ``code``'s events among ``points`` (what its breakdown,
+    ``query_postal_detail``, finds too), or None when the code is not among them."""
+    row = points[points["postal_code"] == code]
+    if row.empty or row["first_minute"].isna().iloc[0] or row["last_minute"].isna().iloc[0]:
+        return None
+    return as_utc(row["first_minute"].iloc[0]), as_utc(row["last_minute"].iloc[0])
 
 
 def busiest_postal_code(points: pd.DataFrame) -> str:

@@ -337,11 +337,17 @@ def _remember_scale() -> None:
     st.session_state[f"_{COLOR_KEY}"] = st.session_state.get(COLOR_KEY)
 
 
+def kept_resolution() -> int:
+    """The coverage-cell size this run draws, before its control is drawn (a change is
+    kept by the control's callback, which runs before the script)."""
+    kept = st.session_state.get(f"_{RESOLUTION_KEY}", DEFAULT_RESOLUTION)
+    return kept if kept in CELL_SIZES else DEFAULT_RESOLUTION
+
+
 def resolution_control() -> int:
     """Coverage-cell size control (an H3 resolution, 0 for none); kept like the colour."""
     shadow = f"_{RESOLUTION_KEY}"
-    kept = st.session_state.get(shadow, DEFAULT_RESOLUTION)
-    st.session_state[RESOLUTION_KEY] = kept if kept in CELL_SIZES else DEFAULT_RESOLUTION
+    st.session_state[RESOLUTION_KEY] = kept_resolution()
     choice = st.segmented_control(
         "Coverage cells",
         list(CELL_SIZES),

@@ -10,15 +10,18 @@ shows a one-line banner and, when there is one, the last good result marked stal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from backend.engine import QueryEngine, QueryError
 from backend.home import Freshness, query_freshness
@@ -140,6 +143,33 @@ class Page:
             return None
         panels.stale_note(what, kept.taken_at)
         return kept.value
+
+    def warm(self, *loads: tuple) -> None:
+        """Run independent page queries at once, each ``(query, *params)`` over the chosen
+        range, into the cache that ``load`` then reads: DuckDB and Athena both release the
+        GIL while a query runs, so the page waits for the slowest rather than for the sum.
+        A query that fails here is left for ``load`` to run again and report."""
+        if len(loads) < 2:
+            return
+        context = get_script_run_ctx()
+        window = self.window
+
+        def fill(query: Callable[..., Any], *params: Any) -> None:
+            add_script_run_ctx(threading.current_thread(), context)
+            with contextlib.suppress(Exception):
+                cache.load(
+                    query,
+                    self.engine,
+                    self.engine_key,
+                    self.batch,
+                    window,
+                    self.refresh.tick,
+                    *params,
+                )
+
+        with ThreadPoolExecutor(len(loads), thread_name_prefix="telcopulse-warm") as pool:
+            for done in [pool.submit(fill, *load) for load in loads]:
+                done.result()
 
     def freshness(self) -> Freshness | None:
         settings = self.settings

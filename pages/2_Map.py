@@ -4,6 +4,7 @@ signal or outage share; a click shows one cell's or postal code's breakdown."""
 import streamlit as st
 
 from backend import map_data
+from backend.windows import pick_bucket
 from dashboard import map as map_ui
 from dashboard import map_colors, panels
 from dashboard.map_detail import show_area
@@ -18,6 +19,11 @@ st.caption(
     "at the mean position its events reported; its size is the number of events. Hexagons are "
     "coverage cells of the H3 grid, from the events' own positions. Click a point or a cell, "
     "or pick a code, to see its status breakdown, operators and trend."
+)
+# The postal codes and the coverage cells at once (Page.warm), then each from the cache.
+resolution = map_ui.kept_resolution()
+page.warm(
+    (map_data.query_postal_map,), *([(map_data.query_cells, resolution)] if resolution else [])
 )
 # The postal-code map counts every event of the window, so it also says when it is empty.
 postal = page.load("postal-code map", map_data.query_postal_map)
@@ -96,6 +102,14 @@ if chosen_cell is not None:
     show_area(page, detail, noun="this cell", trend=map_data.query_cell_trend)
 else:
     code = chosen or map_data.busiest_postal_code(postal.points)
+    # Its breakdown and its trend at once: the map already knows the span that picks the
+    # trend's bucket (show_area picks the same from the breakdown).
+    span = map_data.postal_span(postal.points, code)
+    if span is not None:
+        page.warm(
+            (map_data.query_postal_detail, code),
+            (map_data.query_postal_trend, code, pick_bucket(*span)),
+        )
     if chosen is None:
         st.subheader(
             f"Busiest postal code: {map_ui.show_code(code)}",

@@ -371,3 +371,45 @@ def test_a_chosen_cell_shows_its_breakdown(monkeypatch, csv_lake):
     clear.click().run()
     assert at.session_state[map_ui.CELL_KEY] is None
     assert any(h.value.startswith("Busiest postal code") for h in at.subheader)
+
+
+def test_a_refresh_runs_each_query_once_the_independent_ones_at_once(monkeypatch, csv_lake):
+    """Page.warm runs the postal codes with the cells, then the busiest code's breakdown
+    with its trend, each pair at once; the page then reads them from the cache."""
+    import threading
+
+    from backend.queries import load_sql
+
+    calls: list[tuple[str, str]] = []
+    original = DuckDBEngine.run
+
+    def recording(self, sql, params=(), **scope):
+        calls.append((sql, threading.current_thread().name))
+        return original(self, sql, params, **scope)
+
+    at = open_map(monkeypatch, csv_lake.parent)
+    monkeypatch.setattr(DuckDBEngine, "run", recording)
+    st.cache_data.clear()  # a refresh tick: every query runs again
+    at.run()
+    assert not at.error
+    texts_run = [sql for sql, _ in calls]
+    assert len(texts_run) == len(set(texts_run)), "a query ran twice in one refresh"
+    warmed = [sql for sql, thread in calls if thread.startswith("telcopulse-warm")]
+    for table in ("map_cells", "map_postal_codes", "map_postal_breakdown", "map_postal_trend"):
+        first_line = load_sql(table).splitlines()[0]
+        assert any(sql.startswith(first_line) for sql in warmed), f"{table} did not run at once"
+
+
+def test_the_span_of_a_postal_code_is_its_breakdowns(csv_lake):
+    from backend.map_data import postal_span, query_postal_detail, query_postal_map
+    from backend.queries import committed_batch
+    from backend.windows import window_for_preset
+
+    engine = DuckDBEngine(csv_lake)
+    batch = committed_batch(engine)
+    window = window_for_preset("all")
+    points = query_postal_map(engine, batch, window).points
+    for code in points["postal_code"].head(5):
+        detail = query_postal_detail(engine, batch, window, code)
+        assert postal_span(points, code) == (detail.first_minute, detail.last_minute)
+    assert postal_span(points, "no such code") is None
