@@ -14,7 +14,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -200,23 +200,8 @@ class DuckDBEngine(_LastQuery):
         """The files of the partitions that overlap ``intervals``. None overlapping: one
         file of the table all the same (its rows fail the SQL's own partition predicates),
         since a view cannot read an empty list."""
-        directories: list[tuple[str, dict[str, str]]] = [
-            (os.path.join(self.lake_root, table.path), {})
-        ]
-        for level in table.partitions:
-            directories = [
-                (entry.path, values)
-                for parent, above in directories
-                for entry in _subdirectories(parent, level)
-                if _overlaps(
-                    table, values := {**above, level: entry.name.partition("=")[2]}, intervals
-                )
-            ]
-        files = [
-            name
-            for directory, _ in directories
-            for name in glob.glob(os.path.join(directory, f"{COMMIT_DIR}=*", "*.parquet"))
-        ]
+        overlapping = self._partitions(table, lambda values: _overlaps(table, values, intervals))
+        files = [name for directory, _ in overlapping for name in _commit_files(directory)]
         if files:
             return sorted(files)
         first = next(glob.iglob(table.file_glob(self.lake_root)), None)
@@ -225,22 +210,38 @@ class DuckDBEngine(_LastQuery):
     def _newest_files(self, table: Table) -> list[str]:
         """The files of the table's newest partition (by the period it covers) that has any;
         none when it has no files at all (then the view reads its whole glob)."""
+        newest_first = sorted(
+            self._partitions(table),
+            key=lambda found: _period_start(table, found[1]),
+            reverse=True,
+        )
+        for directory, _ in newest_first:
+            files = _commit_files(directory)
+            if files:
+                return sorted(files)
+        return []
+
+    def _partitions(
+        self, table: Table, keep: Callable[[dict[str, str]], bool] = lambda _: True
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The table's leaf partition directories, each with its levels' values, walked one
+        level at a time and pruned by ``keep`` on the values so far."""
         directories: list[tuple[str, dict[str, str]]] = [
             (os.path.join(self.lake_root, table.path), {})
         ]
         for level in table.partitions:
             directories = [
-                (entry.path, {**above, level: entry.name.partition("=")[2]})
+                (entry.path, values)
                 for parent, above in directories
                 for entry in _subdirectories(parent, level)
+                if keep(values := {**above, level: entry.name.partition("=")[2]})
             ]
-        for directory, _ in sorted(
-            directories, key=lambda found: _period_start(table, found[1]), reverse=True
-        ):
-            files = glob.glob(os.path.join(directory, f"{COMMIT_DIR}=*", "*.parquet"))
-            if files:
-                return sorted(files)
-        return []
+        return directories
+
+
+def _commit_files(partition: str) -> list[str]:
+    """The Parquet files of every commit directory of one partition."""
+    return glob.glob(os.path.join(partition, f"{COMMIT_DIR}=*", "*.parquet"))
 
 
 def _period_start(table: Table, values: dict[str, str]) -> datetime:

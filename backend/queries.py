@@ -22,7 +22,7 @@ import pandas as pd
 
 from backend.engine import ATHENA_PARAMETER_LIMIT, QueryEngine, athena_literal
 from backend.errors import QueryError
-from backend.ranges import NEWEST, TIMESTAMP_FORMAT, Snapshot, range_params, scope_of
+from backend.ranges import NEWEST, TIMESTAMP_FORMAT, Scope, Snapshot, range_params, scope_of
 from glue_job.tables import ROLLUPS, TABLES
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -196,9 +196,12 @@ def bind(sql: str, params: Mapping[str, object]) -> tuple[str, list[object]]:
     return text, values
 
 
-def run_query(engine: QueryEngine, name: str, **params: object) -> pd.DataFrame:
-    """Run the named query with its named parameters, and the ``Scope`` of its windows."""
-    return engine.run(*bind(load_sql(name), params), scope=scope_of(params))
+def run_query(
+    engine: QueryEngine, name: str, *, scope: Scope | None = None, **params: object
+) -> pd.DataFrame:
+    """Run the named query with its named parameters, and the ``Scope`` of its windows
+    (or ``scope``, for a query whose partitions its parameters do not name)."""
+    return engine.run(*bind(load_sql(name), params), scope=scope or scope_of(params))
 
 
 def sql_timestamp(moment: datetime) -> str:
@@ -310,9 +313,7 @@ def committed_batch(engine: QueryEngine) -> Snapshot:
     """Newest committed batch and its rollup marks; batch -1 when nothing is committed."""
     # Only the newest _ops partition: the newest batch started on the newest date. A month
     # of _ops is 1.3 M rows, and reading it all took about 55 ms of every refresh.
-    frame = engine.run(*bind(load_sql("committed_batch"), {}), scope=NEWEST)
-    if frame.empty:  # no partition of its own could be listed: read the whole table
-        frame = run_query(engine, "committed_batch")
+    frame = run_query(engine, "committed_batch", scope=NEWEST)
     value = frame["batch_id"].iloc[0] if len(frame) else None
     if value is None or pd.isna(value):
         return Snapshot(-1)

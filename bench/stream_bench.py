@@ -110,6 +110,7 @@ def committed_ops(settings):
 
 def measure_drain(settings, events: int, log=print) -> Drain:
     """Queue ``events`` synthetic records, then time `stream --until-idle` draining them."""
+    from backend.frames import as_utc
     from backend.kinesis import ensure_stream, kinesis_client
     from backend.producer import send
     from backend.synthetic import SyntheticGenerator
@@ -137,15 +138,9 @@ def measure_drain(settings, events: int, log=print) -> Drain:
         batches=len(ops),
         first_batch_seconds=float(first["duration_seconds"]),
         steady_rate=steady / span if span else math.nan,
-        startup_seconds=(_utc(first["batch_end"]) - launched).total_seconds(),
-        idle_exit_seconds=(exited - _utc(ops["batch_end"].max())).total_seconds(),
+        startup_seconds=(as_utc(first["batch_end"]) - launched).total_seconds(),
+        idle_exit_seconds=(exited - as_utc(ops["batch_end"].max())).total_seconds(),
     )
-
-
-def _utc(moment) -> datetime:
-    """A timestamp the lake gave back (naive UTC, or aware) as an aware UTC datetime."""
-    moment = moment.to_pydatetime() if hasattr(moment, "to_pydatetime") else moment
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class MarkerProbe:
