@@ -35,6 +35,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[dev]'
+	@# The JVM class archive every local Spark start maps (glue_job/class_archive.py): ~40 s once.
+	@if command -v java >/dev/null 2>&1; then $(BIN)/python -m glue_job.class_archive || true; \
+	else echo "no java yet, so no JVM class archive: Spark starts without it"; fi
 	@touch $(STAMP)
 
 # The versions .venv holds, as the constraints the next install uses (see constraints.txt).

@@ -234,9 +234,8 @@ class ParquetLake:
         batch's own row, so a directory alone does not prove the commit: its rows do.
         """
         for commit in sorted({c for _, c in self.commit_dirs("ops")}, reverse=True):
-            paths = [str(p) for p in self._glob(self._commit_pattern("ops", commit))]
-            own = self.spark.read.parquet(*paths).where(F.col("batch_id") == commit)
-            if own.limit(1).count():
+            own = self.read_commit("ops", commit)
+            if own is not None and own.where(F.col("batch_id") == commit).limit(1).count():
                 return commit
         return None
 

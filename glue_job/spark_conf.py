@@ -86,8 +86,14 @@ def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: 
     time.tzset()
     from pyspark.sql import SparkSession
 
+    from glue_job.class_archive import java_options
+
+    settings = {**SPARK_CONF, **conf}
+    if "spark.driver.extraJavaOptions" not in conf and (archive := java_options()):
+        # The JVM class archive `make install` built, when there is one (its docstring).
+        settings["spark.driver.extraJavaOptions"] += f" {archive}"
     builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**SPARK_CONF, **conf}.items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
