@@ -75,6 +75,8 @@ st.caption(
     "Times are event times, UTC."
 )
 page.require_data()
+# The headline and the filter choices at once (Page.warm), then each from the cache.
+page.warm((query_headline,), (kpis.query_choices,))
 headline = page.load("headline KPIs", query_headline)
 if headline is not None and headline.is_empty:
     panels.empty_window(page.preset, page.freshness())
@@ -87,6 +89,14 @@ st.caption(
     f"{panels.describe_filters(filters)}"
 )
 file_suffix = page.preset.replace(" ", "") + ("_filtered" if not filters.is_empty else "")
+per_operator = [s for s in PER_OPERATOR if not (by_postal_code and s.not_by_postal_code)]
+bucket = None if headline is None else pick_bucket(headline.first_minute, headline.last_minute)
+# Every filtered query at once, then each from the cache as the page draws it.
+page.warm(
+    (kpis.query_status, filters),
+    *((QUERIES[spec.what][1], filters) for spec in per_operator),
+    *([(kpis.query_trend, bucket, filters)] if bucket else []),
+)
 status = page.load("network status by postal code", kpis.query_status, filters)
 if status is not None and status.empty:
     st.info(
@@ -98,14 +108,12 @@ if status is not None and status.empty:
 
 frames = {
     spec.what: page.load(QUERIES[spec.what][0], QUERIES[spec.what][1], filters)
-    for spec in PER_OPERATOR
-    if not (by_postal_code and spec.not_by_postal_code)
+    for spec in per_operator
 }
 panels.chart_tables(PER_OPERATOR, frames, file_suffix, by_postal_code)
 
 # --- trends ---------------------------------------------------------------------------------
-if headline is not None:
-    bucket = pick_bucket(headline.first_minute, headline.last_minute)
+if bucket is not None:
     st.subheader(
         f"Trends per operator, per {bucket}",
         help="Each point is one bucket's ratio of sums. The bucket grows with the span of the "
