@@ -16,8 +16,9 @@ samples), next to the domain rules that interpret them, so the page itself stays
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,14 @@ import pandas as pd
 from backend.engine import QueryEngine
 from backend.frames import as_float, as_int, as_utc, first_row, numeric
 from backend.home import rate_freshness
-from backend.queries import Window, run_query
+from backend.queries import Window, load_sql, run_query
 from backend.windows import UNIT_SCALE, pick_bucket
 
 LAYERS: tuple[str, ...] = ("bronze", "silver", "gold")
+# How many quarantined records the samples query returns (its LIMIT, read from the SQL), and
+# the stretch at the end of a window it looks in first (``_newest_samples``).
+SAMPLE_LIMIT = int(re.search(r"\bLIMIT (\d+)", load_sql("health_quarantine_samples"))[1])
+SAMPLE_RECENT = timedelta(days=1)
 # Up to this many batches in a window are drawn one point each; more are bucketed by time.
 MAX_BATCH_POINTS = 2000
 TREND_COLUMNS: tuple[str, ...] = (
@@ -368,9 +373,7 @@ def query_quarantine_samples(
     2,000 characters (``truncated`` says so; ``payload_chars`` is the full length).
     ``reasons`` is one comma-separated string whatever array form the engine returns.
     """
-    frame = run_query(
-        engine, "health_quarantine_samples", batch=batch, reason=reason or "", **window.params()
-    )
+    frame = _newest_samples(engine, batch, window, reason or "")
     if frame.empty:
         return pd.DataFrame({name: pd.Series(dtype="object") for name in SAMPLE_COLUMNS})
     frame = numeric(frame, [], ["batch_id"])
@@ -383,6 +386,24 @@ def query_quarantine_samples(
     frame["reasons"] = frame["reasons"].map(_reason_text)
     frame["ingest_time"] = pd.to_datetime(frame["ingest_time"], utc=True)
     return frame[list(SAMPLE_COLUMNS)].reset_index(drop=True)
+
+
+def _newest_samples(engine: QueryEngine, batch: int, window: Window, reason: str) -> pd.DataFrame:
+    """The query's newest records, read from the window's last day first: when that day
+    holds a whole sample, no older record can be among the newest, so a month's window
+    reads a day of quarantine instead of a month of raw payloads (bench/results.md).
+    Otherwise the whole window is read, and the answer is the same either way."""
+
+    def newest(over: Window) -> pd.DataFrame:
+        params = over.params()
+        return run_query(engine, "health_quarantine_samples", batch=batch, reason=reason, **params)
+
+    end = min(window.until, datetime.now(UTC))
+    if end - window.since > 2 * SAMPLE_RECENT:  # a short window is read whole at once
+        frame = newest(Window(since=end - SAMPLE_RECENT, until=window.until))
+        if len(frame) >= SAMPLE_LIMIT:
+            return frame
+    return newest(window)
 
 
 def _reason_text(value: object) -> str:

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import utc_minute
@@ -62,6 +63,8 @@ DRAIN_SHARDS = 2
 PAGE_RUNS = 20
 LIVE_RATES = (200, 1_000, 5_000, 10_000)
 HISTORY_DAYS = (1, 7, 30)
+# How long after a history's end its pages may still be timed (the "1 h" preset ends now).
+HISTORY_FRESH = timedelta(minutes=15)
 
 
 def log(message: str) -> None:
@@ -173,11 +176,31 @@ def run_history(quick: bool) -> dict:
     return {"seconds": round(time.perf_counter() - started), "lakes": facts}
 
 
+def stale_histories(homes: dict[int, Path], now: datetime) -> list[str]:
+    """Histories that ended more than HISTORY_FRESH_MINUTES before ``now``, as "<days> d
+    ended <time>": the range presets end now, so "1 h" would time a mostly empty window."""
+    from bench.lakes import MARKER
+
+    stale = []
+    for days, home in sorted(homes.items()):
+        end = json.loads((home / MARKER).read_text()).get("end")
+        ended = None if end is None else datetime.strptime(end, "%Y-%m-%d %H:%M UTC")
+        if ended is None or now - ended.replace(tzinfo=UTC) > HISTORY_FRESH:
+            stale.append(f"{days} d ended {end or 'at an unknown time'}")
+    return stale
+
+
 def run_pages(quick: bool) -> dict:
     from bench import pages_bench
     from bench.lakes import history_homes
 
     homes = history_homes(HISTORY_HOME)
+    if stale := stale_histories(homes, datetime.now(UTC)):
+        raise SystemExit(
+            f"bench: the page histories are stale ({'; '.join(stale)}), so the 1 h preset would "
+            "time an almost empty window: rebuild them with `python -m bench.run --only history "
+            "--only pages`"
+        )
     results, timer = pages_bench.measure_pages(
         homes, runs=3 if quick else PAGE_RUNS, cold=1 if quick else 2, log=log
     )

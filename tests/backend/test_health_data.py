@@ -378,3 +378,53 @@ def test_a_missing_stream_answers_with_what_to_do(aws_settings):
     assert status.answers
     assert status.open_shards is None
     assert "stream health-test does not exist yet" in status.detail
+
+
+@pytest.fixture(scope="module")
+def spread_quarantine(spark, tmp_path_factory) -> Path:
+    """Quarantined records three days ago, two hours ago and one hour ago: 15, 25 and 5,
+    every fifth a missing operator and the rest not JSON."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    starts = [now - timedelta(days=3), now - timedelta(hours=2), now - timedelta(hours=1)]
+    clock = [tick for start in starts for tick in (start, start + timedelta(seconds=1))]
+    serial = iter(range(1_000))
+
+    def bad(n: int) -> list[str]:
+        return [
+            event(event_id=f"q-{k}", operator=...) if k % 5 == 0 else f"not json {k}"
+            for k in (next(serial) for _ in range(n))
+        ]
+
+    root = tmp_path_factory.mktemp("spread") / "lake"
+    return build_clocked_lake(spark, root, [bad(15), bad(25), bad(5)], clock)
+
+
+@pytest.mark.parametrize(
+    ("reason", "queries"),
+    [("", 1), ("missing_operator", 2)],
+    ids=["the last day holds a sample", "too few in the last day"],
+)
+def test_samples_read_the_last_day_first_and_answer_as_the_whole_window(
+    monkeypatch, spread_quarantine, reason, queries
+):
+    """30 records in the last day: the day alone answers. 6 of one reason there: the whole
+    window is read. Either way the samples are the whole window's newest."""
+    from backend.queries import run_query
+
+    engine = DuckDBEngine(spread_quarantine)
+    whole = run_query(
+        engine, "health_quarantine_samples", batch=2, reason=reason, **Window().params()
+    )
+    calls = []
+    original = DuckDBEngine.run
+
+    def counting(self, sql, params=(), **scope):
+        calls.append(sql)
+        return original(self, sql, params, **scope)
+
+    monkeypatch.setattr(DuckDBEngine, "run", counting)
+    samples = health.query_quarantine_samples(engine, 2, Window(), reason)
+    assert len(calls) == queries
+    assert len(samples) == min(health.SAMPLE_LIMIT, len(whole))
+    assert samples["sequence_number"].tolist() == whole["sequence_number"].tolist()
+    assert samples["batch_id"].tolist() == whole["batch_id"].astype(int).tolist()
