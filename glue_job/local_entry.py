@@ -69,8 +69,9 @@ def run_stream(
     # The lake's state is read while the stream starts: the checkpoint check, then the
     # processor's state (its Spark jobs), run on a thread of their own while this one
     # registers the source and starts the query, which waits for the check and whose first
-    # batch waits for the processor. Measured on two cores: the start-up is a chain of
-    # waits on the JVM and on Python workers, so the two halves overlap (bench.stream_bench).
+    # batch waits for the processor. On two cores the start-up is mostly a chain of waits
+    # on the JVM and on Python workers, so the two halves overlap: about 3 s off a start
+    # over an existing lake (README, "Start-up").
     checked: Future = Future()
 
     def prepare() -> BatchProcessor:
