@@ -59,6 +59,7 @@ from backend.synthetic import (
     SyntheticGenerator,
     load_profile,
 )
+from bench import utc_minute
 from bench.lakes import MARKER, history_home, lake_of
 from glue_job.compaction import fold_rows
 from glue_job.contract import (
@@ -642,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         "rate": args.rate,
         "open_batches": args.open_batches,
         "invalid_rate": args.invalid_rate,
-        "end": f"{end:%Y-%m-%d %H:%M} UTC",
+        "end": utc_minute(end),
         **summary,
     }
     for days in sorted({args.days, *args.also}, reverse=True):

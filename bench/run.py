@@ -35,7 +35,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import utc_minute
+from bench import parse_utc_minute, utc_minute
 from glue_job.defaults import DEFAULT_TRIGGER_SECONDS
 
 # Pages run outside a Streamlit server here, which Streamlit warns about on every run.
@@ -177,15 +177,14 @@ def run_history(quick: bool) -> dict:
 
 
 def stale_histories(homes: dict[int, Path], now: datetime) -> list[str]:
-    """Histories that ended more than HISTORY_FRESH_MINUTES before ``now``, as "<days> d
+    """Histories that ended more than HISTORY_FRESH before ``now``, as "<days> d
     ended <time>": the range presets end now, so "1 h" would time a mostly empty window."""
     from bench.lakes import MARKER
 
     stale = []
     for days, home in sorted(homes.items()):
         end = json.loads((home / MARKER).read_text()).get("end")
-        ended = None if end is None else datetime.strptime(end, "%Y-%m-%d %H:%M UTC")
-        if ended is None or now - ended.replace(tzinfo=UTC) > HISTORY_FRESH:
+        if end is None or now - parse_utc_minute(end) > HISTORY_FRESH:
             stale.append(f"{days} d ended {end or 'at an unknown time'}")
     return stale
 
@@ -314,16 +313,11 @@ def sustained(stream: dict) -> dict | None:
 def earlier_phases(figures: dict) -> dict[str, str]:
     """Phases whose figures an earlier run measured (a skipped phase keeps its last
     figures), with when: any measured more than a couple of hours before this run ended."""
-    from datetime import datetime, timedelta
-
-    def moment(text: str) -> datetime:
-        return datetime.strptime(text.removesuffix(" UTC"), "%Y-%m-%d %H:%M")
-
-    ended = moment(figures["machine"]["date"])
+    ended = parse_utc_minute(figures["machine"]["date"])
     return {
         phase: when
         for phase, when in figures.get("measured", {}).items()
-        if phase in figures and ended - moment(when) > timedelta(hours=2)
+        if phase in figures and ended - parse_utc_minute(when) > timedelta(hours=2)
     }
 
 

@@ -85,6 +85,24 @@ def build_lake(spark, root: Path, batches: list[list[bytes | str]]) -> Path:
     return root
 
 
+def record_queries(monkeypatch) -> list[tuple[str, str]]:
+    """From now on, every ``DuckDBEngine.run`` as (its SQL, the name of the thread that ran
+    it), run as usual."""
+    import threading
+
+    from backend.engine import DuckDBEngine
+
+    calls: list[tuple[str, str]] = []
+    original = DuckDBEngine.run
+
+    def recording(self, sql, params=(), **scope):
+        calls.append((sql, threading.current_thread().name))
+        return original(self, sql, params, **scope)
+
+    monkeypatch.setattr(DuckDBEngine, "run", recording)
+    return calls
+
+
 # --- build/: what a test run writes (git-ignored); `make docs` copies it to docs/ ----------
 
 BUILD = PROJECT_ROOT / "build"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers import event, free_port
+from helpers import event, free_port, record_queries
 
 from backend import health_data as health
 from backend import kinesis
@@ -415,14 +415,7 @@ def test_samples_read_the_last_day_first_and_answer_as_the_whole_window(
     whole = run_query(
         engine, "health_quarantine_samples", batch=2, reason=reason, **Window().params()
     )
-    calls = []
-    original = DuckDBEngine.run
-
-    def counting(self, sql, params=(), **scope):
-        calls.append(sql)
-        return original(self, sql, params, **scope)
-
-    monkeypatch.setattr(DuckDBEngine, "run", counting)
+    calls = record_queries(monkeypatch)
     samples = health.query_quarantine_samples(engine, 2, Window(), reason)
     assert len(calls) == queries
     assert len(samples) == min(health.SAMPLE_LIMIT, len(whole))

@@ -35,3 +35,16 @@ def frame_with(at: AppTest, column: str) -> pd.DataFrame:
     frames = [df.value for df in at.dataframe if column in df.value.columns]
     assert len(frames) == 1, f"expected one table with {column!r}"
     return frames[0]
+
+
+def assert_each_query_once_warm(calls: list[tuple[str, str]], names: tuple[str, ...]) -> None:
+    """No query ran twice in the refresh ``calls`` recorded (``helpers.record_queries``), and
+    each named query of ``backend/sql`` ran on a ``Page.warm`` thread."""
+    from backend.queries import load_sql
+
+    texts_run = [sql for sql, _ in calls]
+    assert len(texts_run) == len(set(texts_run)), "a query ran twice in one refresh"
+    warmed = [sql for sql, thread in calls if thread.startswith("telcopulse-warm")]
+    for name in names:
+        first_line = load_sql(name).splitlines()[0]
+        assert any(sql.startswith(first_line) for sql in warmed), f"{name} did not run at once"

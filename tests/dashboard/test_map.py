@@ -14,8 +14,8 @@ import pandas as pd
 import pydeck as pdk
 import pytest
 import streamlit as st
-from helpers import MOBILE_LOGS
-from page_helpers import metric, open_page, texts
+from helpers import MOBILE_LOGS, record_queries
+from page_helpers import assert_each_query_once_warm, metric, open_page, texts
 from streamlit.testing.v1 import AppTest
 
 from backend.engine import DuckDBEngine, QueryError
@@ -376,28 +376,14 @@ def test_a_chosen_cell_shows_its_breakdown(monkeypatch, csv_lake):
 def test_a_refresh_runs_each_query_once_the_independent_ones_at_once(monkeypatch, csv_lake):
     """Page.warm runs the postal codes with the cells, then the busiest code's breakdown
     with its trend, each pair at once; the page then reads them from the cache."""
-    import threading
-
-    from backend.queries import load_sql
-
-    calls: list[tuple[str, str]] = []
-    original = DuckDBEngine.run
-
-    def recording(self, sql, params=(), **scope):
-        calls.append((sql, threading.current_thread().name))
-        return original(self, sql, params, **scope)
-
     at = open_map(monkeypatch, csv_lake.parent)
-    monkeypatch.setattr(DuckDBEngine, "run", recording)
+    calls = record_queries(monkeypatch)
     st.cache_data.clear()  # a refresh tick: every query runs again
     at.run()
     assert not at.error
-    texts_run = [sql for sql, _ in calls]
-    assert len(texts_run) == len(set(texts_run)), "a query ran twice in one refresh"
-    warmed = [sql for sql, thread in calls if thread.startswith("telcopulse-warm")]
-    for table in ("map_cells", "map_postal_codes", "map_postal_breakdown", "map_postal_trend"):
-        first_line = load_sql(table).splitlines()[0]
-        assert any(sql.startswith(first_line) for sql in warmed), f"{table} did not run at once"
+    assert_each_query_once_warm(
+        calls, ("map_cells", "map_postal_codes", "map_postal_breakdown", "map_postal_trend")
+    )
 
 
 def test_the_span_of_a_postal_code_is_its_breakdowns(csv_lake):

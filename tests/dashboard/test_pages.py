@@ -14,8 +14,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import streamlit as st
-from helpers import MOBILE_LOGS, PROJECT_ROOT, build_lake, event, newest_commit_dir, replay_day
-from page_helpers import frame_with, metric, open_page, texts
+from helpers import (
+    MOBILE_LOGS,
+    PROJECT_ROOT,
+    build_lake,
+    event,
+    newest_commit_dir,
+    record_queries,
+    replay_day,
+)
+from page_helpers import assert_each_query_once_warm, frame_with, metric, open_page, texts
 from streamlit.testing.v1 import AppTest
 
 from backend.engine import DuckDBEngine, QueryError
@@ -107,37 +115,24 @@ def test_kpi_tables_show_what_the_sql_returns_and_the_csv_says(monkeypatch, csv_
 def test_a_kpis_refresh_runs_each_query_once_the_filtered_ones_at_once(monkeypatch, csv_lake):
     """Page.warm runs the headline with the filter choices, then every filtered query at
     once; the page then draws each from the cache."""
-    import threading
-
-    from backend.queries import load_sql
-
     at = open_page(monkeypatch, csv_lake.parent, KPIS, preset="all")
-    calls: list[tuple[str, str]] = []
-    original = DuckDBEngine.run
-
-    def recording(self, sql, params=(), **scope):
-        calls.append((sql, threading.current_thread().name))
-        return original(self, sql, params, **scope)
-
-    monkeypatch.setattr(DuckDBEngine, "run", recording)
+    calls = record_queries(monkeypatch)
     st.cache_data.clear()  # a refresh tick: every query runs again
     at.run()
     assert not at.error
     assert not at.exception
-    texts_run = [sql for sql, _ in calls]
-    assert len(texts_run) == len(set(texts_run)), "a query ran twice in one refresh"
-    warmed = [sql for sql, thread in calls if thread.startswith("telcopulse-warm")]
-    for name in (
-        "headline",
-        "kpi_choices",
-        "kpi_status",
-        "kpi_signal",
-        "kpi_signal_bands",
-        "kpi_precision",
-        "operator_trend",
-    ):
-        first_line = load_sql(name).splitlines()[0]
-        assert any(sql.startswith(first_line) for sql in warmed), f"{name} did not run at once"
+    assert_each_query_once_warm(
+        calls,
+        (
+            "headline",
+            "kpi_choices",
+            "kpi_status",
+            "kpi_signal",
+            "kpi_signal_bands",
+            "kpi_precision",
+            "operator_trend",
+        ),
+    )
 
 
 def test_a_download_is_the_table_as_csv_made_when_clicked():

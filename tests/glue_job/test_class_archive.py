@@ -36,9 +36,10 @@ def test_the_shared_session_maps_the_venvs_archive(spark):
 
 
 @pytest.mark.slow
-def test_a_damaged_archive_fails_the_check_and_is_never_installed(tmp_path):
-    """The check maps the archive as a stream job would, but refuses to fall back: a JVM
-    that maps a truncated archive crashes, and build() never moves one into place."""
+def test_a_damaged_archive_fails_the_check(tmp_path):
+    """The check maps the archive as a stream job would, but with ``-Xshare:on``, so a JVM
+    that cannot map it fails instead of falling back; ``build`` moves an archive into place
+    only after this check passed."""
     damaged = tmp_path / "damaged.jsa"
     damaged.write_bytes(b"\0" * 4096)
     check = subprocess.run(
