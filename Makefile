@@ -35,8 +35,11 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[dev]'
-	@# The JVM class archive every local Spark start maps (glue_job/class_archive.py): ~40 s once.
-	@if command -v java >/dev/null 2>&1; then $(BIN)/python -m glue_job.class_archive || true; \
+	@# Hadoop's local file system without a chmod process per file (glue_job/local_fs.py),
+	@# then the JVM class archive every local Spark start maps (glue_job/class_archive.py),
+	@# recorded with it on the class path: ~50 s once.
+	@if command -v java >/dev/null 2>&1; then $(BIN)/python -m glue_job.local_fs || true; \
+	$(BIN)/python -m glue_job.class_archive || true; \
 	else echo "no java yet, so no JVM class archive: Spark starts without it"; fi
 	@touch $(STAMP)
 
@@ -57,6 +60,8 @@ $(GLUE_STAMP): $(GLUE_RUNTIME) Makefile | check-python
 	$(PYTHON) -m venv $(GLUE)
 	$(GLUE)/bin/python -m pip install --quiet --upgrade pip
 	$(GLUE)/bin/python -m pip install --quiet -r $(GLUE_RUNTIME) $(GLUE_TEST_PACKAGES)
+	@# The Glue suite's local Spark writes its lakes through the same fork-free file system.
+	@if command -v java >/dev/null 2>&1; then $(GLUE)/bin/python -m glue_job.local_fs || true; fi
 	@touch $(GLUE_STAMP)
 
 check-python:

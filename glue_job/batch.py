@@ -427,8 +427,15 @@ class BatchProcessor:
         stats: dict,
         pool: ThreadPoolExecutor,
     ) -> None:
-        dropped = self.spark.createDataFrame(
-            arrivals.loc[~keep, ROW_ID], "shard_id string, sequence_number string"
+        # Most batches drop nothing: then silver and each gold table derived from it skip a
+        # join whose broadcast is a Spark job of its own (measured: 2,500-record batches
+        # took a quarter less).
+        dropped = (
+            None
+            if keep.all()
+            else self.spark.createDataFrame(
+                arrivals.loc[~keep, ROW_ID], "shard_id string, sequence_number string"
+            )
         )
         # Not cached: each of the three writes re-derives it from the cached verdicts, which
         # costs less than building a cache of every silver column.

@@ -86,9 +86,11 @@ def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: 
     time.tzset()
     from pyspark.sql import SparkSession
 
+    from glue_job import local_fs
     from glue_job.class_archive import java_options
 
-    settings = {**SPARK_CONF, **conf}
+    # The fork-free local file system, when `make install` built it (its docstring).
+    settings = {**SPARK_CONF, **local_fs.spark_conf(), **conf}
     if "spark.driver.extraJavaOptions" not in conf and (archive := java_options()):
         # The JVM class archive `make install` built, when there is one (its docstring).
         settings["spark.driver.extraJavaOptions"] += f" {archive}"

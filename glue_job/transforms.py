@@ -167,13 +167,17 @@ def valid_events(validated: DataFrame) -> DataFrame:
     return validated.where(F.size("reasons") == 0).withColumn(EVENT_KEY, event_key())
 
 
-def to_silver(valid: DataFrame, dropped: DataFrame) -> DataFrame:
-    """Valid events minus the duplicates in ``dropped``.
+def to_silver(valid: DataFrame, dropped: DataFrame | None) -> DataFrame:
+    """Valid events minus the duplicates in ``dropped`` (None: the batch has none).
 
     ``dropped`` names records by (shard_id, sequence_number): later arrivals of an
     event_id within the batch and events already in silver (see ``glue_job.dedup``).
     """
-    fresh = valid.join(F.broadcast(dropped), on=["shard_id", "sequence_number"], how="left_anti")
+    fresh = valid
+    if dropped is not None:
+        fresh = valid.join(
+            F.broadcast(dropped), on=["shard_id", "sequence_number"], how="left_anti"
+        )
     return _select(fresh.withColumn("event_date", F.to_date("event_time")), SILVER_SCHEMA)
 
 

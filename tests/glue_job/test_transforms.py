@@ -283,6 +283,16 @@ def test_to_silver_drops_the_named_duplicates_and_dates_events_by_event_time(spa
     assertDataFrameEqual(to_silver(valid, dropped), frame(spark, SILVER_SCHEMA, expected))
 
 
+def test_to_silver_without_duplicates_keeps_every_valid_event_as_an_empty_list_would(spark):
+    valid = valid_events(
+        frame(spark, VALIDATED_SCHEMA, [passed(1, "v-1"), passed(2, "v-2", operator="Orange")])
+    )
+    none = spark.createDataFrame([], "shard_id string, sequence_number string")
+    kept = to_silver(valid, None)
+    assert sorted(r["event_id"] for r in kept.collect()) == ["v-1", "v-2"]
+    assertDataFrameEqual(kept, to_silver(valid, none))
+
+
 # --- gold -----------------------------------------------------------------------------------
 
 
