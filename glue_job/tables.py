@@ -230,7 +230,12 @@ POSTAL_STATUS_MINUTE = Table(
     ),
     compaction="merge",
     keys=("minute", "postal_code", "operator", "status", "status_label"),
-    sort_by=("minute", "postal_code"),
+    # By postal code first: the Map and the KPIs' postal filter read one or a few codes
+    # over a range, and each row group's min/max of postal_code lets DuckDB and Athena skip
+    # the rest. Time needs no help here: partitions are hours, and ranges compose whole
+    # hours from the rollups. Sorted by minute first, one code's trend over a day read
+    # 3.1 MB of minute rows (bench/results.md, 2026-12-05 12:03).
+    sort_by=("postal_code", "minute"),
 )
 
 # Coverage: per H3 cell (at each of ``contract.H3_RESOLUTIONS``), operator and minute. A
