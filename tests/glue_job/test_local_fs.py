@@ -80,5 +80,6 @@ def test_a_source_that_does_not_compile_installs_nothing_and_says_why(tmp_path, 
     jar = tmp_path / "share" / "fs.jar"
     said: list[str] = []
     assert not local_fs.build(jar, log=said.append)
-    assert len(said) == 1 and said[0].startswith("fork-free local file system not built (javac")
+    assert len(said) == 1
+    assert said[0].startswith("fork-free local file system not built (javac")
     assert list(jar.parent.iterdir()) == []
