@@ -292,18 +292,28 @@ def _parquet_view(table: Table, root: str) -> str:
         f"coalesce(map_extract_value(getvariable({_quote(FILES_VARIABLE)}), "
         f"{_quote(table.name)}), [{_quote(table.file_glob(root))}])"
     )
-    return (
+    view = (
         f"CREATE OR REPLACE VIEW {table.files_name} AS SELECT * EXCLUDE ({COMMIT_DIR}) "
-        f"FROM read_parquet({files}, hive_partitioning = true, hive_types = {{{hive_types}}})"
+        f"FROM read_parquet({files}, hive_partitioning = true, hive_types = {{{hive_types}}}"
     )
+    if not table.grown:
+        return f"{view})"
+    # Files of both shapes (``Table.grown``): each file's columns by name, and every column
+    # the table declares, NULL where no file has it yet.
+    return f"{view}, union_by_name = true) UNION ALL BY NAME {_no_rows(table)}"
 
 
-def _empty_view(table: Table) -> str:
+def _no_rows(table: Table) -> str:
+    """A SELECT of the table's columns, typed, with no rows."""
     columns = ", ".join(
         f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}"
         for name, kind in (*table.columns, *table.partition_types)
     )
-    return f"CREATE OR REPLACE VIEW {table.files_name} AS SELECT {columns} WHERE false"
+    return f"SELECT {columns} WHERE false"
+
+
+def _empty_view(table: Table) -> str:
+    return f"CREATE OR REPLACE VIEW {table.files_name} AS {_no_rows(table)}"
 
 
 # Compaction's garbage collection deletes superseded files a grace period after a compaction

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from backend.engine import QueryEngine
-from backend.frames import as_float, as_int, as_utc, first_row, numeric
+from backend.frames import as_float, as_int, as_utc, first_row, is_missing, numeric
 from backend.queries import Window, run_query, sql_timestamp
+from backend.ranges import NEWEST
 from backend.windows import previous_window
 
 MINUTE = timedelta(minutes=1)
@@ -234,7 +235,9 @@ def query_freshness(
     The lake as a whole, whatever the window: it is taken only for the page-query signature.
     """
     amber_seconds, red_seconds = thresholds
-    row = first_row(run_query(engine, "freshness", batch=batch))
+    row = first_row(run_query(engine, "freshness", scope=NEWEST, batch=batch))
+    if as_int(row.get("batch_id")) != batch or is_missing(row.get("batches")):
+        row = first_row(run_query(engine, "freshness_scan", batch=batch))
     facts = Freshness(
         level="red",
         age_seconds=None,

@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 
@@ -541,6 +541,17 @@ def write_history(
         F.round(0.2 + 2.3 * F.rand(seed + 8), 3).alias("source_lag_seconds"),
         duration.alias("duration_seconds"),
         F.to_date(batch_start).alias("batch_date"),
+    )
+    # Each commit row's running figures (glue_job.batch.SoFar), as the job adds them up.
+    so_far = Window.orderBy("batch_id").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    busy = F.col("records_read") > 0
+    ops = ops.withColumns(
+        {
+            "batches_so_far": F.sum(busy.cast(LongType())).over(so_far),
+            "last_commit_so_far": F.max(F.when(busy, F.col("batch_end"))).over(so_far),
+            "newest_event_so_far": F.max(F.when(busy, F.col("max_event_time"))).over(so_far),
+            "newest_arrival_so_far": F.max(F.when(busy, F.col("max_arrival_time"))).over(so_far),
+        }
     )
     ops = ops.withColumn("commit_id", layout.commit_of(TABLES["ops"], F.col("batch_id")))
     lake.write_committed("ops", conform("ops", ops))

@@ -96,17 +96,81 @@ def load_seen_events(
     return index
 
 
-def load_marks(lake: ParquetLake, committed: int | None) -> Marks:
-    """The rollup marks of the newest commit row (none before the first rollup)."""
+def _utc(moment: datetime | None) -> datetime | None:
+    # The session runs in UTC (glue_job.spark_conf), so Spark hands back naive UTC times.
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+@dataclass(frozen=True)
+class SoFar:
+    """The running figures of a commit row (``tables.OPS``): over every batch up to it
+    that read records, how many there were, when the newest committed, and the newest
+    event and arrival times they committed. Each batch adds its own to its predecessor's."""
+
+    batches: int = 0
+    last_commit: datetime | None = None
+    newest_event: datetime | None = None
+    newest_arrival: datetime | None = None
+
+    COLUMNS = (
+        "batches_so_far",
+        "last_commit_so_far",
+        "newest_event_so_far",
+        "newest_arrival_so_far",
+    )
+
+    def including(self, stats: dict) -> SoFar:
+        """These figures with the batch whose ``_ops`` stats are ``stats`` added."""
+        if not stats["records_read"]:
+            return self
+        return SoFar(
+            self.batches + 1,
+            _later(self.last_commit, stats["batch_end"]),
+            _later(self.newest_event, stats["max_event_time"]),
+            _later(self.newest_arrival, stats["max_arrival_time"]),
+        )
+
+    def row(self) -> dict:
+        values = (self.batches, self.last_commit, self.newest_event, self.newest_arrival)
+        return dict(zip(self.COLUMNS, values, strict=True))
+
+    @classmethod
+    def scanned(cls, lake: ParquetLake, committed: int) -> SoFar:
+        """The figures as of batch ``committed``, from every ``_ops`` row up to it: for a lake
+        whose commit rows are older than these columns (once; its next commit row has them)."""
+        ops = lake.read("ops")
+        busy = ops.where((F.col("batch_id") <= committed) & (F.col("records_read") > 0))
+        found = busy.select(
+            F.countDistinct("batch_id"),
+            F.max("batch_end"),
+            F.max("max_event_time"),
+            F.max("max_arrival_time"),
+        ).collect()[0]
+        return cls(int(found[0]), *(_utc(v) for v in found[1:]))
+
+
+def load_commit_state(lake: ParquetLake, committed: int | None) -> tuple[Marks, SoFar]:
+    """The rollup marks and running figures of the newest commit row (none before it)."""
     rows = None if committed is None else lake.read_commit("ops", committed)
     if rows is None:
-        return Marks()
+        return Marks(), SoFar()
     found = (
-        rows.where(F.col("batch_id") == committed).select("rolled_hours_until").limit(1).collect()
+        rows.where(F.col("batch_id") == committed)
+        .select("rolled_hours_until", *SoFar.COLUMNS)
+        .limit(1)
+        .collect()
     )
-    hours_until = found[0][0] if found else None
-    # The session runs in UTC (glue_job.spark_conf), so Spark hands back naive UTC times.
-    return Marks(None if hours_until is None else hours_until.replace(tzinfo=UTC))
+    if not found:
+        return Marks(), SoFar()
+    hours_until, batches, *moments = found[0]
+    marks = Marks(_utc(hours_until))
+    if batches is None:  # written before commit rows carried their running figures
+        return marks, SoFar.scanned(lake, committed)
+    return marks, SoFar(int(batches), *(_utc(m) for m in moments))
 
 
 @dataclass
@@ -160,7 +224,7 @@ class BatchProcessor:
     def _load_state(self) -> None:
         """All the processor knows, read from the lake: what a new process would know."""
         self.last_committed: int | None = self.lake.last_committed()
-        self.marks = load_marks(self.lake, self.last_committed)
+        self.marks, self.so_far = load_commit_state(self.lake, self.last_committed)
         # The wall clock, not ``self.clock``: the horizon is about when records arrived.
         self.seen = load_seen_events(
             self.lake, self.last_committed, self.dedup_horizon, datetime.now(UTC)
@@ -246,8 +310,11 @@ class BatchProcessor:
             batch_end=self.clock(),
             duration_seconds=round(time.perf_counter() - tick, 3),
         )
+        so_far = self.so_far.including(stats)
+        stats.update(so_far.row())
         self._commit(stats, batch_id, started.date())
         self.marks = verdicts.rollups.after
+        self.so_far = so_far
         for table, partition in compacted:
             self.plan.committed(table, partition, batch_id)
             self._compactions[batch_id].add((table, partition))

@@ -72,6 +72,9 @@ class Table:
     # Rows are written in this order, in small row groups, so a query over a short time
     # range reads only the row groups of that range from a compacted day's file.
     sort_by: tuple[str, ...] = ()
+    # Columns were added after lakes had files of this table: a reader matches each file's
+    # columns by name, and a column a file lacks reads as NULL.
+    grown: bool = False
 
     @property
     def partition_types(self) -> tuple[tuple[str, str], ...]:
@@ -319,10 +322,19 @@ OPS = Table(
         # every day before ``rolled_days_until`` as of this commit (``glue_job.rollups``).
         ("rolled_hours_until", "timestamp"),
         ("rolled_days_until", "timestamp"),
+        # As of this commit, over every batch up to it that read records: how many, when
+        # the newest of them committed, and the newest event and arrival times they
+        # committed (``glue_job.batch.SoFar``). A reader's freshness line needs only the
+        # committed batch's row for them, not the whole table (backend/sql/freshness.sql).
+        ("batches_so_far", "long"),
+        ("last_commit_so_far", "timestamp"),
+        ("newest_event_so_far", "timestamp"),
+        ("newest_arrival_so_far", "timestamp"),
         ("commit_id", "long"),
     ),
     compaction="append",
     sort_by=("batch_id",),
+    grown=True,  # the *_so_far columns (2026-12-05)
 )
 # One row per partition a batch compacted: from that batch's commit on, the partition's
 # current rows are those of commits at or after it.

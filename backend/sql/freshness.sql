@@ -1,11 +1,17 @@
--- How fresh the committed data is: when the newest batch that read records committed,
--- and the newest event and arrival times committed so far.
+-- How fresh the committed data is, from the committed batch's own _ops row: it carries the
+-- running figures over every batch up to it that read records (glue_job.batch.SoFar), so
+-- one row answers for the whole history. DuckDB lists only the newest batch_date partition
+-- for it (backend.ranges.NEWEST); when that partition does not hold the batch (a dashboard
+-- snapshot older than midnight's first commit) or its row predates these columns,
+-- backend.home reads freshness_scan.sql instead, which computes the same from every row.
 -- params: :batch
 SELECT
-    max(batch_end) AS last_commit,
-    max(max_event_time) AS newest_event,
-    max(max_arrival_time) AS newest_arrival,
-    CAST(count(*) AS BIGINT) AS batches
-FROM ops
-WHERE {{visible}}
-  AND records_read > 0
+    batch_id,
+    last_commit_so_far AS last_commit,
+    newest_event_so_far AS newest_event,
+    newest_arrival_so_far AS newest_arrival,
+    batches_so_far AS batches
+FROM ops_files
+WHERE batch_id <= :batch
+ORDER BY batch_id DESC
+LIMIT 1

@@ -7,11 +7,14 @@ from datetime import UTC, datetime, time, timedelta
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers import build_lake, event, replay_day
+from helpers import build_lake, event, raw_rows, record_queries, replay_day
 
 from backend import home, kpis, queries, windows
 from backend.engine import DuckDBEngine
 from backend.queries import Window
+from glue_job.batch import BatchProcessor, SoFar
+from glue_job.lake import ParquetLake
+from glue_job.schemas import RAW_SCHEMA
 
 
 @pytest.mark.parametrize(
@@ -72,6 +75,58 @@ def test_freshness_reads_the_newest_committed_batch(
     later = fresh.rated_at(last_commit + timedelta(minutes=2), 60, 300)
     assert later.level == "amber"
     assert fresh.rated_at(last_commit + timedelta(hours=1), 60, 300).level == "red"
+
+
+def test_freshness_reads_one_commit_row_and_answers_as_every_row_does(spark, tmp_path, monkeypatch):
+    """Each committed batch's own row answers the freshness line as the scan of every _ops
+    row does. In a lake whose rows predate the running figures the scan answers, until
+    the next commit row carries them."""
+    late = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+    batches = [[event(event_id="a")], ["not json"], [], [event(event_id="late", event_time=late)]]
+    root = build_lake(spark, tmp_path / "lake", batches)
+    engine = DuckDBEngine(root)
+
+    def scanned(batch: int) -> tuple:
+        row = queries.run_query(engine, "freshness_scan", batch=batch).iloc[0]
+        moments = (row[c] for c in ("last_commit", "newest_event", "newest_arrival"))
+        return (*(pd.Timestamp(m).tz_convert(UTC) for m in moments), int(row["batches"]))
+
+    expected = [scanned(batch) for batch in range(len(batches))]
+    assert [facts[-1] for facts in expected] == [1, 2, 2, 3]
+    ran = record_queries(monkeypatch)
+    for batch in range(len(batches)):
+        fresh = home.query_freshness(engine, batch, None, (60, 300))
+        facts = (fresh.last_commit, fresh.newest_event, fresh.newest_arrival, fresh.batches)
+        assert facts == expected[batch], batch
+    fast, _ = queries.bind(queries.load_sql("freshness"), {"batch": 0})
+    assert [sql for sql, _ in ran] == [fast] * len(batches)  # one row each, no scan
+
+    # The same lake as a job before the running figures left it: commit rows without them
+    # (and no checksum to contradict the rewrite). The scan answers; then a new job's first
+    # commit row carries them again, beside the old files.
+    for path in (root / "_ops").rglob("*.parquet"):
+        pq.write_table(
+            pq.read_table(path, partitioning=None).drop_columns(list(SoFar.COLUMNS)), path
+        )
+        path.with_name(f".{path.name}.crc").unlink()
+    engine = DuckDBEngine(root)
+    ran.clear()
+    fresh = home.query_freshness(engine, 3, None, (60, 300))
+    assert (fresh.last_commit, fresh.newest_event, fresh.newest_arrival, fresh.batches) == (
+        expected[3]
+    )
+    scan, _ = queries.bind(queries.load_sql("freshness_scan"), {"batch": 0})
+    assert scan in [sql for sql, _ in ran]
+
+    restarted = BatchProcessor(spark, ParquetLake(spark, str(root)), log=lambda _m: None)
+    restarted.process_batch(spark.createDataFrame(raw_rows([], start=50), RAW_SCHEMA), 4)
+    engine = DuckDBEngine(root)
+    ran.clear()
+    fresh = home.query_freshness(engine, 4, None, (60, 300))
+    assert (fresh.last_commit, fresh.newest_event, fresh.newest_arrival, fresh.batches) == (
+        expected[3]
+    )
+    assert [sql for sql, _ in ran] == [fast]
 
 
 def test_empty_lake_gives_empty_results(tmp_path):

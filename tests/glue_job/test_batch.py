@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from helpers import build_lake, event, raw_rows
 
@@ -132,3 +134,55 @@ def test_empty_batch_still_commits(spark, tmp_path):
     stats = processor.process_batch(spark.createDataFrame([], RAW_SCHEMA), 0)
     assert stats["records_read"] == 0
     assert lake.last_committed() == 0
+
+
+# The running figures each commit row carries (glue_job.batch.SoFar), in OPS's order.
+SO_FAR = ["batches_so_far", "last_commit_so_far", "newest_event_so_far", "newest_arrival_so_far"]
+
+
+def so_far_of(ops, batch: int) -> list:
+    """What the running figures of ``batch`` must be: over every row up to it that read
+    records, their count, and the newest commit, event and arrival."""
+    busy = ops[(ops.batch_id <= batch) & (ops.records_read > 0)]
+    newest = (busy[column].max() for column in ("batch_end", "max_event_time", "max_arrival_time"))
+    return [len(busy), *newest]
+
+
+def test_each_commit_row_carries_the_running_freshness_figures_across_a_restart(spark, tmp_path):
+    late = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+    batches = [
+        [event(event_id="a")],
+        ["not json"],  # read, all quarantined: counts, with no event of its own
+        [],  # read nothing: changes nothing
+        [event(event_id="late", event_time=late)],  # older than the newest event
+    ]
+    root = build_lake(spark, tmp_path / "lake", batches[:2])
+    restarted = BatchProcessor(spark, ParquetLake(spark, str(root)), log=lambda _m: None)
+    for batch_id, payloads in enumerate(batches[2:], start=2):
+        rows = raw_rows(payloads, start=10 * batch_id)
+        restarted.process_batch(spark.createDataFrame(rows, RAW_SCHEMA), batch_id)
+
+    ops = table(root, "ops").sort_values("batch_id")
+    assert ops.batches_so_far.tolist() == [1, 2, 2, 3]
+    for row in ops.itertuples():
+        assert [getattr(row, c) for c in SO_FAR] == so_far_of(ops, row.batch_id), row.batch_id
+    assert ops.newest_event_so_far.iloc[-1] == ops.max_event_time.iloc[0]  # not the late one
+
+
+def test_a_lake_from_before_the_running_figures_gets_them_from_its_rows(spark, tmp_path):
+    root = build_lake(spark, tmp_path / "lake", [[event(event_id="a")], ["nope"]])
+    # Commit rows as a job before these columns wrote them (and no checksum to contradict).
+    for path in (root / "_ops").rglob("*.parquet"):
+        pq.write_table(pq.read_table(path, partitioning=None).drop_columns(SO_FAR), path)
+        path.with_name(f".{path.name}.crc").unlink()
+    restarted = BatchProcessor(spark, ParquetLake(spark, str(root)), log=lambda _m: None)
+    fresh = spark.createDataFrame(raw_rows([event(event_id="b")], start=10), RAW_SCHEMA)
+    restarted.process_batch(fresh, 2)
+
+    rows = pd.concat(
+        pq.read_table(p, partitioning=None).to_pandas() for p in (root / "_ops").rglob("*.parquet")
+    )
+    rows = rows.sort_values("batch_id")
+    newest = rows[rows.batch_id == 2].iloc[0]
+    assert [newest[c] for c in SO_FAR] == so_far_of(rows, 2)
+    assert newest.batches_so_far == 3
