@@ -331,7 +331,7 @@ def report(figures: dict) -> str:
         f"{m['spark']}, DuckDB {m['duckdb']}, Streamlit {m['streamlit']}, {m['java']}. "
         "Everything runs on this one machine at once: the Kinesis emulator, the producers, "
         "the stream job and the dashboard share its cores. Rerun with `make bench` "
-        "(about 25 minutes); each phase can also run alone (see `bench/run.py`).",
+        "(about 35 minutes); each phase can also run alone (see `bench/run.py`).",
         "",
     ]
     earlier = earlier_phases(figures)
