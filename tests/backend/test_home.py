@@ -7,12 +7,19 @@ from datetime import UTC, datetime, time, timedelta
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers import build_lake, event, raw_rows, record_queries, replay_day
+from helpers import (
+    build_lake,
+    drop_running_figures,
+    event,
+    raw_rows,
+    record_queries,
+    replay_day,
+)
 
 from backend import home, kpis, queries, windows
 from backend.engine import DuckDBEngine
 from backend.queries import Window
-from glue_job.batch import BatchProcessor, SoFar
+from glue_job.batch import BatchProcessor
 from glue_job.lake import ParquetLake
 from glue_job.schemas import RAW_SCHEMA
 
@@ -104,11 +111,7 @@ def test_freshness_reads_one_commit_row_and_answers_as_every_row_does(spark, tmp
     # The same lake as a job before the running figures left it: commit rows without them
     # (and no checksum to contradict the rewrite). The scan answers; then a new job's first
     # commit row carries them again, beside the old files.
-    for path in (root / "_ops").rglob("*.parquet"):
-        pq.write_table(
-            pq.read_table(path, partitioning=None).drop_columns(list(SoFar.COLUMNS)), path
-        )
-        path.with_name(f".{path.name}.crc").unlink()
+    drop_running_figures(root)
     engine = DuckDBEngine(root)
     ran.clear()
     fresh = home.query_freshness(engine, 3, None, (60, 300))

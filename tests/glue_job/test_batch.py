@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers import build_lake, event, raw_rows
+from helpers import build_lake, drop_running_figures, event, raw_rows
 
 from backend.engine import DuckDBEngine
 from glue_job.batch import BatchProcessor
@@ -171,10 +171,7 @@ def test_each_commit_row_carries_the_running_freshness_figures_across_a_restart(
 
 def test_a_lake_from_before_the_running_figures_gets_them_from_its_rows(spark, tmp_path):
     root = build_lake(spark, tmp_path / "lake", [[event(event_id="a")], ["nope"]])
-    # Commit rows as a job before these columns wrote them (and no checksum to contradict).
-    for path in (root / "_ops").rglob("*.parquet"):
-        pq.write_table(pq.read_table(path, partitioning=None).drop_columns(SO_FAR), path)
-        path.with_name(f".{path.name}.crc").unlink()
+    drop_running_figures(root)  # commit rows as a job before these columns wrote them
     restarted = BatchProcessor(spark, ParquetLake(spark, str(root)), log=lambda _m: None)
     fresh = spark.createDataFrame(raw_rows([event(event_id="b")], start=10), RAW_SCHEMA)
     restarted.process_batch(fresh, 2)
