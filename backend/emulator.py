@@ -42,10 +42,20 @@ class EmulatorError(ValueError):
     """
 
 
+# V8's old space capped (Node's CLI docs, "Useful V8 options": as memory consumption nears
+# the limit, V8 spends more time collecting). Uncapped, an emulator at 2,000 events/s grew
+# its heap to the high-water mark of its bursts, 120 MB and more, and kept it. Its live set
+# after a full collection stays at 8-22 MB (--trace-gc, the same load), so 96 MB leaves
+# four times that for bursts; capped, V8's pages stayed at 47-60 MB for an hour. (Its C
+# heap still grows at that load, about 70 MB an hour: docs/reliability.md, the soak.)
+NODE_OLD_SPACE_MB = 96
+
+
 def kinesalite_command(settings: Settings) -> list[str]:
     """The exact kinesalite command line: streams change state instantly, up to 100 shards."""
     return [
         "node",
+        f"--max-old-space-size={NODE_OLD_SPACE_MB}",
         str(KINESALITE_CLI),
         "--port",
         str(settings.emulator_port),

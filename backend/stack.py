@@ -20,6 +20,7 @@ from pathlib import Path
 
 from backend.emulator import die_with_parent
 from backend.settings import Settings
+from glue_job.spark_conf import NATIVE_MEMORY_ENV
 
 STOP_TIMEOUT = 60.0
 # A stream job that dies (killed, out of memory) is started again: it resumes from its
@@ -62,7 +63,12 @@ def _cli(*args: str) -> list[str]:
 
 def _spawn(name: str, command: list[str], settings: Settings, logs: Path) -> Child:
     log = logs / f"{name}.log"
-    env = {**os.environ, "TELCOPULSE_HOME": str(settings.home.resolve()), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **NATIVE_MEMORY_ENV,  # glue_job.spark_conf: bounded malloc arenas; the user's value wins
+        **os.environ,
+        "TELCOPULSE_HOME": str(settings.home.resolve()),
+        "PYTHONUNBUFFERED": "1",
+    }
     with open(log, "ab") as handle:
         process = subprocess.Popen(
             command,

@@ -26,6 +26,12 @@ SPARK_CONF = {
     # Standard Parquet timestamps (UTC-adjusted micros) rather than legacy INT96.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.streaming.metricsEnabled": "false",
+    # Spark's status store keeps the last 1,000 jobs, stages and SQL runs even with the UI
+    # off, and a batch runs a dozen of each: a long-running job's heap carried their plans
+    # and metrics (115,905 SQLPlanMetric objects after 8 minutes). Nothing here reads them.
+    "spark.ui.retainedJobs": "100",
+    "spark.ui.retainedStages": "100",
+    "spark.sql.ui.retainedExecutions": "50",
     # With simplified tracebacks on (the default), Spark starts a second Python worker
     # daemon for the job's Arrow function; off, one daemon serves both (measured: a second
     # or two off the first batch on two loaded cores).
@@ -52,6 +58,17 @@ SPARK_CONF = {
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
 
+# glibc's malloc gives each thread that allocates at once an arena of its own, up to eight
+# per core (mallopt(3), M_ARENA_MAX: "the more arenas you have, the lower the per-thread
+# contention, but the higher the memory usage"), and rarely gives an arena's freed memory
+# back. The local JVM's many threads kept a few hundred MB resident that no Java measure
+# counts (its native memory tracking stayed at 808 MB while its resident set grew 160 MB
+# past it in 15 minutes at 2,000 events/s). With two arenas the JVM stayed at 850 MB from
+# the 12th minute of an hour at that rate, and the dashboard's memory stopped climbing
+# (docs/reliability.md, the soak). Set for each process `telcopulse up` starts and for the
+# JVM ``build_spark`` starts; a value already in the environment wins.
+NATIVE_MEMORY_ENV = {"MALLOC_ARENA_MAX": "2"}
+
 # Left to Glue: its UI and metrics, driver memory and JVM options come with the worker type,
 # and shuffle partitions are sized for local[2] only.
 _GLUE_MANAGED = (
@@ -60,6 +77,7 @@ _GLUE_MANAGED = (
     "spark.executor.",
     "spark.sql.shuffle.partitions",
     "spark.sql.streaming.metricsEnabled",
+    "spark.sql.ui.",
 )
 # Glue's S3 file system (EMRFS, for s3:// paths): a throttled request (503 Slow Down) is
 # retried by EMRFS's own configuration, not by the job: more attempts than the default 15
@@ -84,6 +102,8 @@ def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: 
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ["TZ"] = "UTC"
     time.tzset()
+    for name, value in NATIVE_MEMORY_ENV.items():  # read by the JVM's C library as it starts
+        os.environ.setdefault(name, value)
     from pyspark.sql import SparkSession
 
     from glue_job import local_fs

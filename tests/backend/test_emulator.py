@@ -96,6 +96,7 @@ def read_all(settings) -> list[bytes]:
 def test_kinesalite_command_runs_node_directly_on_the_settings_port_and_dir(settings):
     assert kinesalite_command(settings) == [
         "node",
+        "--max-old-space-size=96",  # V8's heap bounded (NODE_OLD_SPACE_MB)
         str(PROJECT_ROOT / "node_modules" / "kinesalite" / "cli.js"),
         "--port",
         str(settings.emulator_port),
@@ -173,7 +174,8 @@ def test_kinesalite_starts_serves_persists_and_stops_without_orphans(settings):
     try:
         wait_until_ready(settings, timeout=30, proc=proc)
         assert endpoint_answers(settings)
-        assert Path(proc.args[1]).name == "cli.js"  # node itself, no npx wrapper
+        node, *_flags, script = proc.args[: proc.args.index("--port")]
+        assert (node, Path(script).name) == ("node", "cli.js")  # node itself, no npx wrapper
         assert put_and_read(settings, [b"a", b"b", b"c"]) == [b"a", b"b", b"c"]
     finally:
         stop_emulator(proc)

@@ -1,8 +1,12 @@
-"""telcopulse up's supervisor: when a dead stream job is started again."""
+"""telcopulse up's supervisor: when a dead stream job is started again, and what its
+children start with."""
 
 from __future__ import annotations
 
-from backend.stack import RestartBudget
+import sys
+
+from backend.settings import load_settings
+from backend.stack import RestartBudget, _spawn
 
 
 class Clock:
@@ -28,3 +32,24 @@ def test_restarts_long_ago_do_not_count():
     assert budget.allow()
     clock.now = 301
     assert budget.allow()
+
+
+def _arena_max_seen_by_a_child(tmp_path, monkeypatch) -> str:
+    child = _spawn(
+        "probe",
+        [sys.executable, "-c", "import os; print(os.environ.get('MALLOC_ARENA_MAX'))"],
+        load_settings(home=tmp_path),
+        tmp_path,
+    )
+    assert child.process.wait(timeout=30) == 0
+    return child.log.read_text().strip()
+
+
+def test_every_process_up_starts_caps_its_malloc_arenas(tmp_path, monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert _arena_max_seen_by_a_child(tmp_path, monkeypatch) == "2"
+
+
+def test_an_arena_cap_the_user_set_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert _arena_max_seen_by_a_child(tmp_path, monkeypatch) == "8"

@@ -88,6 +88,66 @@ def test_the_trend_is_judged_on_pss_where_the_samples_have_it():
     assert memory_trends(samples)["stream"]["measure"] == "RSS"
 
 
+def test_the_dedup_index_grows_by_design_and_only_the_rest_is_judged():
+    """8 bytes per silver event (glue_job.dedup.SeenEvents) for the index's first day: at
+    2,000 events/s that is 55 MB an hour the stream job must hold. What grows beyond it is
+    judged, and the report shows both."""
+    index_mb = 2000 * 8 / MB  # per second
+    for extra, flat in [(0.0, True), (30.0, False)]:
+        samples = timeline({"stream": lambda t: 1500.0, "emulator": lambda t: 200.0})
+        for sample in samples:
+            t = sample["seconds"]
+            sample["silver"] = 2000 * t
+            sample["pss"] = {
+                "stream": int((1400 + index_mb * t + extra * t / 3600) * MB),
+                "emulator": 150 * MB,
+            }
+        trends = memory_trends(samples)
+        stream = trends["stream"]
+        assert stream["index_mb_per_hour"] == pytest.approx(index_mb * 3600)
+        assert stream["total_mb_per_hour"] == pytest.approx(index_mb * 3600 + extra, abs=0.01)
+        assert stream["slope_mb_per_hour"] == pytest.approx(extra, abs=0.01)
+        assert stream["flat"] is flat
+        assert trends["emulator"]["index_mb_per_hour"] == 0
+        problems = soak_verdict(figures(samples))
+        text = soak_report(figures(samples), problems)
+        total = f"+{54.9 + extra:.1f} MB/h"
+        assert f"| stream | 1500 MB | 1500 MB | {total} | {total} | +54.9 MB/h | " in text
+        if not flat:
+            assert problems == [
+                "stream memory (PSS) still moving beyond its dedup index: +30 MB/h (± 0) "
+                "over the last 30 min"
+            ]
+    # A run saved before silver was counted is judged whole.
+    del samples[-1]["silver"]
+    assert memory_trends(samples)["stream"]["index_mb_per_hour"] == 0
+
+
+def test_file_pages_are_the_kernels_cache_and_only_anonymous_memory_is_judged():
+    """The emulator maps its LevelDB table files: their pages grow with the data it keeps
+    and the kernel drops them under pressure. Anonymous PSS is judged; the whole PSS's
+    slope is shown beside it."""
+    samples = timeline({"emulator": lambda t: 300.0, "dashboard": lambda t: 250.0})
+    for sample in samples:
+        t = sample["seconds"]
+        sample["pss"] = {"emulator": (150 + 100 * t / 3600) * MB, "dashboard": 240 * MB}
+        sample["pss_anon"] = {"emulator": 100 * MB, "dashboard": (200 + 20 * t / 3600) * MB}
+    trends = memory_trends(samples)
+    assert trends["emulator"]["measure"] == "anonymous PSS"
+    assert trends["emulator"]["pss_mb_per_hour"] == pytest.approx(100)
+    assert trends["emulator"]["flat"]
+    assert not trends["dashboard"]["flat"]
+    problems = soak_verdict(figures(samples))
+    assert problems == [
+        "dashboard memory (anonymous PSS) still moving: +20 MB/h (± 0) over the last 30 min"
+    ]
+    text = soak_report(figures(samples), problems)
+    assert "| emulator | 300 MB | 300 MB | +100.0 MB/h | +0.0 MB/h | +0.0 MB/h | +0.0 MB/h |" in (
+        text
+    )
+    assert "Mapped files' pages are left out" in text
+
+
 def test_a_soak_that_falls_behind_or_loses_its_dashboard_fails():
     samples = timeline({"stream": lambda t: 1900.0})
     for sample in samples[-20:]:
