@@ -14,6 +14,7 @@ lake's history is.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 
@@ -46,9 +47,14 @@ class ParquetLake:
     def path(self, table: str) -> str:
         return f"{self.root}/{TABLES[table].path}"
 
+    @functools.cached_property
+    def _hadoop_path(self):
+        """Hadoop's Path class, looked up once: py4j resolves ``jvm.org.apache...`` one
+        package at a time, a failed class lookup each (glue_job.spark_conf, PY4J_SINGLE_IMPORTS)."""
+        return self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+
     def _fs(self, path: str):
-        jvm = self.spark.sparkContext._jvm
-        hpath = jvm.org.apache.hadoop.fs.Path(path)
+        hpath = self._hadoop_path(path)
         return hpath, hpath.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
 
     def _glob(self, pattern: str) -> list:

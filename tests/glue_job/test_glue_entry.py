@@ -25,6 +25,7 @@ from backend.queries import run_kpi
 from glue_job import glue_entry
 from glue_job.errors import JobError
 from glue_job.lake import ParquetLake
+from glue_job.spark_conf import PY4J_SINGLE_IMPORTS
 
 pytestmark = pytest.mark.glue  # runs on Glue 5.0's runtime too (Makefile: test)
 
@@ -173,6 +174,15 @@ def test_sets_the_local_jobs_spark_conf_on_the_glue_session(run):
         "fs.s3.maxRetries": "30",
         "fs.s3.aimd.enabled": "true",
     }
+
+
+def test_pyspark_finds_the_classes_it_names_by_a_single_import(spark, run):
+    """glue_job.spark_conf.PY4J_SINGLE_IMPORTS, on this runtime's session (Glue's too): each
+    simple name PySpark uses resolves to the class its wildcard imports found first."""
+    jvm = spark.sparkContext._jvm
+    for fqn in PY4J_SINGLE_IMPORTS:
+        assert getattr(jvm, fqn.rsplit(".", 1)[1])._fqn == fqn
+    assert jvm.functions.lit(1).toString() == "1"
 
 
 def test_silver_gold_and_ops_equal_the_local_jobs(spark, run, local_lake, csv_records):
