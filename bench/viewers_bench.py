@@ -8,15 +8,16 @@ refreshes itself, and every refresh is timed twice:
 
 - **answered**: on the session's websocket, from the browser asking for the rerun
   (Streamlit's ``BackMsg.rerun_script``) to the server's ``ForwardMsg.script_finished``:
-  the dashboard's own time, queueing behind the other sessions included. This is the
-  figure the target is judged on: a real viewer's browser runs on the viewer's machine.
+  the dashboard's own time, queueing behind the other sessions included, each frame stamped
+  by the browser's network service as it crosses the socket. This is the figure the target
+  is judged on: a real viewer's browser runs on the viewer's machine.
 - **drawn**: in the page, from Streamlit marking the script as running
   (``data-test-script-state``) to marking it done, which adds this machine's browser
   drawing the page; here 20 renderers share the machine's cores with the whole stack.
 
-The browsers are the load, not what is measured, so they run at the lowest CPU priority
-(nice 19): the dashboard and the stream job come first, as they would on a server of
-their own. The report says how much CPU each side took.
+The browsers are the load, not what is measured, so the processes that draw the pages run
+at the lowest CPU priority (nice 19): the dashboard and the stream job come first, as they
+would on a server of their own. The report says how much CPU each side took.
 
 Errors are whatever a viewer would see or the browser would log: an exception box on
 the page, an uncaught script error, a console error (the basemap's tiles excepted, which
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -93,21 +95,38 @@ BASE_PATH_PROBES = ("/_stcore/health", "/_stcore/host-config")
 
 class WireTimer:
     """Times refreshes on a session's websocket: from a ``rerun_script`` the browser sent to
-    the ``script_finished`` the server sent back (seconds, in ``runs``)."""
+    the ``script_finished`` the server sent back (seconds, in ``runs``).
+
+    Each frame's time is ``at`` when given: the browser's network service stamps every
+    frame as it crosses the socket (the DevTools protocol's ``Network.webSocketFrameSent``
+    and ``Network.webSocketFrameReceived`` events carry that ``timestamp``), so a renderer
+    too busy to pass the event on promptly does not stretch the figure. Else the clock
+    reads when the frame is reported."""
 
     def __init__(self, clock=time.monotonic) -> None:
         self.clock = clock
         self.runs: list[float] = []
         self._asked: float | None = None
 
-    def sent(self, payload: bytes | str) -> None:
+    def sent(self, payload: bytes | str, at: float | None = None) -> None:
         if _kind(BackMsg, payload) == "rerun_script" and self._asked is None:
-            self._asked = self.clock()
+            self._asked = self.clock() if at is None else at
 
-    def received(self, payload: bytes | str) -> None:
+    def received(self, payload: bytes | str, at: float | None = None) -> None:
         if _kind(ForwardMsg, payload) == "script_finished" and self._asked is not None:
-            self.runs.append(self.clock() - self._asked)
+            self.runs.append((self.clock() if at is None else at) - self._asked)
             self._asked = None
+
+    def frame(self, direction: str, event: dict) -> None:
+        """A DevTools ``Network.webSocketFrame{Sent,Received}`` event's frame: binary frames
+        (opcode 2) carry their payload base64-encoded."""
+        frame = event["response"]
+        if frame.get("opcode") == BINARY_OPCODE:
+            payload = base64.b64decode(frame["payloadData"])
+            getattr(self, direction)(payload, at=event["timestamp"])
+
+
+BINARY_OPCODE = 2
 
 
 def _kind(message_type, payload: bytes | str) -> str | None:
@@ -122,7 +141,8 @@ def _kind(message_type, payload: bytes | str) -> str | None:
 class CpuMeter:
     """CPU seconds of process groups while the viewers watch, sampled every few seconds
     (the newest total of each process that ever ran; one that exits between two samples
-    loses at most that gap). ``browsers`` are every Chromium process, kept at nice 19."""
+    loses at most that gap). ``browsers`` are every Chromium process; the ones that draw
+    (``DRAWING``) are kept at nice 19."""
 
     def __init__(self, groups: dict[str, psutil.Process]) -> None:
         self.groups = groups
@@ -146,7 +166,7 @@ class CpuMeter:
             totals[name] = {}
             for process in processes:
                 try:
-                    if name == "browsers" and process.nice() < LOWEST_PRIORITY:
+                    if name == "browsers" and _draws(process) and process.nice() < LOWEST_PRIORITY:
                         process.nice(LOWEST_PRIORITY)
                     times = process.cpu_times()
                     totals[name][process.pid] = times.user + times.system
@@ -167,6 +187,17 @@ class CpuMeter:
 
 
 LOWEST_PRIORITY = 19
+# The processes that draw the pages: each page's renderer and the GPU process, which rasters
+# in software here (deck.gl's WebGL too). The browser process and its network service stay
+# at normal priority: they carry the websocket frames and stamp their times (WireTimer).
+DRAWING = ("--type=renderer", "--type=gpu-process")
+
+
+def _draws(process: psutil.Process) -> bool:
+    try:
+        return any(kind in process.cmdline() for kind in DRAWING)
+    except psutil.Error:  # exited since it was listed
+        return False
 
 
 def _is_browser(process: psutil.Process) -> bool:
@@ -201,13 +232,10 @@ async def viewer(browser, url: str, seconds: float, name: str, delay: float) -> 
     )
     await page.add_init_script(TIMER)
     wire = WireTimer()
-    page.on(
-        "websocket",
-        lambda socket: (
-            socket.on("framesent", wire.sent),
-            socket.on("framereceived", wire.received),
-        ),
-    )
+    devtools = await context.new_cdp_session(page)
+    devtools.on("Network.webSocketFrameSent", lambda event: wire.frame("sent", event))
+    devtools.on("Network.webSocketFrameReceived", lambda event: wire.frame("received", event))
+    await devtools.send("Network.enable")
     opened = time.monotonic()
     await page.goto(url, wait_until="domcontentloaded")
     await page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
@@ -365,8 +393,10 @@ def report(figures: dict) -> str:
         "run finished (the dashboard's own time, queueing behind the other sessions "
         "included; the target is judged on it), and **drawn**, in the page from Streamlit "
         "marking the script as running to marking it done, which adds this machine's "
-        "browser drawing it. The browsers are the load, not what is measured: they run at "
-        "the lowest CPU priority (nice 19), so the dashboard and the stream job come first.",
+        "browser drawing it. Answered is stamped by the browser's network service as each "
+        "frame crosses the socket. The browsers are the load, not what is measured: the "
+        "processes that draw the pages (renderers and the software GPU process) run at the "
+        "lowest CPU priority (nice 19), so the dashboard and the stream job come first.",
         "",
         "| page | refreshes | answered p50 | answered p95 | drawn p95 |",
         "|---|---:|---:|---:|---:|",

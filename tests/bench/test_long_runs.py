@@ -6,6 +6,7 @@ what they conclude from their samples."""
 from __future__ import annotations
 
 import numpy as np
+import psutil
 import pytest
 
 from bench.memory_bench import memory_trends, soak_report, soak_verdict
@@ -255,6 +256,47 @@ def test_a_refresh_is_timed_from_the_rerun_asked_to_the_run_finished_on_the_wire
         getattr(timer, direction)(message.SerializeToString())
     timer.sent("a text frame")
     assert timer.runs == pytest.approx([0.75, 0.5])
+
+
+def test_a_refresh_is_timed_by_the_network_services_own_stamps():
+    """DevTools events carry the time each frame crossed the socket: that time counts, not
+    when the event reached the bench. Text frames (opcode 1) are not Streamlit's."""
+    import base64
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    from bench.viewers_bench import WireTimer
+
+    timer = WireTimer(clock=lambda: 1000.0)  # when the events arrive: late, and all at once
+    rerun, finished = BackMsg(), ForwardMsg()
+    rerun.rerun_script.page_script_hash = "map"
+    finished.script_finished = ForwardMsg.FINISHED_SUCCESSFULLY
+
+    def frame(message, at, opcode=2):
+        data = base64.b64encode(message.SerializeToString()).decode()
+        return {"timestamp": at, "response": {"opcode": opcode, "payloadData": data}}
+
+    timer.frame("sent", frame(rerun, 12.25))
+    timer.frame("received", frame(finished, 12.5, opcode=1))  # not a binary frame
+    timer.frame("received", frame(finished, 13.0))
+    assert timer.runs == pytest.approx([0.75])
+
+
+def test_only_the_processes_that_draw_are_the_ones_slowed_down():
+    from bench.viewers_bench import _draws
+
+    class Chromium(psutil.Process):
+        def __init__(self, *args):
+            self.args = ["/usr/lib/chromium/chromium", *args]
+
+        def cmdline(self):
+            return self.args
+
+    assert _draws(Chromium("--type=renderer", "--renderer-client-id=7"))
+    assert _draws(Chromium("--type=gpu-process"))
+    assert not _draws(Chromium("--headless"))  # the browser process
+    assert not _draws(Chromium("--type=utility", "--utility-sub-type=network.mojom.NetworkService"))
 
 
 def test_only_what_an_offline_machine_or_a_deep_link_logs_is_noise():
