@@ -37,6 +37,7 @@ import psutil
 from backend.errors import QueryError
 from bench import utc_minute
 from bench.long_runs import RELIABILITY_MD, replace_section
+from glue_job.dedup import KEY_DTYPE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -316,11 +317,11 @@ TREND_SECONDS = 1800
 FLAT_MB_PER_HOUR = 1.0
 
 
-# The stream job's dedup index (glue_job.dedup.SeenEvents) holds an 8-byte key per event in
-# silver until its 24 h horizon passes: for a job's first day, its memory grows that much by
-# design. The soak measures that growth apart, from the silver events committed, and judges
-# the rest.
-DEDUP_BYTES_PER_EVENT = 8
+# The stream job's dedup index (glue_job.dedup.SeenEvents) holds a key per event in silver
+# (8 bytes: KEY_DTYPE) until its 24 h horizon passes: for a job's first day, its memory grows
+# that much by design. The soak measures that growth apart, from the silver events
+# committed, and judges the rest.
+DEDUP_BYTES_PER_EVENT = np.dtype(KEY_DTYPE).itemsize
 DEDUP_PROCESS = "stream"
 # What a trend can be judged on, best first (``tree_memory``), and its name in the report.
 MEASURES = {"pss_anon": "anonymous PSS", "pss": "PSS"}

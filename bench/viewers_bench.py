@@ -194,10 +194,8 @@ DRAWING = ("--type=renderer", "--type=gpu-process")
 
 
 def _draws(process: psutil.Process) -> bool:
-    try:
-        return any(kind in process.cmdline() for kind in DRAWING)
-    except psutil.Error:  # exited since it was listed
-        return False
+    """Whether ``process`` draws pages (its caller skips one that has exited)."""
+    return any(kind in process.cmdline() for kind in DRAWING)
 
 
 def _is_browser(process: psutil.Process) -> bool:

@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from glue_job.compaction import CompactionPlan, fold_rows
-from glue_job.dedup import EVENT_KEY, ROW_ID, SeenEvents, choose_silver
+from glue_job.dedup import EVENT_KEY, KEY_DTYPE, ROW_ID, SeenEvents, choose_silver
 from glue_job.defaults import (
     DEFAULT_COMPACT_AFTER,
     DEFAULT_DEDUP_HORIZON_HOURS,
@@ -92,7 +92,7 @@ def load_seen_events(
         .toPandas()
     )
     for hour, group in keys.groupby("hour"):
-        index.buckets[int(hour)] = np.unique(group[EVENT_KEY].to_numpy(dtype=np.int64))
+        index.buckets[int(hour)] = np.unique(group[EVENT_KEY].to_numpy(dtype=KEY_DTYPE))
     return index
 
 
@@ -318,7 +318,7 @@ class BatchProcessor:
         for table, partition in compacted:
             self.plan.committed(table, partition, batch_id)
             self._compactions[batch_id].add((table, partition))
-        new_keys = verdicts.arrivals[EVENT_KEY].to_numpy(dtype=np.int64)[verdicts.keep]
+        new_keys = verdicts.arrivals[EVENT_KEY].to_numpy(dtype=KEY_DTYPE)[verdicts.keep]
         if len(new_keys):
             self.seen.add(new_keys, started)
         note = f", compacted {len(compacted)} partitions" if compacted else ""

@@ -15,6 +15,8 @@ import pandas as pd
 from glue_job.defaults import DEFAULT_DEDUP_HORIZON_HOURS
 
 EVENT_KEY = "event_key"
+# An event id's key: its 64-bit xxhash, 8 bytes in the index.
+KEY_DTYPE = np.int64
 ROW_ID = ["shard_id", "sequence_number"]
 
 
@@ -68,7 +70,7 @@ class SeenEvents:
 
     def add(self, keys: np.ndarray, ingest_time: datetime) -> None:
         hour = int(ingest_time.timestamp()) // 3600
-        new = np.unique(keys.astype(np.int64))
+        new = np.unique(keys.astype(KEY_DTYPE))
         current = self.buckets.get(hour)
         if current is not None:  # merged in place of a sort: one copy of the hour's keys
             new = new[~_sorted_member(current, new)]
@@ -92,5 +94,5 @@ def _sorted_member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 def choose_silver(arrivals: pd.DataFrame, seen: SeenEvents) -> np.ndarray:
     """Mask of the valid records that go to silver: first in batch and not seen before."""
-    keys = arrivals[EVENT_KEY].to_numpy(dtype=np.int64)
+    keys = arrivals[EVENT_KEY].to_numpy(dtype=KEY_DTYPE)
     return first_arrival_mask(arrivals) & ~seen.contains(keys)

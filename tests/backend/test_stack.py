@@ -34,7 +34,7 @@ def test_restarts_long_ago_do_not_count():
     assert budget.allow()
 
 
-def _arena_max_seen_by_a_child(tmp_path, monkeypatch) -> str:
+def _arena_max_seen_by_a_child(tmp_path) -> str:
     child = _spawn(
         "probe",
         [sys.executable, "-c", "import os; print(os.environ.get('MALLOC_ARENA_MAX'))"],
@@ -47,9 +47,9 @@ def _arena_max_seen_by_a_child(tmp_path, monkeypatch) -> str:
 
 def test_every_process_up_starts_caps_its_malloc_arenas(tmp_path, monkeypatch):
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert _arena_max_seen_by_a_child(tmp_path, monkeypatch) == "2"
+    assert _arena_max_seen_by_a_child(tmp_path) == "2"
 
 
 def test_an_arena_cap_the_user_set_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    assert _arena_max_seen_by_a_child(tmp_path, monkeypatch) == "8"
+    assert _arena_max_seen_by_a_child(tmp_path) == "8"
