@@ -25,7 +25,10 @@ GLUE_RUNTIME := infra/glue-5.0-runtime.txt
 GLUE_TEST_PACKAGES := pytest pytest-timeout pytest-xdist hypothesis duckdb pydantic-settings tenacity
 # pytest-xdist workers for each suite in `make test`: the suite waits on JVMs, emulators and
 # browsers about as much as it computes, so one process leaves a core idle. Set 0 to run in one.
+# Whole modules go to a worker (so a module's fixtures are built once), in the order the
+# suite sorts them: slow modules first (tests/conftest.py), then the short ones fill the gaps.
 TEST_WORKERS ?= 2
+TEST_DIST := --dist loadscope --no-loadscope-reorder
 
 .PHONY: up test test-glue test-fast docs constraints lint lint-infra audit bench soak viewers deploy destroy install node chromium check-python check-java clean
 
@@ -98,9 +101,9 @@ up: install check-java
 # run even when the first fails, and make fails when either does.
 test: install $(TOOLS_STAMP) $(GLUE_STAMP) check-java chromium
 	@status=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) || status=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) || status=$$?; \
 	echo "== the Glue path again, on AWS Glue 5.0's runtime ($(GLUE))"; \
-	$(GLUE)/bin/python -m pytest -n $(TEST_WORKERS) -m glue -p no:cacheprovider || status=$$?; \
+	$(GLUE)/bin/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) -m glue -p no:cacheprovider || status=$$?; \
 	exit $$status
 
 # Only the Glue path, on Glue 5.0's runtime.

@@ -112,6 +112,20 @@ def csv_valid_rows():
     return valid
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Modules with slow tests first, then those of the Glue path (Spark batches), then the
+    rest, each in its own order. `make test` hands whole modules to its two workers in this
+    order (pytest-xdist ``--dist loadscope --no-loadscope-reorder``): the minutes-long modules
+    start at once and the many short ones fill in after them, so neither worker waits alone
+    on a long one at the end, and no module's fixtures are built twice."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("slow") is None,
+            item.get_closest_marker("glue") is None,
+        )
+    )
+
+
 # --- build/: the results this session measured, stamped with how it ended ------------------
 
 _collection_errors: list[str] = []

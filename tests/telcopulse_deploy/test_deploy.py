@@ -44,6 +44,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -223,6 +224,32 @@ def no_docker(monkeypatch):
     )
 
 
+@pytest.fixture(scope="session")
+def glue_wheel(tmp_path_factory) -> Path:
+    """The glue_job wheel, built once a session by the real ``build_glue_wheel``."""
+    return deploy_module.build_glue_wheel(tmp_path_factory.mktemp("glue-wheel"))
+
+
+@pytest.fixture(autouse=True)
+def wheel_built_once(request, monkeypatch, glue_wheel) -> None:
+    """Each deploy gets a copy of the session's wheel instead of building its own: a build is
+    a ``pip wheel`` of about 2 s, and these tests deploy 40 times. A test that asks for
+    ``real_wheel_builds`` builds every time, as deploy does."""
+    if "real_wheel_builds" in request.fixturenames:
+        return
+
+    def copy_built(out_dir: Path) -> Path:
+        (out_dir / "wheel").mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(glue_wheel, out_dir / "wheel" / glue_wheel.name))
+
+    monkeypatch.setattr(deploy_module, "build_glue_wheel", copy_built)
+
+
+@pytest.fixture
+def real_wheel_builds() -> None:
+    """Deploy builds the wheel itself, every time (``wheel_built_once`` stands aside)."""
+
+
 @pytest.fixture
 def template(tmp_path) -> Path:
     path = tmp_path / "telcopulse.yaml"
@@ -345,7 +372,9 @@ def test_settings_from_the_outputs_pass_load_settings_in_aws_mode(
     ensure_stream(client, loaded.stream_name, loaded.shards)
 
 
-def test_second_deploy_without_changes_is_a_no_op(aws, settings, template, no_docker):
+def test_second_deploy_without_changes_is_a_no_op(
+    aws, settings, template, no_docker, real_wheel_builds
+):
     first = deploy(settings, parameters=NETWORK, template=template, log=lambda _m: None)
     bucket = first.outputs["ArtifactsBucketName"]
     # Versioned like the real one (moto's CloudFormation ignores VersioningConfiguration):
