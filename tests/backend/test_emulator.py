@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -97,6 +98,8 @@ def test_kinesalite_command_runs_node_directly_on_the_settings_port_and_dir(sett
     assert kinesalite_command(settings) == [
         "node",
         "--max-old-space-size=96",  # V8's heap bounded (NODE_OLD_SPACE_MB)
+        "--require",  # LevelDB's open files bounded (LEVELDB_PRELOAD)
+        str(PROJECT_ROOT / "backend" / "kinesalite_leveldb.js"),
         str(PROJECT_ROOT / "node_modules" / "kinesalite" / "cli.js"),
         "--port",
         str(settings.emulator_port),
@@ -111,6 +114,57 @@ def test_kinesalite_command_runs_node_directly_on_the_settings_port_and_dir(sett
         "--shardLimit",
         "100",
     ]
+
+
+# Writes 160 MB through kinesalite's own leveldown (64 KB write buffer, so hundreds of table
+# files), then counts the table files the process holds open. LevelDB maps each table it
+# keeps open (POSIX mmap), so /proc/self/maps lists them: with the preload at most its limit,
+# without it nearly all of them.
+OPEN_TABLES = textwrap.dedent(
+    r"""
+    const fs = require('fs')
+    const leveldown = require(process.argv[2])
+    const db = leveldown(process.argv[3])
+    db.open({ maxFileSize: 1024 * 1024, writeBufferSize: 64 * 1024 }, async (err) => {
+      if (err) throw err
+      for (let n = 0; n < 640; n++) {
+        const ops = []
+        for (let i = 0; i < 250; i++) {
+          const key = `${String(n).padStart(4, '0')}/${i}`
+          ops.push({ type: 'put', key, value: require('crypto').randomBytes(1000) })
+        }
+        await new Promise((done, fail) => db.batch(ops, (e) => (e ? fail(e) : done())))
+      }
+      const maps = fs.readFileSync('/proc/self/maps', 'utf8').split('\n')
+      const open = new Set(maps.filter((m) => m.endsWith('.ldb')).map((m) => m.split(/\s+/).pop()))
+      const tables = fs.readdirSync(process.argv[3]).filter((f) => f.endsWith('.ldb'))
+      console.log(JSON.stringify({ open: open.size, tables: tables.length }))
+      db.close(() => {})
+    })
+    """
+)
+
+
+@pytest.mark.skipif(missing_kinesalite() is not None, reason="needs node and kinesalite")
+@pytest.mark.parametrize("preloaded", [True, False], ids=["preloaded", "leveldb's default"])
+def test_the_emulators_leveldb_keeps_at_most_100_table_files_open(tmp_path, preloaded):
+    script = tmp_path / "open_tables.js"
+    script.write_text(OPEN_TABLES)
+    leveldown = PROJECT_ROOT / "node_modules" / "leveldown"
+    preload = ["--require", str(emulator.LEVELDB_PRELOAD)] if preloaded else []
+    out = subprocess.run(
+        ["node", *preload, str(script), str(leveldown), str(tmp_path / "db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    counts = json.loads(out)
+    assert counts["tables"] > 120, counts  # more tables than the limit
+    if preloaded:
+        assert 0 < counts["open"] <= 100, counts
+    else:
+        assert counts["open"] > 100, counts
 
 
 def test_missing_node_is_explained(monkeypatch, tmp_path):
