@@ -30,8 +30,9 @@ from backend.settings import Settings
 # than `backend.__file__`: a tests/backend folder without __init__ can shadow the package.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KINESALITE_CLI = PROJECT_ROOT / "node_modules" / "kinesalite" / "cli.js"
-# Loaded into node before kinesalite: its LevelDB keeps at most 100 table files open, so its
-# C heap stops growing with the data it holds (the file says why and what was measured).
+# Loaded into node before kinesalite: its LevelDB keeps at most 100 table files open, so the
+# indexes those files keep in memory stop growing with the data it holds (the file says why
+# and what was measured).
 LEVELDB_PRELOAD = Path(__file__).resolve().with_name("kinesalite_leveldb.js")
 LOCAL_HOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
@@ -50,8 +51,8 @@ class EmulatorError(ValueError):
 # its heap to the high-water mark of its bursts, 120 MB and more, and kept it. Its live set
 # after a full collection stays at 8-22 MB (--trace-gc, the same load), so 96 MB leaves
 # four times that for bursts; capped, V8's pages stayed at 47-60 MB for an hour. Its C heap
-# grew about 70 MB an hour at that load (docs/reliability.md, the soak): LevelDB's open
-# table files, which LEVELDB_PRELOAD bounds.
+# grew about 70 MB an hour at that load (docs/reliability.md, the soak), much of it the
+# indexes of LevelDB's open table files, which LEVELDB_PRELOAD bounds.
 NODE_OLD_SPACE_MB = 96
 
 
