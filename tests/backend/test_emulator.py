@@ -122,6 +122,7 @@ def test_kinesalite_command_runs_node_directly_on_the_settings_port_and_dir(sett
 # without it nearly all of them.
 OPEN_TABLES = textwrap.dedent(
     r"""
+    const crypto = require('crypto')
     const fs = require('fs')
     const leveldown = require(process.argv[2])
     const db = leveldown(process.argv[3])
@@ -131,7 +132,7 @@ OPEN_TABLES = textwrap.dedent(
         const ops = []
         for (let i = 0; i < 250; i++) {
           const key = `${String(n).padStart(4, '0')}/${i}`
-          ops.push({ type: 'put', key, value: require('crypto').randomBytes(1000) })
+          ops.push({ type: 'put', key, value: crypto.randomBytes(1000) })
         }
         await new Promise((done, fail) => db.batch(ops, (e) => (e ? fail(e) : done())))
       }
