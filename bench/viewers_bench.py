@@ -6,11 +6,13 @@ interval at 5 s, then opens ``--viewers`` sessions in headless Chromium (Debian'
 over the four pages. Each session keeps its page open for ``--minutes`` while the page
 refreshes itself, and every refresh is timed twice:
 
-- **answered**: on the session's websocket, from the browser asking for the rerun
-  (Streamlit's ``BackMsg.rerun_script``) to the server's ``ForwardMsg.script_finished``:
-  the dashboard's own time, queueing behind the other sessions included, each frame stamped
-  by the browser's network service as it crosses the socket. This is the figure the target
-  is judged on: a real viewer's browser runs on the viewer's machine.
+- **answered**: on the session's websocket, from the browser's rerun request (Streamlit's
+  ``BackMsg.rerun_script``) to the server's ``ForwardMsg.script_finished``: the dashboard's
+  own time, queueing behind the other sessions included. The browsers reach the dashboard
+  through a relay on loopback (``bench.wire_relay``, a process of its own at normal
+  priority) that times the frames as they pass, so how busy this machine's browsers are
+  does not enter the figure. This is the figure the target is judged on: a real viewer's
+  browser runs on the viewer's machine.
 - **drawn**: in the page, from Streamlit marking the script as running
   (``data-test-script-state``) to marking it done, which adds this machine's browser
   drawing the page; here 20 renderers share the machine's cores with the whole stack.
@@ -32,22 +34,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import psutil
-from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench import utc_minute
 from bench.long_runs import RELIABILITY_MD, replace_section
-from bench.memory_bench import CHROMIUM, components, running_up
+from bench.memory_bench import CHROMIUM, PROJECT_ROOT, components, free_port, running_up, stop_tree
 
 PAGES = ("", "KPIs", "Map", "Pipeline_Health")
 REFRESH_SECONDS = 5
@@ -91,51 +92,6 @@ OFFLINE_NOISE = ("basemaps.cartocdn.com", "Failed to fetch", "ERR_NAME_NOT_RESOL
 # Opened at a page's own address (/KPIs), Streamlit's frontend first looks for its server
 # under that path and gets a 404 for each of these before it tries the root, which answers.
 BASE_PATH_PROBES = ("/_stcore/health", "/_stcore/host-config")
-
-
-class WireTimer:
-    """Times refreshes on a session's websocket: from a ``rerun_script`` the browser sent to
-    the ``script_finished`` the server sent back (seconds, in ``runs``).
-
-    Each frame's time is ``at`` when given: the browser's network service stamps every
-    frame as it crosses the socket (the DevTools protocol's ``Network.webSocketFrameSent``
-    and ``Network.webSocketFrameReceived`` events carry that ``timestamp``), so a renderer
-    too busy to pass the event on promptly does not stretch the figure. Else the clock
-    reads when the frame is reported."""
-
-    def __init__(self, clock=time.monotonic) -> None:
-        self.clock = clock
-        self.runs: list[float] = []
-        self._asked: float | None = None
-
-    def sent(self, payload: bytes | str, at: float | None = None) -> None:
-        if _kind(BackMsg, payload) == "rerun_script" and self._asked is None:
-            self._asked = self.clock() if at is None else at
-
-    def received(self, payload: bytes | str, at: float | None = None) -> None:
-        if _kind(ForwardMsg, payload) == "script_finished" and self._asked is not None:
-            self.runs.append((self.clock() if at is None else at) - self._asked)
-            self._asked = None
-
-    def frame(self, direction: str, event: dict) -> None:
-        """A DevTools ``Network.webSocketFrame{Sent,Received}`` event's frame: binary frames
-        (opcode 2) carry their payload base64-encoded."""
-        frame = event["response"]
-        if frame.get("opcode") == BINARY_OPCODE:
-            payload = base64.b64decode(frame["payloadData"])
-            getattr(self, direction)(payload, at=event["timestamp"])
-
-
-BINARY_OPCODE = 2
-
-
-def _kind(message_type, payload: bytes | str) -> str | None:
-    """Which message a websocket frame holds (Streamlit's frames are binary protobuf)."""
-    if not isinstance(payload, bytes):
-        return None
-    message = message_type()
-    message.ParseFromString(payload)
-    return message.WhichOneof("type")
 
 
 class CpuMeter:
@@ -189,7 +145,7 @@ class CpuMeter:
 LOWEST_PRIORITY = 19
 # The processes that draw the pages: each page's renderer and the GPU process, which rasters
 # in software here (deck.gl's WebGL too). The browser process and its network service stay
-# at normal priority: they carry the websocket frames and stamp their times (WireTimer).
+# at normal priority: they carry the websocket frames.
 DRAWING = ("--type=renderer", "--type=gpu-process")
 
 
@@ -229,11 +185,6 @@ async def viewer(browser, url: str, seconds: float, name: str, delay: float) -> 
         ),
     )
     await page.add_init_script(TIMER)
-    wire = WireTimer()
-    devtools = await context.new_cdp_session(page)
-    devtools.on("Network.webSocketFrameSent", lambda event: wire.frame("sent", event))
-    devtools.on("Network.webSocketFrameReceived", lambda event: wire.frame("received", event))
-    await devtools.send("Network.enable")
     opened = time.monotonic()
     await page.goto(url, wait_until="domcontentloaded")
     await page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
@@ -255,7 +206,6 @@ async def viewer(browser, url: str, seconds: float, name: str, delay: float) -> 
         "page": name,
         "first_load_seconds": first_load,
         "runs_ms": [r["ms"] for r in runs],
-        "answered_ms": [seconds * 1000 for seconds in wire.runs[1:]],  # after the first load
         "checks": checks,
         "errors": errors,
     }
@@ -304,12 +254,16 @@ async def watch(port: int, viewers: int, seconds: float, meter: CpuMeter) -> lis
 def measure(viewers: int, minutes: float, rate: float, log=print) -> dict:
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is missing: install Chromium there to run the viewers")
-    with running_up(rate, TELCOPULSE_REFRESH_SECONDS=str(REFRESH_SECONDS)) as (_, port, up):
-        log(f"{viewers} viewers for {minutes:g} min on http://127.0.0.1:{port}")
-        meter = CpuMeter(components(psutil.Process(up.pid)))
+    with (
+        running_up(rate, TELCOPULSE_REFRESH_SECONDS=str(REFRESH_SECONDS)) as (home, port, up),
+        relayed(port, home / "answered.jsonl") as (relay_port, relay),
+    ):
+        log(f"{viewers} viewers for {minutes:g} min on http://127.0.0.1:{relay_port}")
+        meter = CpuMeter(components(psutil.Process(up.pid)) | {"relay": relay})
         started = time.monotonic()
-        sessions = asyncio.run(watch(port, viewers, minutes * 60, meter))
+        sessions = asyncio.run(watch(relay_port, viewers, minutes * 60, meter))
         took = time.monotonic() - started
+        answered = read_answered(home / "answered.jsonl")
     return {
         "viewers": viewers,
         "minutes": minutes,
@@ -320,7 +274,48 @@ def measure(viewers: int, minutes: float, rate: float, log=print) -> dict:
         "cpu_seconds": meter.used(),
         "finished": utc_minute(),
         "sessions": sessions,
+        "answered": answered,
     }
+
+
+def read_answered(path: Path) -> list[dict]:
+    """The refreshes the relay timed (``bench.wire_relay``), named as the sessions are."""
+    answered = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{"page": a["page"] or "Home", "seconds": a["seconds"]} for a in answered]
+
+
+@contextlib.contextmanager
+def relayed(port: int, runs: Path):
+    """``bench.wire_relay`` in front of the dashboard on ``port``, writing to ``runs``, once
+    it answers: (its port, its process)."""
+    relay_port = free_port()
+    relay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.wire_relay",
+            "--upstream",
+            str(port),
+            "--port",
+            str(relay_port),
+            "--runs",
+            str(runs),
+        ],
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{relay_port}/_stcore/health"):
+                    break
+            except OSError:
+                if relay.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the viewers' relay did not start") from None
+                time.sleep(0.2)
+        yield relay_port, psutil.Process(relay.pid)
+    finally:
+        stop_tree(relay, grace=10)
 
 
 def _percentiles(seconds: list[float]) -> dict:
@@ -338,13 +333,16 @@ def summary(figures: dict) -> dict:
     """Per measure (``answered``, ``drawn``): runs, p50, p95 and worst, overall and per page
     (seconds). Passed: no error and ``answered`` p95 within the target."""
     sessions = figures["sessions"]
-    measures = {"answered": "answered_ms", "drawn": "runs_ms"}
+    timed = {
+        "answered": [(a["page"], a["seconds"]) for a in figures["answered"]],
+        "drawn": [(s["page"], ms / 1000) for s in sessions for ms in s.get("runs_ms", [])],
+    }
     result: dict = {}
-    for measure, field in measures.items():
+    for measure, runs in timed.items():
         per_page: dict[str, list[float]] = {}
-        for s in sessions:
-            per_page.setdefault(s["page"], []).extend(ms / 1000 for ms in s.get(field, []))
-        result[measure] = _percentiles([t for times in per_page.values() for t in times])
+        for page, seconds in runs:
+            per_page.setdefault(page, []).append(seconds)
+        result[measure] = _percentiles([seconds for _, seconds in runs])
         result[measure]["per_page"] = {
             page: _percentiles(times) for page, times in sorted(per_page.items())
         }
@@ -391,8 +389,9 @@ def report(figures: dict) -> str:
         "run finished (the dashboard's own time, queueing behind the other sessions "
         "included; the target is judged on it), and **drawn**, in the page from Streamlit "
         "marking the script as running to marking it done, which adds this machine's "
-        "browser drawing it. Answered is stamped by the browser's network service as each "
-        "frame crosses the socket. The browsers are the load, not what is measured: the "
+        "browser drawing it. Answered is timed by a relay on loopback between the browsers and "
+        "the dashboard (`bench.wire_relay`, a process of its own at normal priority) as "
+        "each frame passes it. The browsers are the load, not what is measured: the "
         "processes that draw the pages (renderers and the software GPU process) run at the "
         "lowest CPU priority (nice 19), so the dashboard and the stream job come first.",
         "",

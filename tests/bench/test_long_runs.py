@@ -178,6 +178,7 @@ def test_a_failed_lake_read_is_a_finding_of_the_soak_not_its_end():
 
 
 def session(page: str, answered_ms: list[float], errors=(), drawn_ms=None) -> dict:
+    """A session's figures, with what the relay timed for it under ``answered_ms``."""
     return {
         "page": page,
         "first_load_seconds": 3.0,
@@ -196,7 +197,10 @@ def viewers(*sessions: dict) -> dict:
         "wall_seconds": 70,
         "cores": 2,
         "cpu_seconds": {"browsers": 90.0, "dashboard": 30.0},
-        "sessions": list(sessions),
+        "sessions": [{k: v for k, v in s.items() if k != "answered_ms"} for s in sessions],
+        "answered": [
+            {"page": s["page"], "seconds": ms / 1000} for s in sessions for ms in s["answered_ms"]
+        ],
     }
 
 
@@ -222,65 +226,6 @@ def test_the_viewers_pass_on_a_fast_answer_p95_without_errors_only():
     assert not summary(broken)["passed"]
     assert "Errors: 1: Home: an exception is shown" in report(broken)
     assert not summary(viewers(session("Home", [])))["passed"]  # nothing ran at all
-
-
-def test_a_refresh_is_timed_from_the_rerun_asked_to_the_run_finished_on_the_wire():
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-    from bench.viewers_bench import WireTimer
-
-    now = [0.0]
-    timer = WireTimer(clock=lambda: now[0])
-    rerun = BackMsg()
-    rerun.rerun_script.page_script_hash = "kpis"
-    heartbeat = BackMsg()
-    heartbeat.app_heartbeat = True
-    started, delta, finished = ForwardMsg(), ForwardMsg(), ForwardMsg()
-    started.new_session.name = "kpis"
-    delta.delta.new_element.markdown.body = "x"
-    finished.script_finished = ForwardMsg.FINISHED_SUCCESSFULLY
-
-    timer.received(finished.SerializeToString())  # a run nobody timed the start of
-    for at, direction, message in [
-        (1.0, "sent", rerun),
-        (1.2, "sent", rerun),  # asked again while running: the first request counts
-        (1.3, "received", started),
-        (1.5, "sent", heartbeat),
-        (1.6, "received", delta),
-        (1.75, "received", finished),
-        (4.0, "sent", rerun),
-        (4.5, "received", finished),
-    ]:
-        now[0] = at
-        getattr(timer, direction)(message.SerializeToString())
-    timer.sent("a text frame")
-    assert timer.runs == pytest.approx([0.75, 0.5])
-
-
-def test_a_refresh_is_timed_by_the_network_services_own_stamps():
-    """DevTools events carry the time each frame crossed the socket: that time counts, not
-    when the event reached the bench. Text frames (opcode 1) are not Streamlit's."""
-    import base64
-
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-    from bench.viewers_bench import WireTimer
-
-    timer = WireTimer(clock=lambda: 1000.0)  # when the events arrive: late, and all at once
-    rerun, finished = BackMsg(), ForwardMsg()
-    rerun.rerun_script.page_script_hash = "map"
-    finished.script_finished = ForwardMsg.FINISHED_SUCCESSFULLY
-
-    def frame(message, at, opcode=2):
-        data = base64.b64encode(message.SerializeToString()).decode()
-        return {"timestamp": at, "response": {"opcode": opcode, "payloadData": data}}
-
-    timer.frame("sent", frame(rerun, 12.25))
-    timer.frame("received", frame(finished, 12.5, opcode=1))  # not a binary frame
-    timer.frame("received", frame(finished, 13.0))
-    assert timer.runs == pytest.approx([0.75])
 
 
 def test_only_the_processes_that_draw_are_the_ones_slowed_down():
