@@ -144,14 +144,19 @@ bench: install check-java chromium
 
 # 2,000 events/s for an hour through `telcopulse up`: memory, lag and the dashboard over time;
 # writes its section of docs/reliability.md and fails on memory still growing after warm-up.
+# Every sample, per process, is kept in build/soak.json (judge it again with --judge).
 SOAK_MINUTES ?= 60
 soak: install check-java chromium
-	$(BIN)/python -m bench.memory_bench --rate 2000 --minutes $(SOAK_MINUTES) --soak > /dev/null
+	mkdir -p build
+	$(BIN)/python -m bench.memory_bench --rate 2000 --minutes $(SOAK_MINUTES) --soak \
+		--output build/soak.json > /dev/null
 
 # 20 headless browser sessions auto-refreshing every 5 s for 5 minutes against `telcopulse up`:
-# p95 page time and errors, into docs/reliability.md (also a phase of make bench).
+# p95 page time and errors, into docs/reliability.md (also a phase of make bench); every
+# refresh's times in build/viewers.json.
 viewers: install check-java chromium
-	$(BIN)/python -m bench.viewers_bench --viewers 20 --minutes 5
+	mkdir -p build
+	$(BIN)/python -m bench.viewers_bench --viewers 20 --minutes 5 --output build/viewers.json
 
 # CloudFormation template (cfn-lint, checkov) and dashboard image (checkov, hadolint).
 lint-infra: install $(TOOLS_STAMP)
