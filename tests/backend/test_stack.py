@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from backend.settings import load_settings
 from backend.stack import RestartBudget, _spawn
 
@@ -34,10 +36,10 @@ def test_restarts_long_ago_do_not_count():
     assert budget.allow()
 
 
-def _arena_max_seen_by_a_child(tmp_path) -> str:
+def _seen_by_a_child(tmp_path, name: str) -> str:
     child = _spawn(
-        "probe",
-        [sys.executable, "-c", "import os; print(os.environ.get('MALLOC_ARENA_MAX'))"],
+        f"probe-{name}",  # a log of its own
+        [sys.executable, "-c", f"import os; print(os.environ.get({name!r}))"],
         load_settings(home=tmp_path),
         tmp_path,
     )
@@ -45,11 +47,16 @@ def _arena_max_seen_by_a_child(tmp_path) -> str:
     return child.log.read_text().strip()
 
 
-def test_every_process_up_starts_caps_its_malloc_arenas(tmp_path, monkeypatch):
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert _arena_max_seen_by_a_child(tmp_path) == "2"
+@pytest.mark.parametrize(
+    ("name", "value"), [("MALLOC_ARENA_MAX", "2"), ("MALLOC_MMAP_THRESHOLD_", "1048576")]
+)
+def test_every_process_up_starts_bounds_its_malloc(tmp_path, monkeypatch, name, value):
+    monkeypatch.delenv(name, raising=False)
+    assert _seen_by_a_child(tmp_path, name) == value
 
 
-def test_an_arena_cap_the_user_set_wins(tmp_path, monkeypatch):
+def test_a_malloc_setting_the_user_made_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    assert _arena_max_seen_by_a_child(tmp_path) == "8"
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert _seen_by_a_child(tmp_path, "MALLOC_ARENA_MAX") == "8"
+    assert _seen_by_a_child(tmp_path, "MALLOC_MMAP_THRESHOLD_") == "65536"
