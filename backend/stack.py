@@ -84,7 +84,8 @@ def _spawn(name: str, command: list[str], settings: Settings, logs: Path) -> Chi
     return Child(name, process, log)
 
 
-def _dashboard_ready(port: int) -> bool:
+def dashboard_ready(port: int) -> bool:
+    """Whether Streamlit on ``port`` answers its health check (or whatever relays it)."""
     try:
         url = f"http://127.0.0.1:{port}/_stcore/health"
         with urllib.request.urlopen(url, timeout=1) as response:
@@ -148,7 +149,7 @@ def run_stack(settings: Settings, *, rate: float = 200.0, invalid_rate: float = 
         children.append(_spawn("producer", _cli(*producer_args), settings, logs))
         children.append(_spawn("dashboard", _cli("dashboard"), settings, logs))
 
-        if not _wait(lambda: _dashboard_ready(settings.dashboard_port), 60, children):
+        if not _wait(lambda: dashboard_ready(settings.dashboard_port), 60, children):
             failed = [c for c in children if c.process.poll() is not None]
             culprit = failed[0] if failed else children[-1]
             say(f"{culprit.name} failed to start; see {culprit.log}")

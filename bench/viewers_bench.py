@@ -40,12 +40,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import psutil
 
+from backend.stack import dashboard_ready
 from bench import utc_minute
 from bench.long_runs import RELIABILITY_MD, replace_section
 from bench.memory_bench import CHROMIUM, PROJECT_ROOT, components, free_port, running_up, stop_tree
@@ -305,14 +305,10 @@ def relayed(port: int, runs: Path):
     )
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{relay_port}/_stcore/health"):
-                    break
-            except OSError:
-                if relay.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the viewers' relay did not start") from None
-                time.sleep(0.2)
+        while not dashboard_ready(relay_port):  # the dashboard's health, through the relay
+            if relay.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the viewers' relay did not start")
+            time.sleep(0.2)
         yield relay_port, psutil.Process(relay.pid)
     finally:
         stop_tree(relay, grace=10)
