@@ -85,14 +85,28 @@ def tree_memory(process: psutil.Process) -> dict[str, int]:
     cache, dropped under memory pressure and read again when needed: the emulator's
     database (LevelDB maps up to 1,000 of its table files) grows them with the data it
     holds, and the programs' own code is mapped the same way."""
-    total = {"rss": 0, "pss": 0, "pss_anon": 0}
+    total: dict = {"rss": 0, "pss": 0, "pss_anon": 0, "members": {}}
     for member in [process, *process.children(recursive=True)]:
         with contextlib.suppress(OSError, psutil.Error):
             sizes = _smaps_rollup(member.pid)
             total["rss"] += sizes["Rss"]
             total["pss"] += sizes["Pss"]
-            total["pss_anon"] += sizes["Pss_Anon"] + sizes["Pss_Shmem"]
+            anonymous = sizes["Pss_Anon"] + sizes["Pss_Shmem"]
+            total["pss_anon"] += anonymous
+            role = member_role(member, process)
+            total["members"][role] = total["members"].get(role, 0) + anonymous
     return total
+
+
+def member_role(member: psutil.Process, root: psutil.Process) -> str:
+    """What a process of a component's tree is, for ``tree_memory``'s split of its
+    anonymous PSS: the component's own process (``main``: the stream job's driver, with
+    its dedup index), a JVM (``java``), or any other program by name (the stream job's
+    Python worker daemon and its forks: ``python``)."""
+    if member.pid == root.pid:
+        return "main"
+    name = member.name()
+    return "python" if name.startswith("python") else name
 
 
 def _smaps_rollup(pid: int) -> dict[str, int]:
@@ -283,6 +297,8 @@ def measure(
                 "rss": {name: sizes["rss"] for name, sizes in memory.items()},
                 "pss": {name: sizes["pss"] for name, sizes in memory.items()},
                 "pss_anon": {name: sizes["pss_anon"] for name, sizes in memory.items()},
+                # Each component's anonymous PSS by member (``member_role``): where it grew.
+                "pss_anon_members": {name: sizes["members"] for name, sizes in memory.items()},
                 "dashboard": health,
                 "kpis_page_seconds": shown.get("KPIs"),
             }
@@ -374,8 +390,25 @@ def memory_trends(timeline: list[dict], last_seconds: float = TREND_SECONDS) -> 
             "minutes": round((window[-1]["seconds"] - window[0]["seconds"]) / 60),
             "flat": bool(abs(slope) <= max(2 * stderr, 2 * scatter, FLAT_MB_PER_HOUR)),
             "measure": MEASURES.get(measure, measure.upper()),
+            "members_mb_per_hour": _member_slopes(window, name, hours),
         }
     return trends
+
+
+def _member_slopes(window: list[dict], name: str, hours: np.ndarray) -> dict[str, float]:
+    """The slope of each member's anonymous PSS (``member_role``; the dedup index left in
+    the stream's ``main``), where every sample split it (runs saved before did not)."""
+    if not all(name in t.get("pss_anon_members", {}) for t in window):
+        return {}
+    roles = sorted({role for t in window for role in t["pss_anon_members"][name]})
+    return {
+        role: float(
+            np.polyfit(
+                hours, [t["pss_anon_members"][name].get(role, 0) / 2**20 for t in window], 1
+            )[0]
+        )
+        for role in roles
+    }
 
 
 def soak_verdict(figures: dict) -> list[str]:
@@ -407,6 +440,13 @@ def soak_verdict(figures: dict) -> list[str]:
         if t.get("read_error")
     ]
     return problems
+
+
+def _by_member(slopes: dict[str, float] | None) -> str:
+    """``main +61, java +9, python +2`` (MB/h): a component's slope split by process."""
+    if not slopes:
+        return "—"
+    return ", ".join(f"{role} {slope:+.0f}" for role, slope in slopes.items())
 
 
 def soak_report(figures: dict, problems: list[str]) -> str:
@@ -453,19 +493,22 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         "The stream job's dedup index keeps an 8-byte key per event in silver for 24 hours, "
         "so for a job's first day it grows with the events by design: its growth, counted "
         "from the silver events committed, is shown apart, and the flat verdict is on the "
-        "rest.",
+        "rest. The last column splits each process's slope among the programs it runs: "
+        "`main` is the process `telcopulse up` started (the stream job's driver, which "
+        "holds the dedup index), `java` the stream job's JVM, `python` its Python workers.",
         "",
         "| process | RSS at start | RSS at end | slope of its whole PSS | slope of its "
         f"{window['measure']}, last {window['minutes']} min | of which the dedup index "
-        "| the rest | standard error | scatter | flat |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| the rest | standard error | scatter | flat | slope by member |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
         *[
             f"| {name} | {start[name] / 2**20:.0f} MB | {end.get(name, 0) / 2**20:.0f} MB | "
             f"{t.get('pss_mb_per_hour', t['slope_mb_per_hour']):+.1f} MB/h | "
             f"{t.get('total_mb_per_hour', t['slope_mb_per_hour']):+.1f} MB/h | "
             f"{t.get('index_mb_per_hour', 0.0):+.1f} MB/h | "
             f"{t['slope_mb_per_hour']:+.1f} MB/h | {t['stderr_mb_per_hour']:.1f} MB/h | "
-            f"{t['scatter_mb']:.1f} MB | {'yes' if t['flat'] else '**no**'} |"
+            f"{t['scatter_mb']:.1f} MB | {'yes' if t['flat'] else '**no**'} | "
+            f"{_by_member(t.get('members_mb_per_hour'))} |"
             for name, t in sorted(trends.items())
         ],
         "",

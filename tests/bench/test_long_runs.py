@@ -326,3 +326,45 @@ def test_a_report_says_when_its_run_finished_not_when_it_was_written():
     assert "finished 2026-12-05 02:13 UTC." in soak_report(saved, [])
     watched = viewers(session("Home", [400] * 12)) | {"finished": "2026-12-05 02:40 UTC"}
     assert "finished 2026-12-05 02:40 UTC on this machine" in report(watched)
+
+
+def test_a_components_memory_is_split_among_the_programs_it_runs():
+    """tree_memory names each member of a tree (the process itself is ``main``, a child
+    Python ``python``) and the members add up to the tree's anonymous PSS."""
+    import subprocess
+    import sys
+
+    from bench.memory_bench import tree_memory
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        psutil.Process(child.pid).memory_info()  # started
+        sizes = tree_memory(psutil.Process())
+    finally:
+        child.kill()
+        child.wait()
+    assert set(sizes["members"]) == {"main", "python"}
+    assert sum(sizes["members"].values()) == sizes["pss_anon"]
+    assert sizes["members"]["main"] > 0
+    assert sizes["members"]["python"] > 0
+
+
+def test_the_report_splits_each_slope_by_member():
+    """The stream's driver grows with its dedup index, its JVM stays flat: the last column
+    says which member moved. A run saved before the split shows a dash."""
+    samples = timeline({"stream": lambda t: 1900.0, "producer": lambda t: 50.0})
+    for sample in samples:
+        t = sample["seconds"]
+        main, java = (120 + 55 * t / 3600) * MB, 800 * MB
+        sample["pss_anon"] = {"stream": main + java, "producer": 45 * MB}
+        sample["pss_anon_members"] = {"stream": {"main": main, "java": java}}
+        sample["silver"] = round(55 * MB / 8 * t / 3600)  # the index: 8 bytes an event
+    trends = memory_trends(samples)
+    assert trends["stream"]["members_mb_per_hour"] == {
+        "java": pytest.approx(0, abs=1e-6),
+        "main": pytest.approx(55),
+    }
+    assert trends["producer"]["members_mb_per_hour"] == {}
+    text = soak_report(figures(samples), [])
+    assert "| yes | java +0, main +55 |" in text
+    assert "| yes | — |" in text
