@@ -11,7 +11,7 @@ from backend.home import AlertRules, alert_span, query_alerts, query_headline_ch
 from backend.kpis import query_trend
 from backend.windows import pick_bucket
 from dashboard import charts, panels
-from dashboard.page import current_page, start_app
+from dashboard.page import Over, current_page, start_app
 
 
 def home() -> None:
@@ -22,6 +22,15 @@ def home() -> None:
     panels.deployment_line(page.settings)
 
     page.require_snapshot()
+    rules = AlertRules.from_settings(page.settings)
+    alert_window = alert_span(rules, page.now)
+    if page.batch >= 0:
+        # Freshness, the headline and the alerts at once (Page.warm), then each from the cache.
+        page.warm(
+            page.freshness_load,
+            (query_headline_change,),
+            Over(alert_window, query_alerts, rules),
+        )
     freshness = page.freshness()
     if freshness is not None:
         panels.freshness_badge(freshness)
@@ -41,7 +50,6 @@ def home() -> None:
         else:
             panels.headline_cards(change)
 
-    rules = AlertRules.from_settings(page.settings)
     st.subheader(
         "Alerts",
         help=f"Whatever the time range: postal codes where out-of-service plus emergency-only "
@@ -51,7 +59,7 @@ def home() -> None:
         f"{rules.min_events} readings in each). Thresholds come from the TELCOPULSE_ALERT_* "
         "settings.",
     )
-    alerts = page.load("alerts", query_alerts, rules, window=alert_span(rules, page.now))
+    alerts = page.load("alerts", query_alerts, rules, window=alert_window)
     if alerts is not None:
         panels.alert_list(alerts, rules)
 

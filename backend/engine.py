@@ -3,6 +3,13 @@
 ``DuckDBEngine`` serves the local lake with views over the same Parquet that
 Athena reads in AWS; the views have the catalog's table names, so one SQL text
 runs on both.
+
+Why one module of about 480 lines: it is the one place that knows how SQL reaches data.
+Both engines answer the same ``QueryEngine`` protocol, and the DuckDB half is most of it:
+the views (or empty stand-ins while a table has no files), the per-query file lists of the
+partitions a ``Scope`` overlaps, and the retry when compaction removes a listed file.
+Splitting the engines apart would put the protocol, the shared timing (``_LastQuery``)
+and the error wording in a third module that both import.
 """
 
 from __future__ import annotations

@@ -50,6 +50,16 @@ class Snapshot:
     source: str  # engine key, so a snapshot never outlives a change of lake
 
 
+class Over:
+    """A page query over a window of its own, for ``Page.warm``: ``Over(window, query, *params)``
+    (the alerts read their own span, whatever the range the user chose)."""
+
+    def __init__(self, window: Window, query: Callable[..., Any], *params: Any) -> None:
+        self.window = window
+        self.query = query
+        self.params = params
+
+
 @dataclass(frozen=True)
 class _Kept:
     value: Any
@@ -144,37 +154,45 @@ class Page:
         panels.stale_note(what, kept.taken_at)
         return kept.value
 
-    def warm(self, *loads: tuple) -> None:
-        """Run independent page queries at once, each ``(query, *params)`` over the chosen
-        range, into the cache that ``load`` then reads: DuckDB and Athena both release the
-        GIL while a query runs, so the page waits for the slowest rather than for the sum.
-        A query that fails here is left for ``load`` to run again and report."""
+    def warm(self, *loads: tuple | Over) -> None:
+        """Run independent page queries at once into the cache that ``load`` then reads:
+        DuckDB and Athena both release the GIL while a query runs, so the page waits for the
+        slowest rather than for the sum. Each load is ``(query, *params)`` over the chosen
+        range, or an ``Over`` for a query with a window of its own. A query that fails here
+        is left for ``load`` to run again and report."""
         if len(loads) < 2:
             return
         context = get_script_run_ctx()
-        window = self.window
+        chosen = self.window
 
-        def fill(query: Callable[..., Any], *params: Any) -> None:
+        def fill(load: tuple | Over) -> None:
             add_script_run_ctx(threading.current_thread(), context)
+            if not isinstance(load, Over):
+                load = Over(chosen, *load)
             with contextlib.suppress(Exception):
                 cache.load(
-                    query,
+                    load.query,
                     self.engine,
                     self.engine_key,
                     self.batch,
-                    window,
+                    load.window,
                     self.refresh.tick,
-                    *params,
+                    *load.params,
                 )
 
         with ThreadPoolExecutor(len(loads), thread_name_prefix="telcopulse-warm") as pool:
-            for done in [pool.submit(fill, *load) for load in loads]:
+            for done in [pool.submit(fill, load) for load in loads]:
                 done.result()
 
-    def freshness(self) -> Freshness | None:
+    @property
+    def freshness_load(self) -> tuple:
+        """What ``freshness`` loads, as a ``warm`` load: the query and its thresholds."""
         settings = self.settings
-        thresholds = (settings.freshness_amber_seconds, settings.freshness_red_seconds)
-        found = self.load("freshness", query_freshness, thresholds)
+        return query_freshness, (settings.freshness_amber_seconds, settings.freshness_red_seconds)
+
+    def freshness(self) -> Freshness | None:
+        query, thresholds = self.freshness_load
+        found = self.load("freshness", query, thresholds)
         if found is None:
             return None
         return found.rated_at(datetime.now(UTC), *thresholds)

@@ -28,7 +28,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend.engine import DuckDBEngine, QueryError
 from backend.home import query_headline
-from backend.queries import Window, committed_batch, run_kpi
+from backend.queries import Window, committed_batch, load_sql, run_kpi
 from dashboard import panels
 from glue_job.contract import ALIASES_FILE
 
@@ -110,6 +110,22 @@ def test_kpi_tables_show_what_the_sql_returns_and_the_csv_says(monkeypatch, csv_
 
     labels = [b.label for b in at.download_button]
     assert labels == ["Download CSV"] * 3 + ["Download trend CSV", "Download CSV"]
+
+
+def test_a_home_refresh_runs_freshness_headline_and_alerts_at_once(monkeypatch, csv_lake):
+    """Page.warm runs the freshness line, the headline and both alert queries at once; the
+    page then draws each from the cache, and only the trend (its bucket comes from the
+    headline) runs after them."""
+    at = open_page(monkeypatch, csv_lake.parent, preset="all")
+    calls = record_queries(monkeypatch)
+    st.cache_data.clear()  # a refresh tick: every query runs again
+    at.run()
+    assert not at.error
+    assert not at.exception
+    assert_each_query_once_warm(
+        calls, ("freshness", "headline", "alert_outages", "alert_signal_drops")
+    )
+    assert any(sql.startswith(load_sql("operator_trend").splitlines()[0]) for sql, _ in calls)
 
 
 def test_a_kpis_refresh_runs_each_query_once_the_filtered_ones_at_once(monkeypatch, csv_lake):
