@@ -281,6 +281,41 @@ def test_the_cpu_meter_counts_a_busy_process_and_keeps_its_last_sample_after_it_
     assert used["busy"] == while_running
 
 
+def test_the_browsers_session_and_its_drawing_processes_run_at_the_lowest_priority(tmp_path):
+    """A stand-in browser (named like Chromium, started in a session of its own as
+    Playwright starts Chromium, with a renderer's flag): the meter puts its session's
+    autogroup at nice 19, and the process itself, and leaves the bench's session alone."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import psutil
+
+    from bench.viewers_bench import CpuMeter
+
+    own = Path("/proc/self/autogroup")
+    if not own.exists():
+        pytest.skip("this kernel has no autogroups (CONFIG_SCHED_AUTOGROUP)")
+    before = own.read_text()
+    stub = tmp_path / "chromium-stub"
+    stub.symlink_to(sys.executable)
+    browser = subprocess.Popen(
+        [str(stub), "-c", "import time; time.sleep(60)", "--type=renderer"],
+        start_new_session=True,
+    )
+    try:
+        assert psutil.Process(browser.pid).name().startswith("chrom")
+        CpuMeter({}).sample()
+        assert Path(f"/proc/{browser.pid}/autogroup").read_text().endswith("nice 19\n")
+        assert psutil.Process(browser.pid).nice() == 19
+        assert own.read_text() == before
+        assert os.getsid(browser.pid) != os.getsid(0)
+    finally:
+        browser.kill()
+        browser.wait()
+
+
 def test_a_stack_that_ignores_ctrl_c_is_killed_with_every_process_it_started():
     import signal
     import subprocess
