@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from helpers import PROJECT_ROOT
+import streamlit as st
+from helpers import PROJECT_ROOT, record_queries
 from streamlit.testing.v1 import AppTest
 
 HOME = PROJECT_ROOT / "Home.py"
@@ -48,3 +49,14 @@ def assert_each_query_once_warm(calls: list[tuple[str, str]], names: tuple[str, 
     for name in names:
         first_line = load_sql(name).splitlines()[0]
         assert any(sql.startswith(first_line) for sql in warmed), f"{name} did not run at once"
+
+
+def refresh_recording_queries(monkeypatch, at: AppTest) -> list[tuple[str, str]]:
+    """One refresh tick of the open page (every cached query dropped, so each runs again),
+    checked to show no error, and the queries it ran (``helpers.record_queries``)."""
+    calls = record_queries(monkeypatch)
+    st.cache_data.clear()
+    at.run()
+    assert not at.error
+    assert not at.exception
+    return calls

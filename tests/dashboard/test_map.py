@@ -14,8 +14,14 @@ import pandas as pd
 import pydeck as pdk
 import pytest
 import streamlit as st
-from helpers import MOBILE_LOGS, record_queries
-from page_helpers import assert_each_query_once_warm, metric, open_page, texts
+from helpers import MOBILE_LOGS
+from page_helpers import (
+    assert_each_query_once_warm,
+    metric,
+    open_page,
+    refresh_recording_queries,
+    texts,
+)
 from streamlit.testing.v1 import AppTest
 
 from backend.engine import DuckDBEngine, QueryError
@@ -376,11 +382,7 @@ def test_a_chosen_cell_shows_its_breakdown(monkeypatch, csv_lake):
 def test_a_refresh_runs_each_query_once_the_independent_ones_at_once(monkeypatch, csv_lake):
     """Page.warm runs the postal codes with the cells, then the busiest code's breakdown
     with its trend, each pair at once; the page then reads them from the cache."""
-    at = open_map(monkeypatch, csv_lake.parent)
-    calls = record_queries(monkeypatch)
-    st.cache_data.clear()  # a refresh tick: every query runs again
-    at.run()
-    assert not at.error
+    calls = refresh_recording_queries(monkeypatch, open_map(monkeypatch, csv_lake.parent))
     assert_each_query_once_warm(
         calls, ("map_cells", "map_postal_codes", "map_postal_breakdown", "map_postal_trend")
     )

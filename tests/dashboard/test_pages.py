@@ -20,10 +20,16 @@ from helpers import (
     build_lake,
     event,
     newest_commit_dir,
-    record_queries,
     replay_day,
 )
-from page_helpers import assert_each_query_once_warm, frame_with, metric, open_page, texts
+from page_helpers import (
+    assert_each_query_once_warm,
+    frame_with,
+    metric,
+    open_page,
+    refresh_recording_queries,
+    texts,
+)
 from streamlit.testing.v1 import AppTest
 
 from backend.engine import DuckDBEngine, QueryError
@@ -117,11 +123,7 @@ def test_a_home_refresh_runs_freshness_headline_and_alerts_at_once(monkeypatch, 
     page then draws each from the cache, and only the trend (its bucket comes from the
     headline) runs after them."""
     at = open_page(monkeypatch, csv_lake.parent, preset="all")
-    calls = record_queries(monkeypatch)
-    st.cache_data.clear()  # a refresh tick: every query runs again
-    at.run()
-    assert not at.error
-    assert not at.exception
+    calls = refresh_recording_queries(monkeypatch, at)
     assert_each_query_once_warm(
         calls, ("freshness", "headline", "alert_outages", "alert_signal_drops")
     )
@@ -132,11 +134,7 @@ def test_a_kpis_refresh_runs_each_query_once_the_filtered_ones_at_once(monkeypat
     """Page.warm runs the headline with the filter choices, then every filtered query at
     once; the page then draws each from the cache."""
     at = open_page(monkeypatch, csv_lake.parent, KPIS, preset="all")
-    calls = record_queries(monkeypatch)
-    st.cache_data.clear()  # a refresh tick: every query runs again
-    at.run()
-    assert not at.error
-    assert not at.exception
+    calls = refresh_recording_queries(monkeypatch, at)
     assert_each_query_once_warm(
         calls,
         (
