@@ -364,20 +364,32 @@ def test_a_report_says_when_its_run_finished_not_when_it_was_written():
 
 
 def test_a_components_memory_is_split_among_the_programs_it_runs():
-    """tree_memory names each member of a tree (the process itself is ``main``, a child
-    Python ``python``) and the members add up to the tree's anonymous PSS."""
+    """tree_memory names each member of a tree (the process itself is ``main``, a Python
+    child of it ``python``) and the members add up to the tree's anonymous PSS."""
     import subprocess
     import sys
+    import time
 
     from bench.memory_bench import tree_memory
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sleeper = "import time; time.sleep(60)"
+    parent = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {sleeper!r}])\n"
+        "time.sleep(60)"
+    )
+    component = subprocess.Popen([sys.executable, "-c", parent])
     try:
-        psutil.Process(child.pid).memory_info()  # started
-        sizes = tree_memory(psutil.Process())
+        root = psutil.Process(component.pid)
+        deadline = time.monotonic() + 30
+        while not root.children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sizes = tree_memory(root)
     finally:
-        child.kill()
-        child.wait()
+        for child in psutil.Process(component.pid).children(recursive=True):
+            child.kill()
+        component.kill()
+        component.wait()
     assert set(sizes["members"]) == {"main", "python"}
     assert sum(sizes["members"].values()) == sizes["pss_anon"]
     assert sizes["members"]["main"] > 0
