@@ -127,8 +127,9 @@ class CpuMeter:
         scheduling decisions only relative to other threads in the same task group").
         Playwright starts Chromium in a session of its own, as `telcopulse up` starts
         each component, so a renderer's nice 19 alone left all the browsers one equal
-        share beside the dashboard's and the stream job's: they took two thirds of the
-        machine (``make viewers`` at 05:50 UTC on 2026-12-06: 422 of 615 CPU-seconds). The
+        share beside the dashboard's and the stream job's: they took two thirds of the CPU
+        (``make viewers`` at 05:50 UTC on 2026-12-06: 422 of the 611 CPU-seconds the
+        browsers, the relay and the stack used). The
         session's own nice value (``/proc/PID/autogroup``) is what ranks it against theirs.
         """
         session = os.getsid(process.pid)
