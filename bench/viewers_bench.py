@@ -129,8 +129,8 @@ class CpuMeter:
         each component, so a renderer's nice 19 alone left all the browsers one equal
         share beside the dashboard's and the stream job's: they took two thirds of the CPU
         (``make viewers`` at 05:50 UTC on 2026-12-06: 422 of the 611 CPU-seconds the
-        browsers, the relay and the stack used). The
-        session's own nice value (``/proc/PID/autogroup``) is what ranks it against theirs.
+        browsers, the relay and the stack used). The session's own nice value
+        (``/proc/PID/autogroup``) is what ranks it against theirs.
         """
         session = os.getsid(process.pid)
         if session not in self._lowered and session != os.getsid(0):  # never the bench's own
