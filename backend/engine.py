@@ -28,7 +28,7 @@ from typing import Protocol
 
 import duckdb
 import pandas as pd
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from backend.catalog import current_views
 from backend.errors import QueryError
@@ -151,6 +151,7 @@ class DuckDBEngine(_LastQuery):
             for attempt in Retrying(
                 retry=retry_if_exception(_listed_file_gone),
                 stop=stop_after_attempt(LISTING_ATTEMPTS),
+                wait=LISTING_WAIT,
                 reraise=True,
             ):
                 with attempt:
@@ -329,7 +330,12 @@ def _empty_view(table: Table) -> str:
 # the file, then DuckDB cannot open it. The file's rows were already in the compacted one,
 # so listing again is the whole answer. A soak at 2,000 events/s hit this after 55 minutes,
 # and twice more, while a new engine created its views, in the next hour-long soak.
-LISTING_ATTEMPTS = 3
+# The job deletes a compaction's superseded commit directories one after another: three
+# listings in a row, with no pause, all met the same sweep once (a 29-minute run at
+# 2,000 events/s, a new engine's view of _ops), so each listing after the first waits
+# for it to end: 0.1 s, then 0.2 s, then 0.4 s (0.7 s at most before a query fails).
+LISTING_ATTEMPTS = 4
+LISTING_WAIT = wait_exponential(multiplier=0.1, max=0.4)
 # DuckDB's words for it: a view's glob listed the file; a scope's list named it.
 _GONE = ("No such file or directory", "No files found that match the pattern")
 

@@ -7,14 +7,20 @@ Glue entry does the same with Glue's connector and calls the same
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.errors import StreamingQueryException
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from glue_job.batch import BatchProcessor
 from glue_job.checkpoint import mend_checkpoint
@@ -28,7 +34,9 @@ from glue_job.defaults import (
 from glue_job.errors import JobError, stream_failure
 from glue_job.kinesis_source import SOURCE_NAME, KinesisDataSource
 from glue_job.lake import ParquetLake
+from glue_job.schemas import VALIDATION_INPUT
 from glue_job.spark_conf import build_spark
+from glue_job.transforms import validate_arrow, validated_arrow_schema
 
 
 def check_checkpoint(lake: ParquetLake, checkpoint: str, log=print) -> None:
@@ -37,6 +45,53 @@ def check_checkpoint(lake: ParquetLake, checkpoint: str, log=print) -> None:
     no batch the lake lacks is taken as done."""
     for repair in mend_checkpoint(checkpoint, lake.last_committed()):
         log(repair)
+
+
+def warm_python_workers(spark: SparkSession) -> set[int]:
+    """Fork now every Python worker validation will ever hold (one per task slot), each
+    having validated an event, and return their process ids.
+
+    Spark keeps the Python workers it forked and hands an idle one to each Python task in
+    turn; it closes idle workers only after a whole minute without any Python task
+    (``PythonWorkerFactory``: ``IDLE_WORKER_TIMEOUT_NS``, one ``lastActivityNs`` for all).
+    A stream validates every trigger, so a second worker, forked the one time two Python
+    tasks overlapped, stays for the rest of the run: about 100 MB that appeared in the
+    stream job, once, at an hour close, in each of three long runs at 2,000 events/s
+    (docs/reliability.md). Forked here, the workers are the job's memory from its first
+    minute, and are reused from then on. A barrier stage starts its tasks together, and
+    its barrier holds each task until all have validated: so each has a worker of its own.
+    """
+    slots = spark.sparkContext.defaultParallelism
+    now = datetime.now(UTC)
+    event = {
+        "event_id": "warm-up",
+        "event_time": now.isoformat(),
+        "operator": "Movistar",
+        "status": 1,
+        "signal_dbm": -70.0,
+        "precision_m": 5.0,
+        "latitude": 40.4,
+        "longitude": -3.7,
+        "postal_code": "28001",
+    }
+    rows = spark.range(0, slots, 1, slots).select(
+        F.lit(json.dumps(event).encode()).alias("data"),
+        F.lit("warm-up").alias("shard_id"),
+        F.col("id").cast("string").alias("sequence_number"),
+        F.lit(now).alias("arrival_time"),
+    )
+    arrow_schema = validated_arrow_schema()
+
+    def validate_together(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import BarrierTaskContext
+
+        for batch in batches:
+            validate_arrow(batch, now, arrow_schema)
+        BarrierTaskContext.get().barrier()
+        yield pa.RecordBatch.from_pydict({"pid": [os.getpid()]})
+
+    workers = rows.select(*VALIDATION_INPUT).mapInArrow(validate_together, "pid long", barrier=True)
+    return {row.pid for row in workers.collect()}
 
 
 def run_stream(
@@ -90,8 +145,16 @@ def run_stream(
             log=log,
         )
 
+    def warm() -> None:
+        try:
+            warm_python_workers(spark)
+        except Exception as exc:  # noqa: BLE001 - memory planning, not correctness
+            log(f"Python workers not forked ahead: {' '.join(str(exc).split())[:200]}")
+
     state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-state")
     processor = _Starting(state.submit(prepare))
+    if not until_idle:  # a long run's memory; a drain ends before it would matter
+        state.submit(warm)  # after the lake's state, beside the first batches
     state.shutdown(wait=False)
     spark.dataSource.register(KinesisDataSource)
 

@@ -44,8 +44,7 @@ def validate_records(raw: DataFrame, ingest_time: datetime) -> DataFrame:
     Each partition is validated on its own, so more partitions use more cores.
     """
     ingest_time = ingest_time.astimezone(UTC)
-    fields = VALIDATED_SCHEMA.fields
-    arrow_schema = pa.schema([pa.field(f.name, _arrow_type(f.dataType)) for f in fields])
+    arrow_schema = validated_arrow_schema()
 
     def validate_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -53,6 +52,11 @@ def validate_records(raw: DataFrame, ingest_time: datetime) -> DataFrame:
                 yield validate_arrow(batch, ingest_time, arrow_schema)
 
     return raw.select(*VALIDATION_INPUT).mapInArrow(validate_partition, VALIDATED_SCHEMA)
+
+
+def validated_arrow_schema() -> pa.Schema:
+    """``VALIDATED_SCHEMA`` in Arrow's types: what ``validate_arrow`` returns."""
+    return pa.schema([pa.field(f.name, _arrow_type(f.dataType)) for f in VALIDATED_SCHEMA.fields])
 
 
 def validate_arrow(

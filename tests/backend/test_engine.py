@@ -10,6 +10,8 @@ what a user sees when Athena fails.
 from __future__ import annotations
 
 import inspect
+import itertools
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -425,14 +427,16 @@ def test_a_file_that_stays_gone_fails_the_query_in_one_line(
     csv_lake, csv_batch, monkeypatch
 ) -> None:
     """A listing that keeps naming a missing file (not a compaction: something broke the
-    lake) is tried LISTING_ATTEMPTS times, then fails in one line naming the file."""
+    lake) is tried LISTING_ATTEMPTS times, each after a longer pause (a compaction's sweep
+    of superseded files ends meanwhile), then fails in one line naming the file."""
     import backend.engine
     from backend.queries import run_query
 
-    real_glob, listings = backend.engine.glob.glob, []
+    real_glob, listings, when = backend.engine.glob.glob, [], []
 
     def glob_with_a_ghost(pattern, *args, **kwargs):
         listings.append(pattern)
+        when.append(time.monotonic())
         return [*real_glob(pattern, *args, **kwargs), "/nonexistent/commit=1/ghost.parquet"]
 
     monkeypatch.setattr(backend.engine.glob, "glob", glob_with_a_ghost)
@@ -442,6 +446,10 @@ def test_a_file_that_stays_gone_fails_the_query_in_one_line(
     assert "\n" not in str(failure.value)
     tables = {pattern.split("/commit=")[0] for pattern in listings}
     assert len(listings) == backend.engine.LISTING_ATTEMPTS * len(tables)
+    firsts = when[:: len(tables)]  # each attempt lists every table it reads, in order
+    pauses = [later - earlier for earlier, later in itertools.pairwise(firsts)]
+    assert len(pauses) == 3
+    assert all(pause >= wait for pause, wait in zip(pauses, (0.1, 0.2, 0.4), strict=True)), pauses
 
 
 def test_a_file_deleted_while_the_views_are_created_is_listed_again(
