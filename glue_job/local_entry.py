@@ -31,7 +31,7 @@ from glue_job.defaults import (
     DEFAULT_MAX_RECORDS_PER_SHARD,
     DEFAULT_TRIGGER_SECONDS,
 )
-from glue_job.errors import JobError, stream_failure
+from glue_job.errors import JobError, root_cause, stream_failure
 from glue_job.kinesis_source import SOURCE_NAME, KinesisDataSource
 from glue_job.lake import ParquetLake
 from glue_job.schemas import VALIDATION_INPUT
@@ -149,7 +149,7 @@ def run_stream(
         try:
             warm_python_workers(spark)
         except Exception as exc:  # noqa: BLE001 - memory planning, not correctness
-            log(f"Python workers not forked ahead: {' '.join(str(exc).split())[:200]}")
+            log(f"Python workers not forked ahead: {root_cause(str(exc))}")
 
     state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-state")
     processor = _Starting(state.submit(prepare))
