@@ -288,10 +288,13 @@ def measure(
                     health = answer.read().decode()
             except OSError as exc:
                 health = f"no answer: {exc}"
+            # Memory first, at rest: the last visit is 30 s gone, so the dashboard's figure is
+            # what it keeps, not a page run's queries and frames still in flight (sampled
+            # right after the visit, as before 2026-12-06, those were in its series).
+            memory = {name: tree_memory(p) for name, p in parts.items()}
             shown = {}
             if soak:  # a visitor opening the KPIs page meanwhile, in a real browser
                 problems += open_pages(dashboard_port, ("KPIs",), shown)
-            memory = {name: tree_memory(p) for name, p in parts.items()}
             sample = {
                 "seconds": round(time.monotonic() - began),
                 "rss": {name: sizes["rss"] for name, sizes in memory.items()},
@@ -323,6 +326,7 @@ def measure(
         "timeline": timeline,
         "page_problems": problems,
         "finished": utc_minute(),
+        "memory_at_rest": True,
     }
 
 
@@ -467,7 +471,14 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         f"({os.cpu_count()} cores), finished {figures.get('finished') or utc_minute()}. "
         f"Every {figures['samples_every']:g} s it sampled each process's resident memory (the "
         "process and its children: the stream job's JVM and Python workers, say), the lake's "
-        "lag, the dashboard's health endpoint, and opened the KPIs page in headless Chromium.",
+        "lag, the dashboard's health endpoint, and opened the KPIs page in headless Chromium"
+        + (
+            ": memory first, while the dashboard is at rest (its last visit "
+            f"{figures['samples_every']:g} s gone), so its figure is what it keeps, not a "
+            "page run still in flight."
+            if figures.get("memory_at_rest")
+            else "."
+        ),
         "",
         f"Memory trend: a least-squares line through each process's {window['measure']} "
         f"over the last {window['minutes']} minutes ({window['samples']} samples)"
