@@ -288,9 +288,10 @@ def measure(
                     health = answer.read().decode()
             except OSError as exc:
                 health = f"no answer: {exc}"
-            # Memory first, at rest: the last visit is 30 s gone, so the dashboard's figure is
-            # what it keeps, not a page run's queries and frames still in flight (sampled
-            # right after the visit, as before 2026-12-06, those were in its series).
+            # Memory first, at rest: the last visit is a sample interval gone, so the
+            # dashboard's figure is what it keeps, not a page run's queries and frames still
+            # in flight (sampled right after the visit, as before 2026-12-06, those were in
+            # its series; ``memory_at_rest`` tells a saved run which it was).
             memory = {name: tree_memory(p) for name, p in parts.items()}
             shown = {}
             if soak:  # a visitor opening the KPIs page meanwhile, in a real browser

@@ -363,6 +363,16 @@ def test_a_report_says_when_its_run_finished_not_when_it_was_written():
     assert "finished 2026-12-05 02:40 UTC on this machine" in report(watched)
 
 
+def test_a_report_says_whether_memory_was_sampled_at_rest_or_after_a_visit():
+    """Runs saved before memory was sampled ahead of each visit are re-judged as they were."""
+    samples = timeline({"stream": lambda t: 1900.0})
+    at_rest = soak_report(figures(samples) | {"memory_at_rest": True}, [])
+    assert "memory first, while the dashboard is at rest (its last visit 30 s gone)" in at_rest
+    older = soak_report(figures(samples), [])
+    assert "opened the KPIs page in headless Chromium." in older
+    assert "at rest" not in older
+
+
 def test_a_components_memory_is_split_among_the_programs_it_runs():
     """tree_memory names each member of a tree (the process itself is ``main``, a Python
     child of it ``python``) and the members add up to the tree's anonymous PSS."""
