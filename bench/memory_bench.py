@@ -267,12 +267,66 @@ def stop_tree(up: subprocess.Popen, grace: float = 120) -> None:
     up.wait()
 
 
+class Wallboard:
+    """One browser session that keeps a page open and lets it refresh itself for the whole
+    run, as a dashboard on an operations wall is used: at the dashboard's default interval
+    (``backend.settings``), some 360 page runs an hour. The soak's visits alone (a new
+    browser every sample) give the dashboard a hundred runs an hour; its allocator takes a
+    few hundred runs to settle (an AppTest loop of 300 runs: docs/reliability.md), so a
+    soak without a wallboard judges a dashboard that has not settled. Runs in a thread of
+    its own with its own event loop (``bench.viewers_bench.viewer``, the same session the
+    many-viewers run uses); ``result`` is that session's report once the run is over."""
+
+    def __init__(self, port: int, seconds: float, page: str = "KPIs") -> None:
+        import threading
+
+        self.result: dict | None = None
+        self._thread = threading.Thread(
+            target=self._watch, args=(port, seconds, page), name="wallboard", daemon=True
+        )
+        self._thread.start()
+
+    def _watch(self, port: int, seconds: float, page: str) -> None:
+        import asyncio
+
+        from playwright.async_api import Error as BrowserError
+        from playwright.async_api import async_playwright
+
+        from bench.viewers_bench import viewer
+
+        async def run() -> dict:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=str(CHROMIUM),
+                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+                )
+                url = f"http://127.0.0.1:{port}/{page}"
+                try:
+                    return await viewer(browser, url, seconds, page, 0)
+                finally:
+                    await browser.close()
+
+        try:
+            self.result = asyncio.run(run())
+        except (BrowserError, OSError) as exc:  # a finding of the run, not its end
+            failed = str(exc).splitlines()[0][:200]
+            self.result = {"page": page, "runs_ms": [], "errors": [f"wallboard failed: {failed}"]}
+
+    def join(self, timeout: float) -> dict:
+        self._thread.join(timeout)
+        if self.result is None:
+            return {"runs_ms": [], "errors": [f"the wallboard did not finish in {timeout:.0f} s"]}
+        return self.result
+
+
 def measure(
     seconds: float, rate: float, log=print, samples_every: float = 30.0, soak: bool = False
 ) -> dict:
     with running_up(rate) as (home, dashboard_port, up):
         supervisor = psutil.Process(up.pid)
         problems = open_pages(dashboard_port)
+        # The soak's wallboard watches from the start to the last sample.
+        wallboard = Wallboard(dashboard_port, seconds) if soak and CHROMIUM.exists() else None
         parts = components(supervisor)
         start = {name: tree_memory(p)["rss"] for name, p in parts.items()}
         supervisor_rss = supervisor.memory_info().rss
@@ -315,9 +369,13 @@ def measure(
             timeline.append(sample)
             total = sum(timeline[-1]["rss"].values()) / 2**20
             log(f"  {timeline[-1]['seconds']} s: {total:.0f} MiB")
+        watched = wallboard.join(timeout=180) if wallboard else None
+        if watched:
+            problems += [f"wallboard: {error}" for error in watched["errors"]]
         problems += open_pages(dashboard_port)
         end = {name: tree_memory(p)["rss"] for name, p in parts.items()}
     return {
+        "wallboard": watched,
         "rate": rate,
         "seconds": seconds,
         "samples_every": samples_every,
@@ -534,6 +592,7 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         f"(median), {max(pages):.1f} s at worst."
         if pages
         else "- Dashboard: no page was timed.",
+        *_wallboard_lines(figures.get("wallboard")),
         "",
         "Result: " + ("**pass**." if not problems else "**fail**: " + "; ".join(problems)),
         "",
@@ -554,6 +613,26 @@ def soak_report(figures: dict, problems: list[str]) -> str:
         )
     lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _wallboard_lines(watched: dict | None) -> list[str]:
+    """The wallboard's line of the soak's report (``Wallboard``); none for a run without."""
+    if watched is None:
+        return []
+    runs = watched.get("runs_ms") or []
+    drawn = (
+        f", each drawn in {np.percentile(runs, 50) / 1000:.1f} s (median), "
+        f"{np.percentile(runs, 95) / 1000:.1f} s at p95"
+        if runs
+        else ""
+    )
+    errors = watched.get("errors") or []
+    return [
+        f"- Wallboard: one browser session kept the {watched.get('page', 'KPIs')} page open "
+        f"for the whole run and it refreshed itself {len(runs):,} times{drawn} "
+        "(the dashboard's default interval, as on an operations wall); "
+        + (f"{len(errors)} errors (in the result)." if errors else "no errors.")
+    ]
 
 
 def _megabytes(by_process: dict[str, int] | None) -> str:

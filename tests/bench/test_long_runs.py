@@ -373,6 +373,26 @@ def test_a_report_says_whether_memory_was_sampled_at_rest_or_after_a_visit():
     assert "at rest" not in older
 
 
+def test_the_wallboards_refreshes_are_reported_and_its_errors_fail_the_soak():
+    """The soak's wallboard (one session left open, refreshing itself) is a line of the
+    report; what it saw go wrong is a problem of the run, and a run without one (saved
+    before it, or with no Chromium) has no such line."""
+    samples = timeline({"stream": lambda t: 1900.0})
+    watched = {"page": "KPIs", "runs_ms": [400.0] * 18 + [2400.0] * 2, "errors": []}
+    text = soak_report(figures(samples) | {"wallboard": watched}, [])
+    assert (
+        "- Wallboard: one browser session kept the KPIs page open for the whole run and it "
+        "refreshed itself 20 times, each drawn in 0.4 s (median), 2.4 s at p95" in text
+    )
+    assert "no errors." in text
+    assert "Wallboard" not in soak_report(figures(samples), [])
+    broken = {"page": "KPIs", "runs_ms": [], "errors": ["KPIs: an exception is shown"]}
+    run = figures(samples) | {"wallboard": broken}
+    run["page_problems"] = [f"wallboard: {e}" for e in broken["errors"]]  # as measure() adds
+    assert soak_verdict(run) == ["wallboard: KPIs: an exception is shown"]
+    assert "refreshed itself 0 times (the dashboard" in soak_report(run, soak_verdict(run))
+
+
 def test_a_components_memory_is_split_among_the_programs_it_runs():
     """tree_memory names each member of a tree (the process itself is ``main``, a Python
     child of it ``python``) and the members add up to the tree's anonymous PSS."""
