@@ -25,7 +25,7 @@ import pandas as pd
 
 from backend.engine import QueryEngine
 from backend.frames import as_float, as_int, as_utc, first_row, numeric
-from backend.home import rate_freshness
+from backend.home import freshness_row, rate_freshness
 from backend.queries import Window, load_sql, run_query
 from backend.windows import UNIT_SCALE, pick_bucket
 
@@ -109,16 +109,27 @@ def query_layer_freshness(
     now: datetime | None = None,
 ) -> list[LayerFreshness]:
     """One entry per layer (bronze, silver, gold), rated at ``now`` by ``thresholds``
-    (amber, red seconds). The whole lake, whatever the window."""
+    (amber, red seconds). The whole lake, whatever the window.
+
+    From the running figures of the committed batch's row (``backend.home.freshness_row``):
+    bronze holds every record a batch read, so its newest write and arrival are those of
+    every batch that read records; gold is refined from every silver row, so it was written
+    whenever silver was; and a batch's newest event is its newest silver row's, so all three
+    layers share it."""
     amber_seconds, red_seconds = thresholds
-    row = first_row(run_query(engine, "health_layers", batch=batch))
+    row = freshness_row(engine, batch)
+    figures = {
+        "bronze": (row.get("last_commit"), row.get("newest_arrival")),
+        "silver": (row.get("silver_last_commit"), row.get("silver_newest_arrival")),
+    }
+    figures["gold"] = figures["silver"]
     moment = now or datetime.now(UTC)
     return [
         LayerFreshness(
             layer=layer,
-            last_write=as_utc(row.get(f"{layer}_last_write")),
-            newest_event=as_utc(row.get(f"{layer}_newest_event")),
-            newest_arrival=as_utc(row.get(f"{layer}_newest_arrival")),
+            last_write=as_utc(figures[layer][0]),
+            newest_event=as_utc(row.get("newest_event")),
+            newest_arrival=as_utc(figures[layer][1]),
         ).rated_at(moment, amber_seconds, red_seconds)
         for layer in LAYERS
     ]

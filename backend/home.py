@@ -223,6 +223,23 @@ def rate_freshness(age_seconds: float | None, amber_seconds: float, red_seconds:
     return "red"
 
 
+def freshness_row(engine: QueryEngine, batch: int) -> dict:
+    """The running figures as of ``batch`` (freshness.sql's columns): from its commit row,
+    or from every ``_ops`` row when that row cannot answer (freshness_scan.sql): its batch
+    is not in the newest partition, or it predates the figures or their silver ones (a row
+    that has counted batches but no silver commit: no batch wrote silver, or the column is
+    missing; the scan tells)."""
+    row = first_row(run_query(engine, "freshness", scope=NEWEST, batch=batch))
+    batches = row.get("batches")
+    if (
+        as_int(row.get("batch_id")) != batch
+        or is_missing(batches)
+        or (as_int(batches) and is_missing(row.get("silver_last_commit")))
+    ):
+        row = first_row(run_query(engine, "freshness_scan", batch=batch))
+    return row
+
+
 def query_freshness(
     engine: QueryEngine,
     batch: int,
@@ -235,9 +252,7 @@ def query_freshness(
     The lake as a whole, whatever the window: it is taken only for the page-query signature.
     """
     amber_seconds, red_seconds = thresholds
-    row = first_row(run_query(engine, "freshness", scope=NEWEST, batch=batch))
-    if as_int(row.get("batch_id")) != batch or is_missing(row.get("batches")):
-        row = first_row(run_query(engine, "freshness_scan", batch=batch))
+    row = freshness_row(engine, batch)
     facts = Freshness(
         level="red",
         age_seconds=None,

@@ -545,12 +545,15 @@ def write_history(
     # Each commit row's running figures (glue_job.batch.SoFar), as the job adds them up.
     so_far = Window.orderBy("batch_id").rowsBetween(Window.unboundedPreceding, Window.currentRow)
     busy = F.col("records_read") > 0
+    silver = busy & (F.col("silver_rows") > 0)
     ops = ops.withColumns(
         {
             "batches_so_far": F.sum(busy.cast(LongType())).over(so_far),
             "last_commit_so_far": F.max(F.when(busy, F.col("batch_end"))).over(so_far),
             "newest_event_so_far": F.max(F.when(busy, F.col("max_event_time"))).over(so_far),
             "newest_arrival_so_far": F.max(F.when(busy, F.col("max_arrival_time"))).over(so_far),
+            "silver_commit_so_far": F.max(F.when(silver, F.col("batch_end"))).over(so_far),
+            "silver_arrival_so_far": F.max(F.when(silver, F.col("max_arrival_time"))).over(so_far),
         }
     )
     ops = ops.withColumn("commit_id", layout.commit_of(TABLES["ops"], F.col("batch_id")))

@@ -109,33 +109,55 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
 class SoFar:
     """The running figures of a commit row (``tables.OPS``): over every batch up to it
     that read records, how many there were, when the newest committed, and the newest
-    event and arrival times they committed. Each batch adds its own to its predecessor's."""
+    event and arrival times they committed; and over those that put rows in silver (and
+    so in gold, which is refined from every silver row), when the newest committed and
+    the newest arrival it committed. Each batch adds its own to its predecessor's.
+
+    Bronze holds every record a batch read, and a batch's newest event time is that of its
+    newest silver row, so the one row answers each layer's freshness (Home's freshness line
+    and Pipeline Health's layers: backend/sql/freshness.sql)."""
 
     batches: int = 0
     last_commit: datetime | None = None
     newest_event: datetime | None = None
     newest_arrival: datetime | None = None
+    silver_commit: datetime | None = None
+    silver_arrival: datetime | None = None
 
     COLUMNS = (
         "batches_so_far",
         "last_commit_so_far",
         "newest_event_so_far",
         "newest_arrival_so_far",
+        "silver_commit_so_far",
+        "silver_arrival_so_far",
     )
+    # The columns commit rows gained on 2026-12-06: a row without them reads them as null.
+    SILVER_COLUMNS = COLUMNS[-2:]
 
     def including(self, stats: dict) -> SoFar:
         """These figures with the batch whose ``_ops`` stats are ``stats`` added."""
         if not stats["records_read"]:
             return self
+        silver = bool(stats["silver_rows"])
         return SoFar(
             self.batches + 1,
             _later(self.last_commit, stats["batch_end"]),
             _later(self.newest_event, stats["max_event_time"]),
             _later(self.newest_arrival, stats["max_arrival_time"]),
+            _later(self.silver_commit, stats["batch_end"] if silver else None),
+            _later(self.silver_arrival, stats["max_arrival_time"] if silver else None),
         )
 
     def row(self) -> dict:
-        values = (self.batches, self.last_commit, self.newest_event, self.newest_arrival)
+        values = (
+            self.batches,
+            self.last_commit,
+            self.newest_event,
+            self.newest_arrival,
+            self.silver_commit,
+            self.silver_arrival,
+        )
         return dict(zip(self.COLUMNS, values, strict=True))
 
     @classmethod
@@ -144,11 +166,14 @@ class SoFar:
         whose commit rows are older than these columns (once; its next commit row has them)."""
         ops = lake.read("ops")
         busy = ops.where((F.col("batch_id") <= committed) & (F.col("records_read") > 0))
+        silver = F.col("silver_rows") > 0
         found = busy.select(
             F.countDistinct("batch_id"),
             F.max("batch_end"),
             F.max("max_event_time"),
             F.max("max_arrival_time"),
+            F.max(F.when(silver, F.col("batch_end"))),
+            F.max(F.when(silver, F.col("max_arrival_time"))),
         ).collect()[0]
         return cls(int(found[0]), *(_utc(v) for v in found[1:]))
 
@@ -168,9 +193,12 @@ def load_commit_state(lake: ParquetLake, committed: int | None) -> tuple[Marks, 
         return Marks(), SoFar()
     hours_until, batches, *moments = found[0]
     marks = Marks(_utc(hours_until))
-    if batches is None:  # written before commit rows carried their running figures
+    so_far = None if batches is None else SoFar(int(batches), *(_utc(m) for m in moments))
+    if so_far is None or (so_far.batches and so_far.silver_commit is None):
+        # Written before commit rows carried their running figures, or their silver ones
+        # (or no batch has put a row in silver yet: the scan then finds none either).
         return marks, SoFar.scanned(lake, committed)
-    return marks, SoFar(int(batches), *(_utc(m) for m in moments))
+    return marks, so_far
 
 
 @dataclass

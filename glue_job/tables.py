@@ -324,17 +324,21 @@ OPS = Table(
         ("rolled_days_until", "timestamp"),
         # As of this commit, over every batch up to it that read records: how many, when
         # the newest of them committed, and the newest event and arrival times they
-        # committed (``glue_job.batch.SoFar``). A reader's freshness line needs only the
-        # committed batch's row for them, not the whole table (backend/sql/freshness.sql).
+        # committed; and of those that wrote silver, the newest commit and arrival
+        # (``glue_job.batch.SoFar``). A reader's freshness line and each layer's freshness
+        # need only the committed batch's row, not the whole table
+        # (backend/sql/freshness.sql).
         ("batches_so_far", "long"),
         ("last_commit_so_far", "timestamp"),
         ("newest_event_so_far", "timestamp"),
         ("newest_arrival_so_far", "timestamp"),
+        ("silver_commit_so_far", "timestamp"),
+        ("silver_arrival_so_far", "timestamp"),
         ("commit_id", "long"),
     ),
     compaction="append",
     sort_by=("batch_id",),
-    grown=True,  # the *_so_far columns (2026-12-05)
+    grown=True,  # the *_so_far columns (2026-12-05), and the silver_* ones (2026-12-06)
 )
 # One row per partition a batch compacted: from that batch's commit on, the partition's
 # current rows are those of commits at or after it.

@@ -85,17 +85,18 @@ def build_lake(spark, root: Path, batches: list[list[bytes | str]]) -> Path:
     return root
 
 
-def drop_running_figures(root: Path) -> None:
+def drop_running_figures(root: Path, columns: tuple[str, ...] | None = None) -> None:
     """The lake's commit rows as a job wrote them before they carried running figures
-    (``glue_job.batch.SoFar``): those columns dropped from every ``_ops`` file, and each
-    file's checksum removed, so nothing contradicts the rewrite."""
+    (``glue_job.batch.SoFar``; ``columns``: only those, as a job before them wrote them):
+    those columns dropped from every ``_ops`` file, and each file's checksum removed, so
+    nothing contradicts the rewrite."""
     import pyarrow.parquet as pq
 
     from glue_job.batch import SoFar
 
     for path in (root / "_ops").rglob("*.parquet"):
         table = pq.read_table(path, partitioning=None)
-        pq.write_table(table.drop_columns(list(SoFar.COLUMNS)), path)
+        pq.write_table(table.drop_columns(list(columns or SoFar.COLUMNS)), path)
         path.with_name(f".{path.name}.crc").unlink()
 
 

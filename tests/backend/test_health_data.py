@@ -16,13 +16,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers import event, free_port, record_queries
+from helpers import drop_running_figures, event, free_port, record_queries
 
 from backend import health_data as health
 from backend import kinesis
 from backend.engine import DuckDBEngine
 from backend.queries import Window
 from backend.settings import load_settings
+from glue_job.batch import SoFar
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 # Batch starts and ends, in the order BatchProcessor asks its clock.
@@ -256,6 +257,33 @@ def test_layer_freshness_of_an_early_snapshot_and_of_nothing(engine):
     assert {layer.newest_event for layer in first} == {EVENT_BASE + timedelta(seconds=2)}
     nothing = health.query_layer_freshness(engine, -1, None, (60, 300))
     assert all(not layer.has_data and layer.level == "red" for layer in nothing)
+
+
+def test_each_layer_is_as_fresh_as_the_newest_batch_that_wrote_it(spark, tmp_path, monkeypatch):
+    """A batch whose every record is quarantined writes bronze but not silver or gold: the
+    layers part, and the committed batch's own row says so without a scan of _ops, as the
+    scan does. A lake whose rows predate the silver figures is answered by the scan."""
+    batches = [[event(event_id="c-1", event_time=EVENT_BASE.isoformat())], ["not json"]]
+    root = build_clocked_lake(spark, tmp_path / "lake", batches, CLOCK)
+    now = START + timedelta(seconds=100)
+    ran = record_queries(monkeypatch)
+    layers = {
+        layer.layer: layer
+        for layer in health.query_layer_freshness(DuckDBEngine(root), 1, None, (60, 300), now=now)
+    }
+    assert len(ran) == 1  # the commit row alone
+    assert layers["bronze"].last_write == CLOCK[3]
+    assert layers["bronze"].newest_arrival == CLOCK[2] - ARRIVAL_LAG
+    for layer in ("silver", "gold"):
+        assert layers[layer].last_write == CLOCK[1]
+        assert layers[layer].newest_arrival == CLOCK[0] - ARRIVAL_LAG
+    assert {layer.newest_event for layer in layers.values()} == {EVENT_BASE}
+
+    drop_running_figures(root, SoFar.SILVER_COLUMNS)
+    ran.clear()
+    scanned = health.query_layer_freshness(DuckDBEngine(root), 1, None, (60, 300), now=now)
+    assert {layer.layer: layer for layer in scanned} == layers
+    assert len(ran) == 2  # the row, which cannot answer, then the scan
 
 
 # --- quarantine ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from helpers import build_lake, drop_running_figures, event, raw_rows
 
 from backend.engine import DuckDBEngine
-from glue_job.batch import BatchProcessor
+from glue_job.batch import BatchProcessor, SoFar
 from glue_job.lake import ParquetLake
 from glue_job.schemas import RAW_SCHEMA
 from glue_job.transforms import to_silver, valid_events, validate_records
@@ -137,15 +137,24 @@ def test_empty_batch_still_commits(spark, tmp_path):
 
 
 # The running figures each commit row carries (glue_job.batch.SoFar), in OPS's order.
-SO_FAR = ["batches_so_far", "last_commit_so_far", "newest_event_so_far", "newest_arrival_so_far"]
+SO_FAR = [
+    "batches_so_far",
+    "last_commit_so_far",
+    "newest_event_so_far",
+    "newest_arrival_so_far",
+    "silver_commit_so_far",
+    "silver_arrival_so_far",
+]
 
 
 def so_far_of(ops, batch: int) -> list:
     """What the running figures of ``batch`` must be: over every row up to it that read
-    records, their count, and the newest commit, event and arrival."""
+    records, their count, and the newest commit, event and arrival; over those that wrote
+    silver, the newest commit and arrival."""
     busy = ops[(ops.batch_id <= batch) & (ops.records_read > 0)]
     newest = (busy[column].max() for column in ("batch_end", "max_event_time", "max_arrival_time"))
-    return [len(busy), *newest]
+    silver = busy[busy.silver_rows > 0]
+    return [len(busy), *newest, silver.batch_end.max(), silver.max_arrival_time.max()]
 
 
 def test_each_commit_row_carries_the_running_freshness_figures_across_a_restart(spark, tmp_path):
@@ -183,3 +192,23 @@ def test_a_lake_from_before_the_running_figures_gets_them_from_its_rows(spark, t
     newest = rows[rows.batch_id == 2].iloc[0]
     assert [newest[c] for c in SO_FAR] == so_far_of(rows, 2)
     assert newest.batches_so_far == 3
+
+
+def test_a_lake_from_before_the_silver_figures_gets_them_from_its_rows(spark, tmp_path):
+    """Commit rows with the running figures but not their silver ones (a job of
+    2026-12-05): the next commit row has them, from a scan, even when its own batch wrote
+    no silver row."""
+    root = build_lake(spark, tmp_path / "lake", [[event(event_id="a")], ["nope"]])
+    drop_running_figures(root, SoFar.SILVER_COLUMNS)
+    restarted = BatchProcessor(spark, ParquetLake(spark, str(root)), log=lambda _m: None)
+    quarantined = spark.createDataFrame(raw_rows(["still not json"], start=10), RAW_SCHEMA)
+    restarted.process_batch(quarantined, 2)
+
+    rows = pd.concat(
+        pq.read_table(p, partitioning=None).to_pandas() for p in (root / "_ops").rglob("*.parquet")
+    )
+    rows = rows.sort_values("batch_id")
+    newest = rows[rows.batch_id == 2].iloc[0]
+    assert [newest[c] for c in SO_FAR] == so_far_of(rows, 2)
+    assert newest.silver_commit_so_far == rows[rows.batch_id == 0].batch_end.iloc[0]
+    assert newest.last_commit_so_far == newest.batch_end
