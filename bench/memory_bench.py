@@ -16,6 +16,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import math
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -41,6 +43,8 @@ from glue_job.dedup import KEY_DTYPE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
+# How the benches launch it: headless on a machine without sandboxing or a GPU, offline.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Each component by what its command line holds (the dashboard command becomes Streamlit).
 COMPONENTS = {
     "emulator": "backend.cli emulator",
@@ -138,7 +142,7 @@ def open_pages(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page()
         for path in paths:
@@ -270,16 +274,15 @@ def stop_tree(up: subprocess.Popen, grace: float = 120) -> None:
 class Wallboard:
     """One browser session that keeps a page open and lets it refresh itself for the whole
     run, as a dashboard on an operations wall is used: at the dashboard's default interval
-    (``backend.settings``), some 360 page runs an hour. The soak's visits alone (a new
-    browser every sample) give the dashboard a hundred runs an hour; its allocator takes a
-    few hundred runs to settle (an AppTest loop of 300 runs: docs/reliability.md), so a
-    soak without a wallboard judges a dashboard that has not settled. Runs in a thread of
-    its own with its own event loop (``bench.viewers_bench.viewer``, the same session the
-    many-viewers run uses); ``result`` is that session's report once the run is over."""
+    (``backend.settings``), some 360 page runs an hour, where the soak's visits alone (a new
+    browser every sample) give it about a hundred. Added because an AppTest loop had the
+    dashboard's memory level off after a few hundred runs; the first soak with it
+    (2026-12-06 17:31 UTC, README) found the dashboard growing as before, so that was not
+    the cause. Runs in a thread of its own with its own event loop
+    (``bench.viewers_bench.viewer``, the same session the many-viewers run uses);
+    ``result`` is that session's report once the run is over."""
 
     def __init__(self, port: int, seconds: float, page: str = "KPIs") -> None:
-        import threading
-
         self.result: dict | None = None
         self._thread = threading.Thread(
             target=self._watch, args=(port, seconds, page), name="wallboard", daemon=True
@@ -287,8 +290,6 @@ class Wallboard:
         self._thread.start()
 
     def _watch(self, port: int, seconds: float, page: str) -> None:
-        import asyncio
-
         from playwright.async_api import Error as BrowserError
         from playwright.async_api import async_playwright
 
@@ -298,7 +299,7 @@ class Wallboard:
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
                     executable_path=str(CHROMIUM),
-                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+                    args=CHROMIUM_ARGS,
                 )
                 url = f"http://127.0.0.1:{port}/{page}"
                 try:

@@ -50,7 +50,15 @@ import psutil
 from backend.stack import dashboard_ready
 from bench import utc_minute
 from bench.long_runs import RELIABILITY_MD, replace_section
-from bench.memory_bench import CHROMIUM, PROJECT_ROOT, components, free_port, running_up, stop_tree
+from bench.memory_bench import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PROJECT_ROOT,
+    components,
+    free_port,
+    running_up,
+    stop_tree,
+)
 
 PAGES = ("", "KPIs", "Map", "Pipeline_Health")
 REFRESH_SECONDS = 5
@@ -246,7 +254,7 @@ async def watch(port: int, viewers: int, seconds: float, meter: CpuMeter) -> lis
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=CHROMIUM_ARGS,
         )
         sampling = asyncio.create_task(keep_sampling())
         sessions = [

@@ -137,14 +137,16 @@ def test_empty_batch_still_commits(spark, tmp_path):
 
 
 # The running figures each commit row carries (glue_job.batch.SoFar), in OPS's order.
-SO_FAR = [
-    "batches_so_far",
-    "last_commit_so_far",
-    "newest_event_so_far",
-    "newest_arrival_so_far",
-    "silver_commit_so_far",
-    "silver_arrival_so_far",
-]
+SO_FAR = list(SoFar.COLUMNS)
+
+
+def commit_rows(root) -> pd.DataFrame:
+    """Every ``_ops`` row by batch, file by file: files with and without the running
+    figures (``drop_running_figures``) do not read as one dataset."""
+    rows = pd.concat(
+        pq.read_table(p, partitioning=None).to_pandas() for p in (root / "_ops").rglob("*.parquet")
+    )
+    return rows.sort_values("batch_id")
 
 
 def so_far_of(ops, batch: int) -> list:
@@ -185,10 +187,7 @@ def test_a_lake_from_before_the_running_figures_gets_them_from_its_rows(spark, t
     fresh = spark.createDataFrame(raw_rows([event(event_id="b")], start=10), RAW_SCHEMA)
     restarted.process_batch(fresh, 2)
 
-    rows = pd.concat(
-        pq.read_table(p, partitioning=None).to_pandas() for p in (root / "_ops").rglob("*.parquet")
-    )
-    rows = rows.sort_values("batch_id")
+    rows = commit_rows(root)
     newest = rows[rows.batch_id == 2].iloc[0]
     assert [newest[c] for c in SO_FAR] == so_far_of(rows, 2)
     assert newest.batches_so_far == 3
@@ -204,10 +203,7 @@ def test_a_lake_from_before_the_silver_figures_gets_them_from_its_rows(spark, tm
     quarantined = spark.createDataFrame(raw_rows(["still not json"], start=10), RAW_SCHEMA)
     restarted.process_batch(quarantined, 2)
 
-    rows = pd.concat(
-        pq.read_table(p, partitioning=None).to_pandas() for p in (root / "_ops").rglob("*.parquet")
-    )
-    rows = rows.sort_values("batch_id")
+    rows = commit_rows(root)
     newest = rows[rows.batch_id == 2].iloc[0]
     assert [newest[c] for c in SO_FAR] == so_far_of(rows, 2)
     assert newest.silver_commit_so_far == rows[rows.batch_id == 0].batch_end.iloc[0]
