@@ -9,7 +9,7 @@ import numpy as np
 import psutil
 import pytest
 
-from bench.memory_bench import memory_trends, soak_report, soak_verdict
+from bench.memory_bench import memory_at_rest, memory_trends, soak_report, soak_verdict
 from bench.viewers_bench import is_noise, report, summary
 
 MB = 2**20
@@ -371,6 +371,39 @@ def test_a_report_says_whether_memory_was_sampled_at_rest_or_after_a_visit():
     older = soak_report(figures(samples), [])
     assert "opened the KPIs page in headless Chromium." in older
     assert "at rest" not in older
+
+
+def test_the_dashboard_at_rest_is_its_least_read_over_one_refresh_interval():
+    """With the wallboard refreshing every 10 s, a single read can land in a page run; the
+    least of reads every 0.5 s over the interval is what the dashboard keeps between runs."""
+    now = [0.0]
+    # 300 MB while a page runs (2 s of every 10), 200 MB between runs, 210 MB at the first read
+    reads = iter(
+        [{"pss_anon": 210 * MB}]
+        + [{"pss_anon": (300 if (i * 0.5) % 10 < 2 else 200) * MB, "read": i} for i in range(1, 40)]
+    )
+    taken = []
+
+    def read(process):
+        taken.append(next(reads))
+        return taken[-1]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    rest = memory_at_rest(None, 10, read=read, clock=lambda: now[0], sleep=sleep)
+    assert rest["pss_anon"] == 200 * MB
+    assert len(taken) == 21  # the first read and one every 0.5 s for 10 s
+    assert all(r["pss_anon"] >= rest["pss_anon"] for r in taken)
+
+
+def test_a_report_names_the_dashboards_rest_window_when_it_had_one():
+    samples = timeline({"stream": lambda t: 1900.0})
+    with_wallboard = soak_report(
+        figures(samples) | {"memory_at_rest": True, "dashboard_rest_window": 10}, []
+    )
+    assert "the least of reads every 0.5 s over the 10 s before each sample" in with_wallboard
+    assert "least of reads" not in soak_report(figures(samples) | {"memory_at_rest": True}, [])
 
 
 def test_the_wallboards_refreshes_are_reported_and_its_errors_fail_the_soak():
