@@ -45,7 +45,6 @@ from glue_job.dedup import KEY_DTYPE
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 # How the benches launch it: headless on a machine without sandboxing or a GPU, offline.
-DEFAULT_REFRESH_SECONDS = Settings.model_fields["refresh_seconds"].default
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Each component by what its command line holds (the dashboard command becomes Streamlit).
 COMPONENTS = {
@@ -129,6 +128,7 @@ def _smaps_rollup(pid: int) -> dict[str, int]:
 
 # The wallboard refreshes the dashboard at its default interval, so a single read may land
 # in a page run. Its memory at rest is the least of reads this far apart over one interval.
+DEFAULT_REFRESH_SECONDS = Settings.model_fields["refresh_seconds"].default
 REST_READ_EVERY = 0.5
 
 
@@ -144,8 +144,8 @@ def memory_at_rest(
     """The ``tree_memory`` read of ``process`` with the least anonymous PSS, of reads every
     ``every`` seconds for ``seconds``: what it keeps between page runs, not one in flight.
 
-    A page run holds its queries' frames and the page's messages until it ends (a few MB
-    more, and more as the range fills). The soak's wallboard starts one every refresh
+    A page run holds its queries' frames and the page's messages until it ends (beside the
+    22:12 UTC soak, blocks in flight moved the dashboard's memory by 10–30 MB). The soak's wallboard starts one every refresh
     interval and each takes about 2 s here, so over one interval most reads are between runs.
     """
     began = clock()
@@ -310,7 +310,7 @@ class Wallboard:
     (``backend.settings``), some 360 page runs an hour, where the soak's visits alone (a new
     browser every sample) give it about a hundred. Added because an AppTest loop had the
     dashboard's memory level off after a few hundred runs; the first soak with it
-    (2026-12-06 17:31 UTC, README) found the dashboard growing as before, so that was not
+    (2026-12-06 17:31 UTC, docs/soak-history.md) found the dashboard growing as before, so that was not
     the cause. Runs in a thread of its own with its own event loop
     (``bench.viewers_bench.viewer``, the same session the many-viewers run uses);
     ``result`` is that session's report once the run is over."""
