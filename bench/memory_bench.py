@@ -145,8 +145,9 @@ def memory_at_rest(
     ``every`` seconds for ``seconds``: what it keeps between page runs, not one in flight.
 
     A page run holds its queries' frames and the page's messages until it ends (beside the
-    22:12 UTC soak, blocks in flight moved the dashboard's memory by 10–30 MB). The soak's wallboard starts one every refresh
-    interval and each takes about 2 s here, so over one interval most reads are between runs.
+    22:12 UTC soak, blocks in flight moved the dashboard's memory by 10–30 MB). The soak's
+    wallboard starts one every refresh interval and each takes about 2 s here, so over one
+    interval most reads are between runs.
     """
     began = clock()
     best = read(process)
@@ -310,8 +311,8 @@ class Wallboard:
     (``backend.settings``), some 360 page runs an hour, where the soak's visits alone (a new
     browser every sample) give it about a hundred. Added because an AppTest loop had the
     dashboard's memory level off after a few hundred runs; the first soak with it
-    (2026-12-06 17:31 UTC, docs/soak-history.md) found the dashboard growing as before, so that was not
-    the cause. Runs in a thread of its own with its own event loop
+    (2026-12-06 17:31 UTC, docs/soak-history.md) found the dashboard growing as before, so
+    that was not the cause. Runs in a thread of its own with its own event loop
     (``bench.viewers_bench.viewer``, the same session the many-viewers run uses);
     ``result`` is that session's report once the run is over."""
 
