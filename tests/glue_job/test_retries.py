@@ -216,6 +216,10 @@ def journals(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "_attempts").glob("[0-9]*.json"))
 
 
+# Only Glue retries a batch in place, so `make test` runs these on Glue's runtime alone
+# (about 220 s of Spark batches); the next test, a retry in a new process as after a crash of
+# the local job, runs on both.
+@pytest.mark.glue_only
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_batch_retried_in_place_leaves_the_lake_a_clean_run_leaves(
     spark, prefix, clean, tmp_path, fault
