@@ -326,6 +326,36 @@ def test_windowed_queries_read_the_same_rows_from_their_partitions(csv_lake, csv
             assert scoped.equals(run_query(every_file, name, **params)), (name, window)
 
 
+def test_the_engine_moves_to_a_new_database_and_closes_the_old_after_its_last_query(
+    csv_lake,
+) -> None:
+    """DuckDB gives back what a database kept only when it closes (``RECYCLE_SECONDS``): past
+    ``recycle_seconds`` the next query opens a new database, with its own views, and answers
+    the same; the old one closes once the queries still running on it end, not before."""
+    import duckdb
+
+    sql = (
+        "SELECT operator, count(*) AS n, sum(events) AS events "
+        "FROM gold_operator_minute GROUP BY operator ORDER BY operator"
+    )
+    engine = DuckDBEngine(csv_lake)
+    first = engine.run(sql)
+    assert not first.empty
+    in_flight = engine._checkout()  # a query still running on the first database
+    engine.recycle_seconds = 0
+    pd.testing.assert_frame_equal(engine.run(sql), first)
+    assert engine.databases_opened == 2
+    assert in_flight.con.execute("SELECT 42").fetchone() == (42,)  # still open for it
+    engine._checkin(in_flight)
+    with pytest.raises(duckdb.ConnectionException):
+        in_flight.con.execute("SELECT 42")
+    second = engine._db
+    pd.testing.assert_frame_equal(engine.run(sql), first)
+    assert engine.databases_opened == 3
+    with pytest.raises(duckdb.ConnectionException):  # nothing ran on it: closed at once
+        second.con.execute("SELECT 42")
+
+
 # --- Throttling: retried by configuration ---------------------------------------------------
 
 

@@ -143,7 +143,7 @@ def engine_runs_out_of_memory(monkeypatch, home: Path, page: str) -> None:
     settings = cache.get_settings()
     engine = cache.get_engine(cache.engine_key(settings), settings)  # the page's own engine
     assert isinstance(engine, DuckDBEngine)
-    monkeypatch.setattr(engine, "_con", FailingConnection(engine._con))
+    monkeypatch.setattr(engine._db, "con", FailingConnection(engine._db.con))
 
 
 class FailingAthena:
