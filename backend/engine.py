@@ -102,14 +102,15 @@ class _LastQuery:
 # DuckDB keeps native memory per database that grows with the queries it has run and is
 # given back only when the database closes. Measured on DuckDB 2.0.1 (1.4.5 and 1.5.6 the
 # same): a window function over 500 partitions of an in-memory table kept about 8 KB a run,
-# levelling off near 35 MB after some 12,000 runs, all freed by closing the database; the
-# dashboard's own queries kept 5-30 KB a run each (the current-rows views partition by
-# ``partition_path``), about 25 MB an hour in the soak (docs/soak-history.md). So the engine
-# moves to a new in-memory database at this age and closes the old one once its last query
-# ends. Home's queries run 400 times on a one-day lake kept 41 KB a run without it and held
-# level with it (glibc's bytes in use); the first query on a new database pays for its
-# views, about 75 ms. Closing and reopening is also what other long-running DuckDB
-# services do about it (e.g. Basekick-Labs/arc#27, carbonplan/ocr#313).
+# levelling off after some 12,000 runs (24 -> 51 MB in use), all freed by closing the
+# database. The dashboard's own queries kept up to 30 KB a run each (the current-rows views
+# partition by ``partition_path``), 20-48 MB an hour in the soaks (docs/soak-history.md).
+# So the engine moves to a new in-memory database at this age and closes the old one once
+# its last query ends. Home's queries, run again and again on a one-day lake, kept 41 KB a
+# run without it (300 runs) and held level with it (400 runs; glibc's bytes in use). The
+# first query on a new database pays for its views, about 75 ms. Closing and reopening is
+# also what other long-running DuckDB services do about it (e.g. Basekick-Labs/arc#27,
+# carbonplan/ocr#313).
 RECYCLE_SECONDS = 300.0
 
 
