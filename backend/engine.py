@@ -129,6 +129,11 @@ class _Database:
         self.running = 0
         self.retired = False
 
+    def close_if_done(self) -> None:
+        """Close a retired database that no query runs on any more."""
+        if self.retired and self.running == 0:
+            self.con.close()
+
 
 class DuckDBEngine(_LastQuery):
     """Local SQL over ``<lake>/…`` Parquet, counting only what the files hold right now.
@@ -159,7 +164,6 @@ class DuckDBEngine(_LastQuery):
         self.last_bytes_read: int | None = None
         self._lock = threading.Lock()
         self._db = _Database()
-        self.databases_opened = 1
         self.last_seconds = 0.0
 
     def _checkout(self) -> _Database:
@@ -168,10 +172,8 @@ class DuckDBEngine(_LastQuery):
         with self._lock:
             if time.monotonic() - self._db.opened >= self.recycle_seconds:
                 self._db.retired = True
-                if self._db.running == 0:
-                    self._db.con.close()
+                self._db.close_if_done()
                 self._db = _Database()
-                self.databases_opened += 1
             self._db.running += 1
             return self._db
 
@@ -179,8 +181,7 @@ class DuckDBEngine(_LastQuery):
         """A query on ``db`` ended: a retired database closes with its last query."""
         with self._lock:
             db.running -= 1
-            if db.retired and db.running == 0:
-                db.con.close()
+            db.close_if_done()
 
     def _refresh_views(self, db: _Database) -> None:
         with db.lock:
