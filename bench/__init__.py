@@ -6,7 +6,9 @@ root); ``run`` runs them all and writes results.md. Histories are written throug
 job's own lake writer and table layout (``bench.history``, ``bench.lakes``).
 """
 
+import argparse
 from datetime import UTC, datetime
+from pathlib import Path
 
 UTC_MINUTE = "%Y-%m-%d %H:%M UTC"
 
@@ -20,3 +22,14 @@ def utc_minute(moment: datetime | None = None) -> str:
 def parse_utc_minute(text: str) -> datetime:
     """What ``utc_minute`` wrote, as an aware UTC datetime."""
     return datetime.strptime(text, UTC_MINUTE).replace(tzinfo=UTC)
+
+
+def output_file(text: str) -> Path:
+    """An ``--output`` argument: its folder is made now, so a run of many minutes never
+    ends unable to write what it measured (``build/`` does not exist in a fresh clone)."""
+    path = Path(text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write {path}: {exc.strerror}") from None
+    return path

@@ -38,7 +38,7 @@ import psutil
 
 from backend.errors import QueryError
 from backend.settings import Settings
-from bench import utc_minute
+from bench import output_file, utc_minute
 from bench.long_runs import RELIABILITY_MD, replace_section
 from glue_job.dedup import KEY_DTYPE
 
@@ -707,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     length.add_argument("--seconds", type=float, default=120)
     length.add_argument("--minutes", type=float, help="run length in minutes (the soak's unit)")
     parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--output", type=Path)
+    parser.add_argument("--output", type=output_file)
     parser.add_argument(
         "--soak",
         action="store_true",

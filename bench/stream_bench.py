@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import output_file
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # One producer process sends up to about this many events/s with room to spare on this
 # kind of machine; faster loads are split over several, as handsets would be.
@@ -345,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="200,1000,5000,10000")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--shards", type=int, default=4)
-    parser.add_argument("--output", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--output", type=output_file, help="write the figures as JSON here")
     parser.add_argument("--keep", type=Path, help="work (and leave logs and lakes) here")
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",") if r]

@@ -48,7 +48,7 @@ import numpy as np
 import psutil
 
 from backend.stack import dashboard_ready
-from bench import utc_minute
+from bench import output_file, utc_minute
 from bench.long_runs import RELIABILITY_MD, replace_section
 from bench.memory_bench import (
     CHROMIUM,
@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--viewers", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--rate", type=float, default=200, help="events/s `telcopulse up` sends")
-    parser.add_argument("--output", type=Path, help="also write every figure here as JSON")
+    parser.add_argument("--output", type=output_file, help="also write every figure here as JSON")
     parser.add_argument(
         "--no-report", action="store_true", help=f"leave {RELIABILITY_MD.name} as it is"
     )
