@@ -154,12 +154,13 @@ def cloudwatch_client(region: str):
 
 
 def apply_spark_conf(spark: SparkSession) -> None:
-    """The local job's settings that a running Glue session accepts (SQL and Hadoop ones)."""
+    """The local job's settings that a running Glue session accepts (SQL and Hadoop ones).
+    Static ones (the code cache's size) were given to the SparkContext as it started."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in GLUE_SPARK_CONF.items():
         if key.startswith("spark.hadoop."):
             hadoop.set(key.removeprefix("spark.hadoop."), value)
-        else:
+        elif spark.conf.isModifiable(key):
             spark.conf.set(key, value)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from glue_job.batch_values import batch_value
 from glue_job.schemas import file_schema
 from glue_job.tables import COMMIT_DIR, TABLES
 
@@ -180,10 +181,11 @@ class ParquetLake:
         spec = TABLES[table]
         names = [name for name, _ in spec.columns]
         out = df
+        commit_value = batch_value(commit)  # not F.lit: see glue_job.batch_values
         if "batch_id" in names and "batch_id" not in df.columns:
-            out = out.withColumn("batch_id", F.lit(commit).cast("long"))
-        out = out.withColumn("commit_id", F.lit(commit).cast("long"))
-        out = out.withColumn(COMMIT_DIR, F.lit(commit).cast("long"))
+            out = out.withColumn("batch_id", commit_value)
+        out = out.withColumn("commit_id", commit_value)
+        out = out.withColumn(COMMIT_DIR, commit_value)
         # Counting while writing saves a Spark job per table.
         written = Observation(f"{table}-{commit}-{id(df)}")
         frame = (
@@ -278,7 +280,10 @@ class ParquetLake:
             return None
         reader = self.spark.read.schema(file_schema(TABLES[table]))
         frame = reader.option("basePath", self.path(table)).parquet(where)
-        return frame.where(F.col("commit_id").between(first, last)).drop(COMMIT_DIR)
+        # The bounds as batch values, not literals: compaction reads a partition this way every
+        # few batches, and the same generated code serves them all (glue_job.batch_values).
+        commits = F.col("commit_id").between(batch_value(first), batch_value(last))
+        return frame.where(commits).drop(COMMIT_DIR)
 
     def read_current(self, table: str, firsts: dict[str, int], last: int) -> DataFrame | None:
         """Rows of several partitions at once, each from its own first commit to ``last``
@@ -297,7 +302,7 @@ class ParquetLake:
         )
         return (
             rows.join(F.broadcast(bounds), path == bounds["partition_path"])
-            .where(F.col("commit_id").between(F.col("first_commit"), F.lit(last)))
+            .where(F.col("commit_id").between(F.col("first_commit"), batch_value(last)))
             .drop("partition_path", "first_commit")
         )
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from glue_job.batch_values import batch_value
 from glue_job.contract import (
     H3_RESOLUTIONS,
     SIGNAL_BANDS,
@@ -143,9 +144,10 @@ def to_bronze(raw: DataFrame, ingest_time: datetime) -> DataFrame:
             "sequence_number",
             "partition_key",
             "arrival_time",
-            F.lit(ingest_time).alias("ingest_time"),
-            F.lit(ingest_time.date()).alias("ingest_date"),
-            F.lit(ingest_time.hour).alias("ingest_hour"),
+            # Not F.lit: see glue_job.batch_values.
+            batch_value(ingest_time).alias("ingest_time"),
+            batch_value(ingest_time.date()).alias("ingest_date"),
+            batch_value(ingest_time.hour).alias("ingest_hour"),
         ),
         BRONZE_SCHEMA,
     )

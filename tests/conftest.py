@@ -47,7 +47,9 @@ def spark():
     # One session serves every Spark test of a worker, so its generated-code cache holds 2,000
     # classes instead of Spark's 100: a batch that compacts and rolls up outgrows 100 by
     # itself, and compiled its 219 classes again every time (Spark's CodegenMetrics; 6 once
-    # warm with 2,000). The compaction and rollup tests took 200 s instead of 211 s.
+    # warm with 2,000). The compaction and rollup tests took 200 s instead of 211 s. (The
+    # job's own session holds 1,000, glue_job.spark_conf: it runs one job's queries, these
+    # every test's.)
     session = build_spark("telcopulse-tests", **{"spark.sql.codegen.cache.maxEntries": "2000"})
     yield session
     session.stop()
