@@ -43,6 +43,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.web.server.starlette.starlette_server_config import (
+    DEFAULT_WEBSOCKET_PING_INTERVAL,
+    DEFAULT_WEBSOCKET_PING_TIMEOUT,
+)
 
 STREAM_PATH = "/_stcore/stream"
 # Hop-by-hop headers (RFC 9110, 7.6.1) and what the relay recomputes: not passed on.
@@ -206,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             log_level="warning",
             ws_max_size=2**31 - 1,
+            # Keep-alive pings to the browser as the dashboard's own server sends them
+            # (Streamlit's Starlette server: every 30 s, a browser silent for 30 s more is
+            # dropped), not uvicorn's default 20 s and 20 s, which was stricter with the
+            # browsers than the dashboard is.
+            ws_ping_interval=DEFAULT_WEBSOCKET_PING_INTERVAL,
+            ws_ping_timeout=DEFAULT_WEBSOCKET_PING_TIMEOUT,
         )
     return 0
 
