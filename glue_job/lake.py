@@ -282,6 +282,8 @@ class ParquetLake:
         frame = reader.option("basePath", self.path(table)).parquet(where)
         # The bounds as batch values, not literals: compaction reads a partition this way every
         # few batches, and the same generated code serves them all (glue_job.batch_values).
+        # Parquet no longer skips row groups by these bounds, so the partition's superseded
+        # files still within their grace are read whole and filtered here.
         commits = F.col("commit_id").between(batch_value(first), batch_value(last))
         return frame.where(commits).drop(COMMIT_DIR)
 

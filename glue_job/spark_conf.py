@@ -37,9 +37,9 @@ SPARK_CONF = {
     # Spark caches the classes it compiles for a query's generated code, keyed by the code's
     # text, 100 of them by default across four segments; a batch compiles about 50 distinct
     # ones, so the cache turned over and every batch compiled again (26 classes a batch of
-    # 400 records with its per-batch literals, 36 without them). With room for 1,000 and the
-    # batch's own values kept out of the code (glue_job.batch_values), a warm batch compiles
-    # none. Static: set when the session starts (both entries do).
+    # 400 records; still 36 with the batch's values kept out of the code, 12 with this
+    # setting alone). With room for 1,000 and those values kept out (glue_job.batch_values),
+    # a warm batch compiles none. Static: set when the session starts (both entries do).
     "spark.sql.codegen.cache.maxEntries": "1000",
     # Spark's status store keeps the last 1,000 jobs, stages and SQL runs even with the UI
     # off, and a batch runs a dozen of each: a long-running job's heap carried their plans

@@ -1,4 +1,4 @@
-"""What every bench shares (bench/__init__.py): how a run names its minute and where it writes."""
+"""What every bench shares (bench/__init__.py): where a run writes its figures."""
 
 from __future__ import annotations
 
