@@ -185,7 +185,10 @@ class WindowTotals:
 
 
 def query_window_totals(engine: QueryEngine, batch: int, window: Window) -> WindowTotals:
-    row = first_row(run_query(engine, "health_totals", batch=batch, **window.params()))
+    """Sums over the batches that started in ``window``: whole hours and days from
+    ``_ops``'s rollups when ``batch`` is a ``Snapshot`` that has them."""
+    parts = window.rows_params(_ops_snapshot(batch))
+    row = first_row(run_query(engine, "health_totals", batch=batch, **parts))
     return WindowTotals(
         batches=as_int(row.get("batches")),
         records=as_int(row.get("records")),
@@ -253,15 +256,18 @@ def query_batch_trend(
 
     ``time`` is the batch (or bucket) start in UTC. ``input_rate`` is records per second
     of arrival: records over the time since the previous batch started (``NaN`` for the
-    first batch of the window). Duration and lag columns are averages per bucket, with
+    first batch of the window; in buckets, whose whole hours may come from ``_ops``'s
+    rollups, the time since the previous batch of the same clock hour, so an hour's first
+    batch is left out of the rate). Duration and lag columns are averages per bucket, with
     ``max_*`` the worst batch; per batch both are the batch's own value.
     """
-    span = window.params()
     if resolution == "batch":
+        span = window.params()
         return _per_batch(run_query(engine, "health_batches", batch=batch, **span))
     if resolution not in ("minute", "hour", "day"):
         raise ValueError(f"unknown resolution {resolution!r}: batch, minute, hour or day")
-    frame = run_query(engine, "health_batch_buckets", batch=batch, unit=resolution, **span)
+    parts = window.rows_params(_ops_snapshot(batch), resolution)
+    frame = run_query(engine, "health_batch_buckets", batch=batch, unit=resolution, **parts)
     frame = numeric(
         frame,
         [
@@ -288,6 +294,13 @@ def query_batch_trend(
         frame["timed_seconds"] > 0
     )
     return frame[list(TREND_COLUMNS)]
+
+
+def _ops_snapshot(batch: int) -> int:
+    """The snapshot whose marks are ``_ops``'s (``Snapshot.ops``); a bare batch id reads raw
+    commit rows only."""
+    ops = getattr(batch, "ops", None)
+    return int(batch) if ops is None else ops
 
 
 def _per_batch(frame: pd.DataFrame) -> pd.DataFrame:

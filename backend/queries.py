@@ -23,7 +23,7 @@ import pandas as pd
 from backend.engine import ATHENA_PARAMETER_LIMIT, QueryEngine, athena_literal
 from backend.errors import QueryError
 from backend.ranges import NEWEST, TIMESTAMP_FORMAT, Scope, Snapshot, range_params, scope_of
-from glue_job.tables import ROLLUPS, TABLES
+from glue_job.tables import OPS_ROLLUPS, ROLLUPS, TABLES
 
 SQL_DIR = Path(__file__).with_name("sql")
 # Wide defaults so an open-ended range still binds real values.
@@ -66,10 +66,7 @@ def _window_rows(table: str, prefix: str = "") -> str:
     return f"""(
     SELECT minute, minute AS minute_min, minute AS minute_max, event_date, {kept}
     FROM {table}
-    WHERE {_between("minute", p + "since", p + "until")}
-      AND NOT ({_between("minute", p + "rolled_since", p + "rolled_until")})
-      AND ({_days("event_date", p + "since_day", p + "rolled_since_day")}
-        OR {_days("event_date", p + "rolled_until_day", p + "until_day")})
+    WHERE {_raw_part("minute", "event_date", p)}
     UNION ALL
     SELECT hour AS minute, minute_min, minute_max, event_date, {kept}
     FROM {hour}
@@ -85,6 +82,85 @@ def _window_rows(table: str, prefix: str = "") -> str:
 )"""
 
 
+def _raw_part(moment: str, day: str, prefix: str = "") -> str:
+    """``moment`` (a row's own time, ``day`` its date partition) in the parts of the window
+    that ``{{window_rows}}`` and ``{{ops_rows}}`` read raw: outside the rolled-up hours."""
+    p = prefix
+    return f"""{_between(moment, p + "since", p + "until")}
+      AND NOT ({_between(moment, p + "rolled_since", p + "rolled_until")})
+      AND ({_days(day, p + "since_day", p + "rolled_since_day")}
+        OR {_days(day, p + "rolled_until_day", p + "until_day")})"""
+
+
+# What ``{{ops_rows}}`` gives per period: ``_ops``'s rollup columns, the period's start
+# as ``time``.
+_OPS_VALUES = [n for n, _ in OPS_ROLLUPS["hour"].columns if n not in ("hour", "commit_id")]
+
+
+def _ops_rows(prefix: str = "") -> str:
+    """The committed batches that started in the window, as rows of ``_ops``'s rollup
+    columns: day rollups for the whole days below the ``_ops`` mark, hour rollups for the
+    other whole hours below it, and one row per raw commit row for the rest
+    (``backend.ranges``; the parameters are ``range_params`` of the snapshot's ``ops``).
+    A raw batch's input-rate interval is the time since the batch before it in the same
+    clock hour and window, as the hour rollups time it (``glue_job.rollups``)."""
+    p = prefix
+    kept = ", ".join(_OPS_VALUES)
+    hour, day = OPS_ROLLUPS["hour"].name, OPS_ROLLUPS["day"].name
+    return f"""(
+    SELECT
+        batch_start AS time,
+        1 AS batches,
+        records_read AS records,
+        bronze_rows,
+        silver_rows,
+        quarantine_rows,
+        duplicates,
+        CASE WHEN bronze_rows = silver_rows + quarantine_rows + duplicates THEN 0 ELSE 1 END
+            AS mismatched_batches,
+        0 AS quarantine_table_rows,
+        batch_id AS batch_id_min,
+        batch_id AS batch_id_max,
+        batch_start AS batch_start_min,
+        batch_start AS batch_start_max,
+        duration_seconds AS busy_seconds,
+        duration_seconds AS duration_seconds_max,
+        source_lag_seconds AS source_lag_sum,
+        CASE WHEN source_lag_seconds IS NULL THEN 0 ELSE 1 END AS source_lag_count,
+        source_lag_seconds AS source_lag_seconds_max,
+        CASE WHEN interval_ms IS NULL THEN 0 ELSE records_read END AS timed_records,
+        CAST(interval_ms AS DOUBLE) / 1000 AS timed_seconds
+    FROM (
+        SELECT
+            *,
+            date_diff(
+                'millisecond',
+                lag(batch_start) OVER (
+                    PARTITION BY date_trunc('hour', batch_start) ORDER BY batch_id
+                ),
+                batch_start
+            ) AS interval_ms
+        FROM ops
+        WHERE {MACROS["visible"]()}
+          AND {_raw_part("batch_start", "batch_date", p)}
+    ) AS raw
+    UNION ALL
+    SELECT hour AS time, {kept}
+    FROM {hour}
+    WHERE {MACROS["visible"]()}
+      AND {_between("hour", p + "rolled_since", p + "rolled_until")}
+      AND NOT ({_between("hour", p + "days_since", p + "days_until")})
+      AND ({_days("batch_date", p + "rolled_since_day", p + "days_since_day")}
+        OR {_days("batch_date", p + "days_until_day", p + "rolled_until_day")})
+    UNION ALL
+    SELECT day AS time, {kept}
+    FROM {day}
+    WHERE {MACROS["visible"]()}
+      AND {_between("day", p + "days_since", p + "days_until")}
+      AND {_days("batch_month", p + "days_since_month", p + "days_until_month")}
+)"""
+
+
 MACROS: dict[str, Callable[..., str]] = {
     # The rows a reader at committed batch :batch sees (backend.catalog's visible_through).
     "visible": lambda table=None: (
@@ -92,6 +168,8 @@ MACROS: dict[str, Callable[..., str]] = {
     ),
     "in_window": _in_window,
     "window_rows": _window_rows,
+    "ops_rows": _ops_rows,
+    "raw_part": _raw_part,
     # Every average: Σ values / Σ readings over partial sums, never an average of averages.
     "ratio": lambda total, count: f"sum({total}) / NULLIF(sum({count}), 0)",
     # A trend bucket: :unit ('minute' | 'hour' | 'day') with a :step of minutes in the hour.
@@ -317,12 +395,17 @@ def committed_batch(engine: QueryEngine) -> Snapshot:
     value = frame["batch_id"].iloc[0] if len(frame) else None
     if value is None or pd.isna(value):
         return Snapshot(-1)
-    marks = frame["rolled_hours_until"].iloc[0]
-    if marks is None or pd.isna(marks):
-        return Snapshot(int(value))
-    marks = pd.Timestamp(marks)
-    marks = marks.tz_localize(UTC) if marks.tzinfo is None else marks.tz_convert(UTC)
-    return Snapshot(int(value), marks.to_pydatetime())
+    row = frame.iloc[0]
+    marks = (_utc_moment(row[name]) for name in ("rolled_hours_until", "ops_hours_until"))
+    return Snapshot(int(value), *marks)
+
+
+def _utc_moment(value: object) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    moment = pd.Timestamp(value)
+    moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment.tz_convert(UTC)
+    return moment.to_pydatetime()
 
 
 def run_kpi(

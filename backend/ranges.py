@@ -36,11 +36,24 @@ class Snapshot(int):
     """
 
     hours_until: datetime | None
+    ops_hours_until: datetime | None  # ``_ops``'s own rollups' mark (``glue_job.rollups``)
 
-    def __new__(cls, batch: int, hours_until: datetime | None = None) -> Snapshot:
+    def __new__(
+        cls,
+        batch: int,
+        hours_until: datetime | None = None,
+        ops_hours_until: datetime | None = None,
+    ) -> Snapshot:
         snapshot = super().__new__(cls, batch)
         snapshot.hours_until = hours_until
+        snapshot.ops_hours_until = ops_hours_until
         return snapshot
+
+    @property
+    def ops(self) -> Snapshot:
+        """The same batch with ``_ops``'s marks as its own: what ``{{ops_rows}}`` composes
+        a window from."""
+        return Snapshot(int(self), self.ops_hours_until)
 
     @property
     def days_until(self) -> datetime | None:
@@ -49,7 +62,10 @@ class Snapshot(int):
         return self.hours_until.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def __repr__(self) -> str:
-        return f"Snapshot({int(self)}, hours_until={self.hours_until!r})"
+        return (
+            f"Snapshot({int(self)}, hours_until={self.hours_until!r}, "
+            f"ops_hours_until={self.ops_hours_until!r})"
+        )
 
     def __str__(self) -> str:  # printed, it is the batch id it is
         return str(int(self))

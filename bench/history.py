@@ -17,7 +17,9 @@ lays it out as the stream job and its compaction leave a lake after ``--days`` d
 - ``_ops``: one row per 2-second batch for the whole history (43,200 a day);
 - gold's hour and day rollups (``glue_job.rollups``) of every hour before the open
   batches' hour and every day before today, folded from the compacted minutes with the
-  job's ``fold_rows``; the open batches' ``_ops`` rows state those marks.
+  job's ``fold_rows``; the open batches' ``_ops`` rows state those marks;
+- ``_ops``'s own hour and day rollups over the same hours and days, folded by the job's
+  functions from the commit rows and quarantine.
 
 Days before the template day repeat it, shifted by whole days: how many gold rows a day
 holds depends on the traffic's shape, not on its date. Silver and bronze are not written
@@ -72,10 +74,10 @@ from glue_job.contract import (
 )
 from glue_job.defaults import DEFAULT_COMPACT_AFTER, DEFAULT_TRIGGER_SECONDS
 from glue_job.lake import ParquetLake
-from glue_job.rollups import floor_day, floor_hour
+from glue_job.rollups import floor_day, floor_hour, ops_day_rows, ops_hour_rows
 from glue_job.schemas import QUARANTINE_SCHEMA, RAW_SCHEMA, table_schema
 from glue_job.spark_conf import build_spark
-from glue_job.tables import COMPACTED, ROLLUPS, TABLES, Table
+from glue_job.tables import COMPACTED, OPS_ROLLUPS, ROLLUPS, TABLES, Table
 from glue_job.transforms import (
     to_cell_minute,
     to_operator_minute,
@@ -367,13 +369,36 @@ def write_rollups(
     return written
 
 
+def write_ops_rollups(
+    lake: ParquetLake, layout: Layout, ops: DataFrame, quarantined: DataFrame
+) -> dict[str, int]:
+    """``_ops``'s hour and day rollups of the history's commit rows and quarantine, as the
+    job leaves them (``glue_job.rollups``): every hour of batch start before
+    ``layout.hours_until`` (the open batches' ``ops_hours_until``) and every day before its
+    day, folded by the job's own functions, each row in its partition's compaction commit.
+    Returns the rows written per grain."""
+    until = F.lit(layout.hours_until)
+    hour_rows = ops_hour_rows(
+        ops.where(F.col("batch_start") < until), quarantined.where(F.col("ingest_time") < until)
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    day_rows = ops_day_rows(hour_rows.where(F.col("hour") < F.lit(floor_day(layout.hours_until))))
+    written = {}
+    for grain, rows in (("hour", hour_rows), ("day", day_rows)):
+        table = OPS_ROLLUPS[grain]
+        commit = layout.commit_of(table, layout.batch_of(F.col(grain)))
+        written[grain] = lake.write_committed(table.name, rows.withColumn("commit_id", commit))
+    hour_rows.unpersist()
+    return written
+
+
 def partition_end(table: Table) -> Column:
     """When a row's partition of ``table`` ends, from its partition columns: the end of its
     hour for a table cut by the hour, of its month for one cut by the month (``event_month``,
     the day rollups), of its day otherwise (as ``Table.partition_of`` cuts)."""
     levels = dict(table.partition_types)
-    if "event_month" in levels:
-        return F.add_months(F.col("event_month"), 1).cast("timestamp")
+    months = [name for name in levels if name.endswith("_month")]
+    if months:
+        return F.add_months(F.col(months[0]), 1).cast("timestamp")
     day = F.col(next(name for name, kind in levels.items() if kind == "date"))
     hours = [name for name, kind in levels.items() if kind == "int"]
     if not hours:
@@ -536,6 +561,7 @@ def write_history(
         F.when(batch >= layout.open_first, F.lit(floor_day(layout.hours_until))).alias(
             "rolled_days_until"
         ),
+        F.when(batch >= layout.open_first, F.lit(layout.hours_until)).alias("ops_hours_until"),
         (batch_start - F.expr("INTERVAL 1 SECOND")).alias("max_event_time"),
         batch_start.alias("max_arrival_time"),
         F.round(0.2 + 2.3 * F.rand(seed + 8), 3).alias("source_lag_seconds"),
@@ -557,9 +583,16 @@ def write_history(
         }
     )
     ops = ops.withColumn("commit_id", layout.commit_of(TABLES["ops"], F.col("batch_id")))
+    ops = ops.persist(StorageLevel.MEMORY_AND_DISK)
     lake.write_committed("ops", conform("ops", ops))
-    quarantined.unpersist()
     log(f"  _ops: {layout.batches:,} rows in {time.perf_counter() - tick:.0f} s")
+    tick = time.perf_counter()
+    for grain, rolled in write_ops_rollups(lake, layout, ops, quarantined).items():
+        summary[f"{OPS_ROLLUPS[grain].name}_rows"] = rolled
+        log(f"  {OPS_ROLLUPS[grain].name}: {rolled:,} rows")
+    log(f"  rolled up in {time.perf_counter() - tick:.0f} s")
+    ops.unpersist()
+    quarantined.unpersist()
 
     # The job keeps a compaction's row only while the files it superseded are on disk, and
     # always its newest: with no superseded file in this layout, the newest compaction's rows,
@@ -594,7 +627,7 @@ def derive(source: Path, target: Path, days: int, end: datetime) -> None:
         (level, kind), *_ = table.partition_types
         assert kind == "date", f"{table.name}: the first partition level is its date"
         for folder in (lake_of(target) / table.path).glob(f"{level}=*"):
-            if level == "event_month":
+            if level.endswith("_month"):
                 _drop_days_before(folder, table.keys[0], first)
             elif datetime.fromisoformat(folder.name.split("=", 1)[1]).date() < first:
                 shutil.rmtree(folder)

@@ -34,9 +34,17 @@ from glue_job.defaults import (
     DEFAULT_GRACE_SECONDS,
 )
 from glue_job.lake import ParquetLake, Target
-from glue_job.rollups import Marks, RollupPlan, rollup_rows
+from glue_job.rollups import (
+    Marks,
+    OpsReads,
+    OpsRollupPlan,
+    RollupPlan,
+    rollup_rows,
+    sealed_ops_days,
+    sealed_ops_hours,
+)
 from glue_job.schemas import OPS_SCHEMA, table_schema
-from glue_job.tables import COMPACTED, COMPACTIONS, GOLD_MINUTE, ROLLUPS, TABLES
+from glue_job.tables import COMPACTED, COMPACTIONS, GOLD_MINUTE, OPS_ROLLUPS, ROLLUPS, TABLES
 from glue_job.transforms import (
     event_key,
     to_bronze,
@@ -178,27 +186,31 @@ class SoFar:
         return cls(int(found[0]), *(_utc(v) for v in found[1:]))
 
 
-def load_commit_state(lake: ParquetLake, committed: int | None) -> tuple[Marks, SoFar]:
-    """The rollup marks and running figures of the newest commit row (none before it)."""
+def load_commit_state(
+    lake: ParquetLake, committed: int | None
+) -> tuple[Marks, datetime | None, SoFar]:
+    """The rollup marks (gold's, and ``_ops``'s hour mark) and running figures of the
+    newest commit row (none before it)."""
     rows = None if committed is None else lake.read_commit("ops", committed)
     if rows is None:
-        return Marks(), SoFar()
+        return Marks(), None, SoFar()
     found = (
         rows.where(F.col("batch_id") == committed)
-        .select("rolled_hours_until", *SoFar.COLUMNS)
+        .select("rolled_hours_until", "ops_hours_until", *SoFar.COLUMNS)
         .limit(1)
         .collect()
     )
     if not found:
-        return Marks(), SoFar()
-    hours_until, batches, *moments = found[0]
+        return Marks(), None, SoFar()
+    hours_until, ops_hours_until, batches, *moments = found[0]
     marks = Marks(_utc(hours_until))
+    ops_mark = _utc(ops_hours_until)
     so_far = None if batches is None else SoFar(int(batches), *(_utc(m) for m in moments))
     if so_far is None or (so_far.batches and so_far.silver_commit is None):
         # Written before commit rows carried their running figures, or their silver ones
         # (or no batch has put a row in silver yet: the scan then finds none either).
-        return marks, SoFar.scanned(lake, committed)
-    return marks, so_far
+        return marks, ops_mark, SoFar.scanned(lake, committed)
+    return marks, ops_mark, so_far
 
 
 @dataclass
@@ -212,6 +224,8 @@ class Verdicts:
     compact: list[Target]  # the partitions it folds
     rollups: RollupPlan  # the marks it moves to
     rollup_reads: dict[str, list]  # per rollup table: what it folds (RollupPlan.reads)
+    ops_rollups: OpsRollupPlan  # _ops's hours and days it seals
+    ops_reads: OpsReads | None  # what it reads and writes to seal them
 
 
 class BatchProcessor:
@@ -252,7 +266,7 @@ class BatchProcessor:
     def _load_state(self) -> None:
         """All the processor knows, read from the lake: what a new process would know."""
         self.last_committed: int | None = self.lake.last_committed()
-        self.marks, self.so_far = load_commit_state(self.lake, self.last_committed)
+        self.marks, self.ops_mark, self.so_far = load_commit_state(self.lake, self.last_committed)
         # The wall clock, not ``self.clock``: the horizon is about when records arrived.
         self.seen = load_seen_events(
             self.lake, self.last_committed, self.dedup_horizon, datetime.now(UTC)
@@ -329,6 +343,8 @@ class BatchProcessor:
         # compaction would add folded rows to.
         if self._write_rollups(verdicts.rollup_reads, batch_id):
             self._lap("rollups")
+        if self._write_ops_rollups(verdicts.ops_rollups, verdicts.ops_reads):
+            self._lap("ops rollups")
         compacted = self._compact(verdicts.compact, batch_id)
         if compacted:
             self._lap("compact")
@@ -342,6 +358,7 @@ class BatchProcessor:
         stats.update(so_far.row())
         self._commit(stats, batch_id, started.date())
         self.marks = verdicts.rollups.after
+        self.ops_mark = verdicts.ops_rollups.after
         self.so_far = so_far
         for table, partition in compacted:
             self.plan.committed(table, partition, batch_id)
@@ -395,6 +412,7 @@ class BatchProcessor:
             "silver_dates": [],
             "rolled_hours_until": self.marks.hours_until,
             "rolled_days_until": self.marks.days_until,
+            "ops_hours_until": self.ops_mark,
         }
         arrivals = verdicts[~verdicts["failed"]].reset_index(drop=True)
         keep = choose_silver(arrivals, self.seen)
@@ -441,11 +459,19 @@ class BatchProcessor:
             for partition in {TABLES[table].partition_of(period) for _, _, period in reads}:
                 written.add((table, partition))
                 self.plan.wrote(table, partition, batch_id)
+        ops_rollups = OpsRollupPlan.of(self.ops_mark, started, batch_id)
+        stats["ops_hours_until"] = ops_rollups.after
+        ops_reads = ops_rollups.reads(self._current)
+        for table, partition in ops_reads.writes if ops_reads else ():
+            written.add((table, partition))
+            self.plan.wrote(table, partition, batch_id)
         # The commit row, written last.
         self.plan.wrote("ops", TABLES["ops"].partition_of(started), batch_id)
         compact = self.plan.due(batch_id, started)
         targets |= written | set(compact)
-        return Verdicts(stats, arrivals, keep, targets, compact, rollups, rollup_reads)
+        return Verdicts(
+            stats, arrivals, keep, targets, compact, rollups, rollup_reads, ops_rollups, ops_reads
+        )
 
     def _current(self, table: str) -> dict[str, int]:
         """Each partition of ``table`` with current files, and its latest compaction."""
@@ -461,6 +487,19 @@ class BatchProcessor:
             hours = {hour.partition_of(period) for _, _, period in reads[hour.name]}
             reads[day.name] = rollups.reads("day", self._current(hour.name), hours)
         return {table: found for table, found in reads.items() if found}
+
+    def _write_ops_rollups(self, plan: OpsRollupPlan, reads: OpsReads | None) -> bool:
+        """Write ``_ops``'s sealed hours, then the days that fold them. False when the batch
+        seals none."""
+        if reads is None:
+            return False
+        rows = sealed_ops_hours(self.lake, plan, reads)
+        if rows is not None:
+            self.lake.write(OPS_ROLLUPS["hour"].name, rows, plan.batch_id)
+        rows = sealed_ops_days(self.lake, plan, reads)
+        if rows is not None:
+            self.lake.write(OPS_ROLLUPS["day"].name, rows, plan.batch_id)
+        return True
 
     def _write_rollups(self, reads: dict[str, list], batch_id: int) -> bool:
         """Write the hour rollups, then the days that fold them; the gold tables two at a

@@ -24,6 +24,15 @@ mark nor carries a late event writes no rollup at all: in a live stream, one bat
 hour seals the hour, and events later than ``GRACE`` cost a small delta each.
 
 ``RollupPlan`` is plain bookkeeping, free of Spark, so the rule can be unit-tested.
+
+``_ops`` has hour and day rollups too (``tables.OPS_ROLLUPS``), for the Pipeline Health
+page's long ranges. Its rows are keyed by batch start, which only moves forward, so no row
+is ever late: batch N seals the hours of batch start from its commit row's
+``ops_hours_until`` to its own start less ``GRACE`` (``OpsRollupPlan``), all of them
+started, and so committed, before it; and the days below the new mark's day from those
+hours. Each period is written once, by the batch that seals it, under that batch's commit.
+A commit row without the mark (a new lake, or one written before these rollups) seals every
+hour before the new mark, so an existing lake gets its history rolled up by its next batch.
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from glue_job.batch_values import batch_value
 from glue_job.compaction import fold_rows
-from glue_job.tables import GRAINS, ROLLUPS, TABLES, Table
+from glue_job.tables import GRAINS, OPS_ROLLUPS, ROLLUPS, TABLES, Table
 
 # An hour is sealed once events reach this far past its end: later events are deltas.
 GRACE = timedelta(minutes=5)
@@ -170,3 +180,200 @@ def _source_of(table: Table) -> Table:
         if grains["day"] is table:
             return grains["hour"]
     raise ValueError(f"{table.name} is not a rollup")
+
+
+# --- _ops's rollups -----------------------------------------------------------------------
+
+
+def _date_of(partition: str) -> date:
+    """The date of a partition cut by day (``batch_date=D``, ``ingest_date=D``)."""
+    return date.fromisoformat(partition.split("/", 1)[0].split("=", 1)[1])
+
+
+@dataclass(frozen=True)
+class OpsRollupPlan:
+    """What batch ``batch_id`` rolls up of ``_ops``: the hours of batch start in
+    [``before``, ``after``) and the days in [day of ``before``, day of ``after``); with
+    ``before`` None, every hour and day below ``after``."""
+
+    before: datetime | None
+    after: datetime | None
+    batch_id: int
+
+    @classmethod
+    def of(cls, before: datetime | None, started: datetime, batch_id: int) -> OpsRollupPlan:
+        """The plan of a batch that started at ``started``: the mark moves to the hour of
+        ``started`` less ``GRACE`` (a clock set back by less than that cannot put a later
+        batch's start below it), never back."""
+        after = floor_hour(started - GRACE)
+        if before is not None and after <= before:
+            after = before
+        return cls(before, after, batch_id)
+
+    @property
+    def seals_hours(self) -> bool:
+        return self.after is not None and self.after != self.before
+
+    @property
+    def seals_days(self) -> bool:
+        if not self.seals_hours:
+            return False
+        return self.before is None or floor_day(self.before) < floor_day(self.after)
+
+    def hour_reads(self, current: dict[str, int]) -> dict[str, int]:
+        """The partitions of a table cut by the day of batch start (``_ops``, quarantine)
+        that can hold the sealed hours, each with its first current commit (``current``:
+        the table's partitions and their latest compaction, -1 for none)."""
+        if not self.seals_hours:
+            return {}
+        last = (self.after - timedelta(microseconds=1)).date()
+        first = None if self.before is None else self.before.date()
+        return {
+            p: since
+            for p, since in current.items()
+            if _date_of(p) <= last and (first is None or _date_of(p) >= first)
+        }
+
+    def day_reads(self, current: dict[str, int], written: Iterable[str]) -> dict[str, int]:
+        """The hour-rollup partitions (``batch_date=D``) of the sealed days: those with
+        files (``current``) and those this batch writes."""
+        if not self.seals_days:
+            return {}
+        last = floor_day(self.after).date() - timedelta(days=1)
+        first = None if self.before is None else floor_day(self.before).date()
+        return {
+            p: current.get(p, -1)
+            for p in set(current) | set(written)
+            if _date_of(p) <= last and (first is None or _date_of(p) >= first)
+        }
+
+    def reads(self, current) -> OpsReads | None:
+        """What the batch reads and writes to seal its periods; None when it seals no hour
+        that a batch may have started in. ``current(table)`` maps a table's partitions to
+        their latest compaction (-1 for none)."""
+        ops = self.hour_reads(current("ops"))
+        if not ops:
+            return None
+        hour, day = OPS_ROLLUPS["hour"], OPS_ROLLUPS["day"]
+        # Every day of batch start among the sealed hours gets hour rows.
+        hour_partitions = {hour.partition_path({"batch_date": _date_of(p)}) for p in ops}
+        days = self.day_reads(current(hour.name), hour_partitions)
+        day_partitions = {
+            day.partition_path({"batch_month": _date_of(p).replace(day=1)}) for p in days
+        }
+        return OpsReads(
+            ops=ops,
+            quarantine=self.hour_reads(current("quarantine")),
+            hours=days,
+            writes=frozenset(
+                {(hour.name, p) for p in hour_partitions} | {(day.name, p) for p in day_partitions}
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class OpsReads:
+    """What a batch reads to seal ``_ops``'s periods (each partition with the first commit
+    to read), and the rollup partitions (table, partition) it writes."""
+
+    ops: dict[str, int]  # _ops's partitions of the sealed hours
+    quarantine: dict[str, int]  # quarantine's, for the rows it held of the same batches
+    hours: dict[str, int]  # the hour rollup's of the sealed days
+    writes: frozenset[tuple[str, str]]
+
+
+def ops_hour_rows(ops: DataFrame, quarantine: DataFrame | None) -> DataFrame:
+    """The hour rollup of commit rows ``ops`` (``_ops``'s columns, each row a committed
+    batch of a whole hour) and the quarantine rows of the same batches: one row per hour of
+    batch start. The input rate's interval is the time since the batch before in the same
+    hour, as ``backend/sql`` computes it over raw commit rows."""
+    hour = F.date_trunc("hour", "batch_start")
+    previous = F.lag("batch_start").over(Window.partitionBy(hour).orderBy("batch_id"))
+    # Whole milliseconds, as the SQL's date_diff('millisecond', ...) counts them.
+    interval = F.unix_millis(F.col("batch_start")) - F.unix_millis(previous)
+    accounted = F.col("silver_rows") + F.col("quarantine_rows") + F.col("duplicates")
+    timed = interval.isNotNull()
+    rows = ops.select(
+        hour.alias("hour"),
+        F.lit(1).cast("long").alias("batches"),
+        F.col("records_read").alias("records"),
+        "bronze_rows",
+        "silver_rows",
+        "quarantine_rows",
+        "duplicates",
+        F.when(F.col("bronze_rows") == accounted, 0).otherwise(1).alias("mismatched_batches"),
+        F.lit(0).cast("long").alias("quarantine_table_rows"),
+        F.col("batch_id").alias("batch_id_min"),
+        F.col("batch_id").alias("batch_id_max"),
+        F.col("batch_start").alias("batch_start_min"),
+        F.col("batch_start").alias("batch_start_max"),
+        F.col("duration_seconds").alias("busy_seconds"),
+        F.col("duration_seconds").alias("duration_seconds_max"),
+        F.col("source_lag_seconds").alias("source_lag_sum"),
+        F.col("source_lag_seconds").isNotNull().cast("long").alias("source_lag_count"),
+        F.col("source_lag_seconds").alias("source_lag_seconds_max"),
+        F.when(timed, F.col("records_read")).otherwise(0).alias("timed_records"),
+        (interval / 1000).alias("timed_seconds"),
+    )
+    if quarantine is not None:
+        counted = quarantine.groupBy(F.date_trunc("hour", "ingest_time").alias("hour")).agg(
+            F.count(F.lit(1)).alias("quarantine_table_rows")
+        )
+
+        # The other counts are 0 there, and every other column NULL, as a sum or extreme
+        # over no batch is (an hour with one batch has no timed seconds, not 0).
+        def blank(name: str, kind: str):
+            count = kind == "bigint" and not name.endswith(("_min", "_max"))
+            return F.lit(0 if count else None).cast(kind)
+
+        blanks = {
+            name: blank(name, kind)
+            for name, kind in rows.dtypes
+            if name not in ("hour", "quarantine_table_rows")
+        }
+        rows = rows.unionByName(counted.withColumns(blanks))
+    return fold_rows(OPS_ROLLUPS["hour"], rows.withColumn("batch_date", F.to_date("hour")))
+
+
+def ops_day_rows(hours: DataFrame) -> DataFrame:
+    """The day rollup of hour-rollup rows of whole days."""
+    days = hours.withColumns(
+        {"day": F.date_trunc("day", "hour"), "batch_month": F.trunc("batch_date", "month")}
+    )
+    return fold_rows(OPS_ROLLUPS["day"], days)
+
+
+def _starting_in(
+    rows: DataFrame, column: str, since: datetime | None, until: datetime
+) -> DataFrame:
+    within = F.col(column) < batch_value(until)
+    if since is not None:
+        within &= F.col(column) >= batch_value(since)
+    return rows.where(within)
+
+
+def sealed_ops_hours(lake, plan: OpsRollupPlan, reads: OpsReads) -> DataFrame | None:
+    """The hour rows batch ``plan.batch_id`` writes: its sealed hours' committed ``_ops``
+    rows and the quarantine rows of the same hours; None when ``_ops`` has no file there."""
+    rows = lake.read_current("ops", reads.ops, plan.batch_id)
+    if rows is None:
+        return None
+    rows = _starting_in(rows, "batch_start", plan.before, plan.after)
+    bad = None
+    if reads.quarantine:
+        bad = lake.read_current("quarantine", reads.quarantine, plan.batch_id)
+    if bad is not None:
+        bad = _starting_in(bad, "ingest_time", plan.before, plan.after)
+    return ops_hour_rows(rows, bad)
+
+
+def sealed_ops_days(lake, plan: OpsRollupPlan, reads: OpsReads) -> DataFrame | None:
+    """The day rows batch ``plan.batch_id`` writes, from the current hour rows of its sealed
+    days (its own included); None when it seals no day that holds any."""
+    if not reads.hours:
+        return None
+    rows = lake.read_current(OPS_ROLLUPS["hour"].name, reads.hours, plan.batch_id)
+    if rows is None:
+        return None
+    since = None if plan.before is None else floor_day(plan.before)
+    return ops_day_rows(_starting_in(rows, "hour", since, floor_day(plan.after)))

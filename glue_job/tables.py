@@ -32,6 +32,7 @@ _PARTITION_KINDS = {
     "event_hour": "int",
     "event_month": "date",  # the first day of the month
     "batch_date": "date",
+    "batch_month": "date",  # the first day of the month
 }
 # The partition value of a moment, per level.
 _PARTITION_VALUES = {
@@ -41,6 +42,7 @@ _PARTITION_VALUES = {
     "event_hour": lambda moment: moment.hour,
     "event_month": lambda moment: moment.date().replace(day=1),
     "batch_date": lambda moment: moment.date(),
+    "batch_month": lambda moment: moment.date().replace(day=1),
 }
 
 
@@ -52,6 +54,7 @@ _PARTITION_PERIODS = {
     "event_hour": "hour",
     "event_month": "month",
     "batch_date": "day",
+    "batch_month": "month",
 }
 
 
@@ -322,6 +325,9 @@ OPS = Table(
         # every day before ``rolled_days_until`` as of this commit (``glue_job.rollups``).
         ("rolled_hours_until", "timestamp"),
         ("rolled_days_until", "timestamp"),
+        # ``_ops``'s own rollups are complete for every hour (and day) of batch starts
+        # before this mark as of this commit (``glue_job.rollups.OpsRollupPlan``).
+        ("ops_hours_until", "timestamp"),
         # As of this commit, over every batch up to it that read records: how many, when
         # the newest of them committed, and the newest event and arrival times they
         # committed; and of those that wrote silver, the newest commit and arrival
@@ -338,8 +344,58 @@ OPS = Table(
     ),
     compaction="append",
     sort_by=("batch_id",),
-    grown=True,  # the *_so_far columns (2026-12-05), and the silver_* ones (2026-12-06)
+    # the *_so_far columns (2026-12-05), the silver_* ones (2026-12-06), ops_hours_until
+    # (2026-12-07)
+    grown=True,
 )
+
+
+def _ops_rollup(grain: str) -> Table:
+    """The ``grain`` ("hour" or "day") rollup of ``_ops``: per period of batch start, the
+    sums, extremes and counts the Pipeline Health page draws, all mergeable (``*_min`` and
+    ``*_max`` fold by min and max, the rest by sum), so a range composed of rollups and raw
+    commit rows answers exactly as the raw rows do (``backend.ranges``). Hours are cut by
+    day, days by month, as gold's rollups are."""
+    return Table(
+        f"ops_{grain}",
+        f"_ops_{grain}",
+        ("batch_date",) if grain == "hour" else ("batch_month",),
+        (
+            (grain, "timestamp"),
+            ("batches", "long"),
+            ("records", "long"),
+            ("bronze_rows", "long"),
+            ("silver_rows", "long"),
+            ("quarantine_rows", "long"),
+            ("duplicates", "long"),
+            # batches whose own counts do not reconcile (a NULL count does not)
+            ("mismatched_batches", "long"),
+            # the rows the quarantine table held for these batches when the hour was sealed
+            ("quarantine_table_rows", "long"),
+            ("batch_id_min", "long"),
+            ("batch_id_max", "long"),
+            ("batch_start_min", "timestamp"),
+            ("batch_start_max", "timestamp"),
+            ("busy_seconds", "double"),  # Σ duration_seconds
+            ("duration_seconds_max", "double"),
+            ("source_lag_sum", "double"),
+            ("source_lag_count", "long"),
+            ("source_lag_seconds_max", "double"),
+            # Batches timed against the batch before them in the same clock hour: their
+            # records and the seconds those arrived over (the input rate's two sums).
+            ("timed_records", "long"),
+            ("timed_seconds", "double"),
+            ("commit_id", "long"),
+        ),
+        compaction="merge",
+        keys=(grain,),
+        sort_by=(grain,),
+    )
+
+
+# ``_ops``'s rollups, by grain: Pipeline Health over a month reads some thirty day rows
+# instead of 1.3 M commit rows.
+OPS_ROLLUPS: dict[str, Table] = {grain: _ops_rollup(grain) for grain in GRAINS}
 # One row per partition a batch compacted: from that batch's commit on, the partition's
 # current rows are those of commits at or after it.
 COMPACTIONS = Table(
@@ -365,6 +421,7 @@ TABLES: dict[str, Table] = {
         *GOLD_MINUTE,
         *(table for grains in ROLLUPS.values() for table in grains.values()),
         OPS,
+        *OPS_ROLLUPS.values(),
         COMPACTIONS,
     )
 }

@@ -4,7 +4,7 @@
 -- has copied it since.
 -- One pass: the newest row (a compacted copy of it holds the same values). DuckDB lists
 -- only the newest batch_date partition for it (backend.ranges.NEWEST).
-SELECT batch_id, rolled_hours_until
+SELECT batch_id, rolled_hours_until, ops_hours_until
 FROM ops_files
 ORDER BY batch_id DESC
 LIMIT 1

@@ -291,7 +291,14 @@ def test_dashboard_task_role_reads_only_what_the_dashboard_shows(template: dict)
     assert "AthenaResultsBucket" in allowed["s3:PutObject"]
     assert "LakeBucket" not in allowed["s3:PutObject"]
     lake_reads = re.findall(r"LakeBucket\.Arn\}/([\w/]+)\*", allowed["s3:GetObject"])
-    assert sorted(lake_reads) == ["_compactions/", "_ops/", "gold/", "quarantine/"]
+    assert sorted(lake_reads) == [
+        "_compactions/",
+        "_ops/",
+        "_ops_day/",
+        "_ops_hour/",
+        "gold/",
+        "quarantine/",
+    ]
 
 
 def test_dashboard_is_not_open_to_the_world_by_default(template: dict) -> None:
@@ -437,7 +444,7 @@ def test_partition_projection_follows_the_lake_layout(template: dict, name: str)
             continue
         assert params[f"projection.{column}.type"] == "date"
         assert params[f"projection.{column}.format"] == "yyyy-MM-dd"
-        if column == "event_month":  # the day rollups: the first of each month
+        if column in ("event_month", "batch_month"):  # the day rollups: the first of each month
             assert params[f"projection.{column}.interval.unit"] == "MONTHS"
             parts = params[f"projection.{column}.range"]["Fn::Join"][1]
             assert parts[-1] == "-01,NOW"
