@@ -33,7 +33,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from backend.catalog import current_views
 from backend.errors import QueryError
 from backend.ranges import Interval, Scope
-from glue_job.tables import COMMIT_DIR, OPS_ROLLUPS, ROLLUPS, TABLES, Table
+from glue_job.tables import BATCH_ROLLUPS, COMMIT_DIR, ROLLUPS, TABLES, Table
 
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -66,8 +66,8 @@ class QueryEngine(Protocol):
 FILES_VARIABLE = "telcopulse_files"
 # The grain of each table's rows, for the ``Scope`` part that bounds its partitions: the
 # rollups by name, everything else keyed by a moment (minute rows, ingest or batch time).
-_HOURS = frozenset(t["hour"].name for t in (*ROLLUPS.values(), OPS_ROLLUPS))
-_DAYS = frozenset(t["day"].name for t in (*ROLLUPS.values(), OPS_ROLLUPS))
+_HOURS = frozenset(t["hour"].name for t in (*ROLLUPS.values(), *BATCH_ROLLUPS.values()))
+_DAYS = frozenset(t["day"].name for t in (*ROLLUPS.values(), *BATCH_ROLLUPS.values()))
 
 
 class _LastQuery:

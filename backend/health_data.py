@@ -338,7 +338,8 @@ def _per_batch(frame: pd.DataFrame) -> pd.DataFrame:
 def window_input_rate(trend: pd.DataFrame) -> float | None:
     """Records per second over the window: Σ records / Σ seconds they arrived in.
 
-    Only batches with a known arrival time count (not the window's first batch).
+    Only batches with a known arrival time count: not the window's first batch, nor, in a
+    bucketed trend, each clock hour's first.
     """
     seconds = trend["timed_seconds"].sum()
     if trend.empty or not seconds > 0:
@@ -360,9 +361,8 @@ def query_quarantine_reasons(
     """bucket (UTC ingest time), reason, records: quarantined records per reason code."""
     if unit not in ("minute", "hour", "day"):
         raise ValueError(f"unknown bucket unit {unit!r}: minute, hour or day")
-    frame = run_query(
-        engine, "health_quarantine_reasons", batch=batch, unit=unit, **window.params()
-    )
+    parts = window.rows_params(_ops_snapshot(batch), unit)
+    frame = run_query(engine, "health_quarantine_reasons", batch=batch, unit=unit, **parts)
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     return numeric(frame, [], ["records"])
 

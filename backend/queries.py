@@ -52,6 +52,34 @@ def _days(day: str, first: str, last: str) -> str:
     return f"{day} BETWEEN CAST(:{first} AS DATE) AND CAST(:{last} AS DATE)"
 
 
+def _raw_part(moment: str, day: str, prefix: str = "") -> str:
+    """``moment`` (a row's own time, ``day`` its date partition) in the parts of the window
+    that ``{{window_rows}}`` and ``{{ops_rows}}`` read raw: outside the rolled-up hours."""
+    p = prefix
+    return f"""{_between(moment, p + "since", p + "until")}
+      AND NOT ({_between(moment, p + "rolled_since", p + "rolled_until")})
+      AND ({_days(day, p + "since_day", p + "rolled_since_day")}
+        OR {_days(day, p + "rolled_until_day", p + "until_day")})"""
+
+
+def _hour_part(moment: str, day: str, prefix: str = "") -> str:
+    """An hour rollup's ``moment`` (its hour; ``day`` its date partition) in the window's
+    hours read from hour rollups (``backend.ranges.compose``)."""
+    p = prefix
+    return f"""{_between(moment, p + "rolled_since", p + "rolled_until")}
+      AND NOT ({_between(moment, p + "days_since", p + "days_until")})
+      AND ({_days(day, p + "rolled_since_day", p + "days_since_day")}
+        OR {_days(day, p + "days_until_day", p + "rolled_until_day")})"""
+
+
+def _day_part(moment: str, month: str, prefix: str = "") -> str:
+    """A day rollup's ``moment`` (its day; ``month`` its month partition) in the window's
+    days read from day rollups."""
+    p = prefix
+    return f"""{_between(moment, p + "days_since", p + "days_until")}
+      AND {_days(month, p + "days_since_month", p + "days_until_month")}"""
+
+
 def _window_rows(table: str, prefix: str = "") -> str:
     """The rows of a minute gold ``table`` in the window, read from its day rollups, hour
     rollups and minute partials (``backend.ranges``), each part with its own partitions.
@@ -70,26 +98,12 @@ def _window_rows(table: str, prefix: str = "") -> str:
     UNION ALL
     SELECT hour AS minute, minute_min, minute_max, event_date, {kept}
     FROM {hour}
-    WHERE {_between("hour", p + "rolled_since", p + "rolled_until")}
-      AND NOT ({_between("hour", p + "days_since", p + "days_until")})
-      AND ({_days("event_date", p + "rolled_since_day", p + "days_since_day")}
-        OR {_days("event_date", p + "days_until_day", p + "rolled_until_day")})
+    WHERE {_hour_part("hour", "event_date", p)}
     UNION ALL
     SELECT day AS minute, minute_min, minute_max, CAST(day AS DATE) AS event_date, {kept}
     FROM {day}
-    WHERE {_between("day", p + "days_since", p + "days_until")}
-      AND {_days("event_month", p + "days_since_month", p + "days_until_month")}
+    WHERE {_day_part("day", "event_month", p)}
 )"""
-
-
-def _raw_part(moment: str, day: str, prefix: str = "") -> str:
-    """``moment`` (a row's own time, ``day`` its date partition) in the parts of the window
-    that ``{{window_rows}}`` and ``{{ops_rows}}`` read raw: outside the rolled-up hours."""
-    p = prefix
-    return f"""{_between(moment, p + "since", p + "until")}
-      AND NOT ({_between(moment, p + "rolled_since", p + "rolled_until")})
-      AND ({_days(day, p + "since_day", p + "rolled_since_day")}
-        OR {_days(day, p + "rolled_until_day", p + "until_day")})"""
 
 
 # What ``{{ops_rows}}`` gives per period: ``_ops``'s rollup columns, the period's start
@@ -148,16 +162,12 @@ def _ops_rows(prefix: str = "") -> str:
     SELECT hour AS time, {kept}
     FROM {hour}
     WHERE {MACROS["visible"]()}
-      AND {_between("hour", p + "rolled_since", p + "rolled_until")}
-      AND NOT ({_between("hour", p + "days_since", p + "days_until")})
-      AND ({_days("batch_date", p + "rolled_since_day", p + "days_since_day")}
-        OR {_days("batch_date", p + "days_until_day", p + "rolled_until_day")})
+      AND {_hour_part("hour", "batch_date", p)}
     UNION ALL
     SELECT day AS time, {kept}
     FROM {day}
     WHERE {MACROS["visible"]()}
-      AND {_between("day", p + "days_since", p + "days_until")}
-      AND {_days("batch_month", p + "days_since_month", p + "days_until_month")}
+      AND {_day_part("day", "batch_month", p)}
 )"""
 
 
@@ -170,6 +180,8 @@ MACROS: dict[str, Callable[..., str]] = {
     "window_rows": _window_rows,
     "ops_rows": _ops_rows,
     "raw_part": _raw_part,
+    "hour_part": _hour_part,
+    "day_part": _day_part,
     # Every average: Σ values / Σ readings over partial sums, never an average of averages.
     "ratio": lambda total, count: f"sum({total}) / NULLIF(sum({count}), 0)",
     # A trend bucket: :unit ('minute' | 'hour' | 'day') with a :step of minutes in the hour.

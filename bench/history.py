@@ -18,8 +18,8 @@ lays it out as the stream job and its compaction leave a lake after ``--days`` d
 - gold's hour and day rollups (``glue_job.rollups``) of every hour before the open
   batches' hour and every day before today, folded from the compacted minutes with the
   job's ``fold_rows``; the open batches' ``_ops`` rows state those marks;
-- ``_ops``'s own hour and day rollups over the same hours and days, folded by the job's
-  functions from the commit rows and quarantine.
+- ``_ops``'s and quarantine's hour and day rollups over the same hours and days, folded by
+  the job's functions from the commit rows and quarantine.
 
 Days before the template day repeat it, shifted by whole days: how many gold rows a day
 holds depends on the traffic's shape, not on its date. Silver and bronze are not written
@@ -74,10 +74,17 @@ from glue_job.contract import (
 )
 from glue_job.defaults import DEFAULT_COMPACT_AFTER, DEFAULT_TRIGGER_SECONDS
 from glue_job.lake import ParquetLake
-from glue_job.rollups import floor_day, floor_hour, ops_day_rows, ops_hour_rows
+from glue_job.rollups import (
+    floor_day,
+    floor_hour,
+    ops_day_rows,
+    ops_hour_rows,
+    quarantine_day_rows,
+    quarantine_hour_rows,
+)
 from glue_job.schemas import QUARANTINE_SCHEMA, RAW_SCHEMA, table_schema
 from glue_job.spark_conf import build_spark
-from glue_job.tables import COMPACTED, OPS_ROLLUPS, ROLLUPS, TABLES, Table
+from glue_job.tables import BATCH_ROLLUPS, COMPACTED, ROLLUPS, TABLES, Table
 from glue_job.transforms import (
     to_cell_minute,
     to_operator_minute,
@@ -372,22 +379,28 @@ def write_rollups(
 def write_ops_rollups(
     lake: ParquetLake, layout: Layout, ops: DataFrame, quarantined: DataFrame
 ) -> dict[str, int]:
-    """``_ops``'s hour and day rollups of the history's commit rows and quarantine, as the
-    job leaves them (``glue_job.rollups``): every hour of batch start before
-    ``layout.hours_until`` (the open batches' ``ops_hours_until``) and every day before its
-    day, folded by the job's own functions, each row in its partition's compaction commit.
-    Returns the rows written per grain."""
+    """``_ops``'s and quarantine's hour and day rollups of the history, as the job leaves
+    them (``glue_job.rollups``): every hour of batch start before ``layout.hours_until``
+    (the open batches' ``ops_hours_until``) and every day before its day, folded by the
+    job's own functions, each row in its partition's compaction commit. Returns the rows
+    written per rollup table."""
     until = F.lit(layout.hours_until)
-    hour_rows = ops_hour_rows(
-        ops.where(F.col("batch_start") < until), quarantined.where(F.col("ingest_time") < until)
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    day_rows = ops_day_rows(hour_rows.where(F.col("hour") < F.lit(floor_day(layout.hours_until))))
+    bad = quarantined.where(F.col("ingest_time") < until)
+    folds = {
+        "ops": (ops_hour_rows(ops.where(F.col("batch_start") < until), bad), ops_day_rows),
+        "quarantine": (quarantine_hour_rows(bad), quarantine_day_rows),
+    }
     written = {}
-    for grain, rows in (("hour", hour_rows), ("day", day_rows)):
-        table = OPS_ROLLUPS[grain]
-        commit = layout.commit_of(table, layout.batch_of(F.col(grain)))
-        written[grain] = lake.write_committed(table.name, rows.withColumn("commit_id", commit))
-    hour_rows.unpersist()
+    for source, (folded, fold_days) in folds.items():
+        hour_rows = folded.persist(StorageLevel.MEMORY_AND_DISK)
+        whole_days = hour_rows.where(F.col("hour") < F.lit(floor_day(layout.hours_until)))
+        for grain, rows in (("hour", hour_rows), ("day", fold_days(whole_days))):
+            table = BATCH_ROLLUPS[source][grain]
+            commit = layout.commit_of(table, layout.batch_of(F.col(grain)))
+            written[table.name] = lake.write_committed(
+                table.name, rows.withColumn("commit_id", commit)
+            )
+        hour_rows.unpersist()
     return written
 
 
@@ -587,9 +600,9 @@ def write_history(
     lake.write_committed("ops", conform("ops", ops))
     log(f"  _ops: {layout.batches:,} rows in {time.perf_counter() - tick:.0f} s")
     tick = time.perf_counter()
-    for grain, rolled in write_ops_rollups(lake, layout, ops, quarantined).items():
-        summary[f"{OPS_ROLLUPS[grain].name}_rows"] = rolled
-        log(f"  {OPS_ROLLUPS[grain].name}: {rolled:,} rows")
+    for table, rolled in write_ops_rollups(lake, layout, ops, quarantined).items():
+        summary[f"{table}_rows"] = rolled
+        log(f"  {table}: {rolled:,} rows")
     log(f"  rolled up in {time.perf_counter() - tick:.0f} s")
     ops.unpersist()
     quarantined.unpersist()

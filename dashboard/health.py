@@ -143,7 +143,8 @@ def show_totals(totals: health.WindowTotals, rate: float | None) -> None:
             "Input rate (rec/s)",
             panels.MISSING if rate is None else f"{rate:,.1f}",
             "Records per second of arrival: Σ records / Σ time between batch starts (the "
-            "window's first batch has no such time and is left out).",
+            "window's first batch has no such time and is left out; over more than "
+            f"{health.MAX_BATCH_POINTS:,} batches, neither has each clock hour's first).",
         ),
         (
             "Quarantined",

@@ -40,11 +40,11 @@ from glue_job.rollups import (
     OpsRollupPlan,
     RollupPlan,
     rollup_rows,
-    sealed_ops_days,
-    sealed_ops_hours,
+    sealed_days,
+    sealed_hours,
 )
 from glue_job.schemas import OPS_SCHEMA, table_schema
-from glue_job.tables import COMPACTED, COMPACTIONS, GOLD_MINUTE, OPS_ROLLUPS, ROLLUPS, TABLES
+from glue_job.tables import COMPACTED, COMPACTIONS, GOLD_MINUTE, ROLLUPS, TABLES
 from glue_job.transforms import (
     event_key,
     to_bronze,
@@ -462,9 +462,10 @@ class BatchProcessor:
         ops_rollups = OpsRollupPlan.of(self.ops_mark, started, batch_id)
         stats["ops_hours_until"] = ops_rollups.after
         ops_reads = ops_rollups.reads(self._current)
-        for table, partition in ops_reads.writes if ops_reads else ():
-            written.add((table, partition))
-            self.plan.wrote(table, partition, batch_id)
+        if ops_reads:
+            # In the journal as partitions it may write: compaction's plan learns the ones
+            # it did write after the writes (``_write_ops_rollups``).
+            targets |= ops_reads.writes
         # The commit row, written last.
         self.plan.wrote("ops", TABLES["ops"].partition_of(started), batch_id)
         compact = self.plan.due(batch_id, started)
@@ -489,17 +490,29 @@ class BatchProcessor:
         return {table: found for table, found in reads.items() if found}
 
     def _write_ops_rollups(self, plan: OpsRollupPlan, reads: OpsReads | None) -> bool:
-        """Write ``_ops``'s sealed hours, then the days that fold them. False when the batch
-        seals none."""
+        """Write ``_ops``'s and quarantine's sealed hours, then the days that fold them.
+        False when the batch seals none."""
         if reads is None:
             return False
-        rows = sealed_ops_hours(self.lake, plan, reads)
-        if rows is not None:
-            self.lake.write(OPS_ROLLUPS["hour"].name, rows, plan.batch_id)
-        rows = sealed_ops_days(self.lake, plan, reads)
-        if rows is not None:
-            self.lake.write(OPS_ROLLUPS["day"].name, rows, plan.batch_id)
+        for table, rows in sealed_hours(self.lake, plan, reads).items():
+            self._write_rolled(table, rows, plan.batch_id)
+        for table, rows in sealed_days(self.lake, plan, reads).items():
+            self._write_rolled(table, rows, plan.batch_id)
         return True
+
+    def _write_rolled(self, table: str, rows: DataFrame, batch_id: int) -> None:
+        """Write rollup rows and tell compaction's plan the partitions they landed in: a
+        sealed hour with no batch has no row, so the plan learns them from the rows, not
+        from the journal's partitions that might be written."""
+        spec = TABLES[table]
+        rows = rows.persist()
+        try:
+            landed = rows.select(*spec.partitions).distinct().collect()
+            self.lake.write(table, rows, batch_id)
+        finally:
+            rows.unpersist()
+        for values in landed:
+            self.plan.wrote(table, spec.partition_path(values.asDict()), batch_id)
 
     def _write_rollups(self, reads: dict[str, list], batch_id: int) -> bool:
         """Write the hour rollups, then the days that fold them; the gold tables two at a

@@ -46,7 +46,15 @@ from pyspark.sql import functions as F
 
 from glue_job.batch_values import batch_value
 from glue_job.compaction import fold_rows
-from glue_job.tables import GRAINS, OPS_ROLLUPS, ROLLUPS, TABLES, Table
+from glue_job.tables import (
+    BATCH_ROLLUPS,
+    GRAINS,
+    OPS_ROLLUPS,
+    QUARANTINE_ROLLUPS,
+    ROLLUPS,
+    TABLES,
+    Table,
+)
 
 # An hour is sealed once events reach this far past its end: later events are deltas.
 GRACE = timedelta(minutes=5)
@@ -251,34 +259,33 @@ class OpsRollupPlan:
         """What the batch reads and writes to seal its periods; None when it seals no hour
         that a batch may have started in. ``current(table)`` maps a table's partitions to
         their latest compaction (-1 for none)."""
-        ops = self.hour_reads(current("ops"))
-        if not ops:
+        sources = {name: self.hour_reads(current(name)) for name in BATCH_ROLLUPS}
+        if not sources["ops"]:
             return None
-        hour, day = OPS_ROLLUPS["hour"], OPS_ROLLUPS["day"]
-        # Every day of batch start among the sealed hours gets hour rows.
-        hour_partitions = {hour.partition_path({"batch_date": _date_of(p)}) for p in ops}
-        days = self.day_reads(current(hour.name), hour_partitions)
-        day_partitions = {
-            day.partition_path({"batch_month": _date_of(p).replace(day=1)}) for p in days
-        }
-        return OpsReads(
-            ops=ops,
-            quarantine=self.hour_reads(current("quarantine")),
-            hours=days,
-            writes=frozenset(
-                {(hour.name, p) for p in hour_partitions} | {(day.name, p) for p in day_partitions}
-            ),
-        )
+        days: dict[str, dict[str, int]] = {}
+        writes: set[tuple[str, str]] = set()
+        for name, grains in BATCH_ROLLUPS.items():
+            hour, day = grains["hour"], grains["day"]
+            # Every day of the source's partitions of the sealed hours gets hour rows.
+            (date_level,), (month_level,) = hour.partitions, day.partitions
+            hours = {hour.partition_path({date_level: _date_of(p)}) for p in sources[name]}
+            days[hour.name] = self.day_reads(current(hour.name), hours)
+            writes |= {(hour.name, p) for p in hours}
+            writes |= {
+                (day.name, day.partition_path({month_level: _date_of(p).replace(day=1)}))
+                for p in days[hour.name]
+            }
+        return OpsReads(sources["ops"], sources["quarantine"], days, frozenset(writes))
 
 
 @dataclass(frozen=True)
 class OpsReads:
-    """What a batch reads to seal ``_ops``'s periods (each partition with the first commit
-    to read), and the rollup partitions (table, partition) it writes."""
+    """What a batch reads to seal ``_ops``'s and quarantine's periods (each partition with
+    the first commit to read), and the rollup partitions (table, partition) it writes."""
 
     ops: dict[str, int]  # _ops's partitions of the sealed hours
-    quarantine: dict[str, int]  # quarantine's, for the rows it held of the same batches
-    hours: dict[str, int]  # the hour rollup's of the sealed days
+    quarantine: dict[str, int]  # quarantine's, for its rows of the same batches
+    hours: dict[str, dict[str, int]]  # per hour rollup: its partitions of the sealed days
     writes: frozenset[tuple[str, str]]
 
 
@@ -352,28 +359,59 @@ def _starting_in(
     return rows.where(within)
 
 
-def sealed_ops_hours(lake, plan: OpsRollupPlan, reads: OpsReads) -> DataFrame | None:
-    """The hour rows batch ``plan.batch_id`` writes: its sealed hours' committed ``_ops``
-    rows and the quarantine rows of the same hours; None when ``_ops`` has no file there."""
+def quarantine_hour_rows(quarantine: DataFrame) -> DataFrame:
+    """The hour rollup of quarantine rows: records per reason code and hour of ingest."""
+    rows = quarantine.select(
+        F.date_trunc("hour", "ingest_time").alias("hour"),
+        F.explode("reasons").alias("reason"),
+        F.lit(1).cast("long").alias("records"),
+    )
+    return fold_rows(QUARANTINE_ROLLUPS["hour"], rows.withColumn("ingest_date", F.to_date("hour")))
+
+
+def quarantine_day_rows(hours: DataFrame) -> DataFrame:
+    """The day rollup of quarantine's hour-rollup rows of whole days."""
+    days = hours.withColumns(
+        {"day": F.date_trunc("day", "hour"), "ingest_month": F.trunc("ingest_date", "month")}
+    )
+    return fold_rows(QUARANTINE_ROLLUPS["day"], days)
+
+
+def sealed_hours(lake, plan: OpsRollupPlan, reads: OpsReads) -> dict[str, DataFrame]:
+    """The hour rows batch ``plan.batch_id`` writes, per hour rollup: its sealed hours'
+    committed ``_ops`` rows, and the quarantine rows of the same batches (their count goes
+    into ``_ops``'s rollup too); none for a source with no file there."""
     rows = lake.read_current("ops", reads.ops, plan.batch_id)
     if rows is None:
-        return None
+        return {}
     rows = _starting_in(rows, "batch_start", plan.before, plan.after)
     bad = None
     if reads.quarantine:
         bad = lake.read_current("quarantine", reads.quarantine, plan.batch_id)
-    if bad is not None:
-        bad = _starting_in(bad, "ingest_time", plan.before, plan.after)
-    return ops_hour_rows(rows, bad)
+    if bad is None:
+        return {OPS_ROLLUPS["hour"].name: ops_hour_rows(rows, None)}
+    bad = _starting_in(bad, "ingest_time", plan.before, plan.after)
+    return {
+        OPS_ROLLUPS["hour"].name: ops_hour_rows(rows, bad),
+        QUARANTINE_ROLLUPS["hour"].name: quarantine_hour_rows(bad),
+    }
 
 
-def sealed_ops_days(lake, plan: OpsRollupPlan, reads: OpsReads) -> DataFrame | None:
-    """The day rows batch ``plan.batch_id`` writes, from the current hour rows of its sealed
-    days (its own included); None when it seals no day that holds any."""
-    if not reads.hours:
-        return None
-    rows = lake.read_current(OPS_ROLLUPS["hour"].name, reads.hours, plan.batch_id)
-    if rows is None:
-        return None
+_DAY_ROWS = {
+    OPS_ROLLUPS["day"].name: ops_day_rows,
+    QUARANTINE_ROLLUPS["day"].name: quarantine_day_rows,
+}
+
+
+def sealed_days(lake, plan: OpsRollupPlan, reads: OpsReads) -> dict[str, DataFrame]:
+    """The day rows batch ``plan.batch_id`` writes, per day rollup, from the current hour
+    rows of its sealed days (its own included)."""
     since = None if plan.before is None else floor_day(plan.before)
-    return ops_day_rows(_starting_in(rows, "hour", since, floor_day(plan.after)))
+    out = {}
+    for grains in BATCH_ROLLUPS.values():
+        hour, day = grains["hour"].name, grains["day"].name
+        partitions = reads.hours.get(hour)
+        rows = lake.read_current(hour, partitions, plan.batch_id) if partitions else None
+        if rows is not None:
+            out[day] = _DAY_ROWS[day](_starting_in(rows, "hour", since, floor_day(plan.after)))
+    return out

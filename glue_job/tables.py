@@ -33,6 +33,7 @@ _PARTITION_KINDS = {
     "event_month": "date",  # the first day of the month
     "batch_date": "date",
     "batch_month": "date",  # the first day of the month
+    "ingest_month": "date",  # the first day of the month
 }
 # The partition value of a moment, per level.
 _PARTITION_VALUES = {
@@ -43,6 +44,7 @@ _PARTITION_VALUES = {
     "event_month": lambda moment: moment.date().replace(day=1),
     "batch_date": lambda moment: moment.date(),
     "batch_month": lambda moment: moment.date().replace(day=1),
+    "ingest_month": lambda moment: moment.date().replace(day=1),
 }
 
 
@@ -55,6 +57,7 @@ _PARTITION_PERIODS = {
     "event_month": "month",
     "batch_date": "day",
     "batch_month": "month",
+    "ingest_month": "month",
 }
 
 
@@ -396,6 +399,27 @@ def _ops_rollup(grain: str) -> Table:
 # ``_ops``'s rollups, by grain: Pipeline Health over a month reads some thirty day rows
 # instead of 1.3 M commit rows.
 OPS_ROLLUPS: dict[str, Table] = {grain: _ops_rollup(grain) for grain in GRAINS}
+
+
+def _quarantine_rollup(grain: str) -> Table:
+    """The ``grain`` rollup of quarantine's reasons: records per reason code and period of
+    ingest (batch start), a record counting once under each reason it carries. Sealed with
+    ``_ops``'s rollups, by the same batches."""
+    return Table(
+        f"quarantine_{grain}",
+        f"_quarantine_{grain}",
+        ("ingest_date",) if grain == "hour" else ("ingest_month",),
+        ((grain, "timestamp"), ("reason", "string"), ("records", "long"), ("commit_id", "long")),
+        compaction="merge",
+        keys=(grain, "reason"),
+        sort_by=(grain, "reason"),
+    )
+
+
+QUARANTINE_ROLLUPS: dict[str, Table] = {grain: _quarantine_rollup(grain) for grain in GRAINS}
+# The rollups of the tables keyed by batch start, which the same plan seals
+# (``glue_job.rollups.OpsRollupPlan``), by their source.
+BATCH_ROLLUPS: dict[str, dict[str, Table]] = {"ops": OPS_ROLLUPS, "quarantine": QUARANTINE_ROLLUPS}
 # One row per partition a batch compacted: from that batch's commit on, the partition's
 # current rows are those of commits at or after it.
 COMPACTIONS = Table(
@@ -422,6 +446,7 @@ TABLES: dict[str, Table] = {
         *(table for grains in ROLLUPS.values() for table in grains.values()),
         OPS,
         *OPS_ROLLUPS.values(),
+        *QUARANTINE_ROLLUPS.values(),
         COMPACTIONS,
     )
 }

@@ -7,10 +7,10 @@ failed attempt retried in place later, quarantined records, and compaction of ev
 
 - each commit row's ``ops_hours_until`` is its start less the grace, floored to the hour,
   never moving back;
-- hypothesis draws windows and bucket units, and the window totals and the bucketed batch
-  trend answer the same from the rollups (a ``Snapshot`` with its ``_ops`` mark) as from
-  the raw commit rows alone (the bare batch id, every file read), at the last batch and at
-  one in the middle;
+- hypothesis draws windows and bucket units, and the window totals, the bucketed batch
+  trend and the quarantine reasons answer the same from the rollups (a ``Snapshot`` with
+  its ``_ops`` mark) as from the raw commit rows and quarantine alone (the bare batch id,
+  every file read), at the last batch and at one in the middle;
 - a long window really is read from day and hour rollups.
 """
 
@@ -61,7 +61,8 @@ RETRIED_AT = timedelta(minutes=9)  # the retry starts this much later, sealing t
 
 
 def payloads(n: int, start: datetime) -> list[str]:
-    """1-3 valid events and, every third batch, a record that fails validation."""
+    """1-3 valid events; every third batch a record that is not JSON, and every fourth one
+    that fails for two reasons."""
     out = [
         event(
             event_id=f"b{n}-{k}",
@@ -72,7 +73,14 @@ def payloads(n: int, start: datetime) -> list[str]:
     ]
     if n % 3 == 0:
         out.append("not json")
+    if n % 4 == 1:
+        late = (start - timedelta(seconds=30)).isoformat()
+        out.append(event(event_id=f"bad{n}", event_time=late, operator=..., signal_dbm=5.0))
     return out
+
+
+def quarantined(n: int) -> int:
+    return (n % 3 == 0) + (n % 4 == 1)
 
 
 def rows_of(n: int, start: datetime) -> list[tuple]:
@@ -183,7 +191,7 @@ def test_rollups_hold_every_sealed_batch_once(engine, snapshots) -> None:
     sealed = [n for n, s in enumerate(STARTS) if s < last.ops_hours_until]
     assert rolled["batches"] == len(sealed)
     assert rolled["records"] == sum(len(payloads(n, STARTS[n])) for n in sealed)
-    assert rolled["quarantined"] == sum(1 for n in sealed if n % 3 == 0)
+    assert rolled["quarantined"] == sum(quarantined(n) for n in sealed)
     assert rolled["last"] == sealed[-1]
     days = engine.run(
         "SELECT day, batches FROM ops_day "
@@ -191,6 +199,15 @@ def test_rollups_hold_every_sealed_batch_once(engine, snapshots) -> None:
     )
     assert list(pd.to_datetime(days["day"], utc=True)) == [DAY0, DAY1]
     assert list(days["batches"]) == [9, 3]
+    reasons = engine.run(
+        "SELECT reason, sum(records) AS records FROM quarantine_hour "
+        f"WHERE {int(last)} BETWEEN commit_id AND visible_through GROUP BY reason ORDER BY reason"
+    )
+    assert dict(zip(reasons["reason"], reasons["records"], strict=True)) == {
+        "malformed_json": sum(n % 3 == 0 for n in sealed),
+        "missing_operator": sum(n % 4 == 1 for n in sealed),
+        "out_of_range_signal_dbm": sum(n % 4 == 1 for n in sealed),
+    }
 
 
 SPAN_START, SPAN_END = DAY0 - timedelta(hours=2), DAY2 + timedelta(hours=6)
@@ -223,6 +240,11 @@ def test_health_is_the_same_from_rollups_as_from_commit_rows(
         rolled = health.query_window_totals(engine, snapshot, window)
         raw = health.query_window_totals(every_file_engine, int(snapshot), window)
         assert _close(rolled, raw), (window, rolled, raw)
+        pd.testing.assert_frame_equal(
+            health.query_quarantine_reasons(engine, snapshot, window, unit),
+            health.query_quarantine_reasons(every_file_engine, int(snapshot), window, unit),
+            obj=f"{unit} reasons over {window}",
+        )
         pd.testing.assert_frame_equal(
             health.query_batch_trend(engine, snapshot, window, unit),
             health.query_batch_trend(every_file_engine, int(snapshot), window, unit),

@@ -296,6 +296,8 @@ def test_dashboard_task_role_reads_only_what_the_dashboard_shows(template: dict)
         "_ops/",
         "_ops_day/",
         "_ops_hour/",
+        "_quarantine_day/",
+        "_quarantine_hour/",
         "gold/",
         "quarantine/",
     ]
@@ -444,7 +446,7 @@ def test_partition_projection_follows_the_lake_layout(template: dict, name: str)
             continue
         assert params[f"projection.{column}.type"] == "date"
         assert params[f"projection.{column}.format"] == "yyyy-MM-dd"
-        if column in ("event_month", "batch_month"):  # the day rollups: the first of each month
+        if column.endswith("_month"):  # the day rollups: the first of each month
             assert params[f"projection.{column}.interval.unit"] == "MONTHS"
             parts = params[f"projection.{column}.range"]["Fn::Join"][1]
             assert parts[-1] == "-01,NOW"
