@@ -22,17 +22,13 @@ import pandas as pd
 
 from backend.engine import ATHENA_PARAMETER_LIMIT, QueryEngine, athena_literal
 from backend.errors import QueryError
+from backend.range_sql import day_part, hour_part, ops_rows, raw_part, visible, window_rows
 from backend.ranges import NEWEST, TIMESTAMP_FORMAT, Scope, Snapshot, range_params, scope_of
-from glue_job.tables import OPS_ROLLUPS, ROLLUPS, TABLES
 
 SQL_DIR = Path(__file__).with_name("sql")
 # Wide defaults so an open-ended range still binds real values.
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 END_OF_TIME = datetime(2999, 12, 31, tzinfo=UTC)
-
-
-def _prefix(table: str | None) -> str:
-    return f"{table}." if table else ""
 
 
 def _in_window(moment: str, day: str | None = None) -> str:
@@ -44,144 +40,15 @@ def _in_window(moment: str, day: str | None = None) -> str:
     return text
 
 
-def _between(moment: str, since: str, until: str) -> str:
-    return f"{moment} >= CAST(:{since} AS TIMESTAMP) AND {moment} < CAST(:{until} AS TIMESTAMP)"
-
-
-def _days(day: str, first: str, last: str) -> str:
-    return f"{day} BETWEEN CAST(:{first} AS DATE) AND CAST(:{last} AS DATE)"
-
-
-def _raw_part(moment: str, day: str, prefix: str = "") -> str:
-    """``moment`` (a row's own time, ``day`` its date partition) in the parts of the window
-    that ``{{window_rows}}`` and ``{{ops_rows}}`` read raw: outside the rolled-up hours."""
-    p = prefix
-    return f"""{_between(moment, p + "since", p + "until")}
-      AND NOT ({_between(moment, p + "rolled_since", p + "rolled_until")})
-      AND ({_days(day, p + "since_day", p + "rolled_since_day")}
-        OR {_days(day, p + "rolled_until_day", p + "until_day")})"""
-
-
-def _hour_part(moment: str, day: str, prefix: str = "") -> str:
-    """An hour rollup's ``moment`` (its hour; ``day`` its date partition) in the window's
-    hours read from hour rollups (``backend.ranges.compose``)."""
-    p = prefix
-    return f"""{_between(moment, p + "rolled_since", p + "rolled_until")}
-      AND NOT ({_between(moment, p + "days_since", p + "days_until")})
-      AND ({_days(day, p + "rolled_since_day", p + "days_since_day")}
-        OR {_days(day, p + "days_until_day", p + "rolled_until_day")})"""
-
-
-def _day_part(moment: str, month: str, prefix: str = "") -> str:
-    """A day rollup's ``moment`` (its day; ``month`` its month partition) in the window's
-    days read from day rollups."""
-    p = prefix
-    return f"""{_between(moment, p + "days_since", p + "days_until")}
-      AND {_days(month, p + "days_since_month", p + "days_until_month")}"""
-
-
-def _window_rows(table: str, prefix: str = "") -> str:
-    """The rows of a minute gold ``table`` in the window, read from its day rollups, hour
-    rollups and minute partials (``backend.ranges``), each part with its own partitions.
-    Every row has the minute table's columns, ``minute`` being the period's start, plus
-    the first and last minute it holds (``minute_min``, ``minute_max``), ``commit_id`` and
-    ``visible_through``. Parameters (``range_params``) take ``prefix`` when one query
-    reads two windows."""
-    p = prefix
-    values = [n for n, _ in TABLES[table].columns if n not in ("minute", "commit_id")]
-    kept = ", ".join([*values, "commit_id", "visible_through"])
-    hour, day = ROLLUPS[table]["hour"].name, ROLLUPS[table]["day"].name
-    return f"""(
-    SELECT minute, minute AS minute_min, minute AS minute_max, event_date, {kept}
-    FROM {table}
-    WHERE {_raw_part("minute", "event_date", p)}
-    UNION ALL
-    SELECT hour AS minute, minute_min, minute_max, event_date, {kept}
-    FROM {hour}
-    WHERE {_hour_part("hour", "event_date", p)}
-    UNION ALL
-    SELECT day AS minute, minute_min, minute_max, CAST(day AS DATE) AS event_date, {kept}
-    FROM {day}
-    WHERE {_day_part("day", "event_month", p)}
-)"""
-
-
-# What ``{{ops_rows}}`` gives per period: ``_ops``'s rollup columns, the period's start
-# as ``time``.
-_OPS_VALUES = [n for n, _ in OPS_ROLLUPS["hour"].columns if n not in ("hour", "commit_id")]
-
-
-def _ops_rows(prefix: str = "") -> str:
-    """The committed batches that started in the window, as rows of ``_ops``'s rollup
-    columns: day rollups for the whole days below the ``_ops`` mark, hour rollups for the
-    other whole hours below it, and one row per raw commit row for the rest
-    (``backend.ranges``; the parameters are ``range_params`` of the snapshot's ``ops``).
-    A raw batch's input-rate interval is the time since the batch before it in the same
-    clock hour and window, as the hour rollups time it (``glue_job.rollups``)."""
-    p = prefix
-    kept = ", ".join(_OPS_VALUES)
-    hour, day = OPS_ROLLUPS["hour"].name, OPS_ROLLUPS["day"].name
-    return f"""(
-    SELECT
-        batch_start AS time,
-        1 AS batches,
-        records_read AS records,
-        bronze_rows,
-        silver_rows,
-        quarantine_rows,
-        duplicates,
-        CASE WHEN bronze_rows = silver_rows + quarantine_rows + duplicates THEN 0 ELSE 1 END
-            AS mismatched_batches,
-        0 AS quarantine_table_rows,
-        batch_id AS batch_id_min,
-        batch_id AS batch_id_max,
-        batch_start AS batch_start_min,
-        batch_start AS batch_start_max,
-        duration_seconds AS busy_seconds,
-        duration_seconds AS duration_seconds_max,
-        source_lag_seconds AS source_lag_sum,
-        CASE WHEN source_lag_seconds IS NULL THEN 0 ELSE 1 END AS source_lag_count,
-        source_lag_seconds AS source_lag_seconds_max,
-        CASE WHEN interval_ms IS NULL THEN 0 ELSE records_read END AS timed_records,
-        CAST(interval_ms AS DOUBLE) / 1000 AS timed_seconds
-    FROM (
-        SELECT
-            *,
-            date_diff(
-                'millisecond',
-                lag(batch_start) OVER (
-                    PARTITION BY date_trunc('hour', batch_start) ORDER BY batch_id
-                ),
-                batch_start
-            ) AS interval_ms
-        FROM ops
-        WHERE {MACROS["visible"]()}
-          AND {_raw_part("batch_start", "batch_date", p)}
-    ) AS raw
-    UNION ALL
-    SELECT hour AS time, {kept}
-    FROM {hour}
-    WHERE {MACROS["visible"]()}
-      AND {_hour_part("hour", "batch_date", p)}
-    UNION ALL
-    SELECT day AS time, {kept}
-    FROM {day}
-    WHERE {MACROS["visible"]()}
-      AND {_day_part("day", "batch_month", p)}
-)"""
-
-
 MACROS: dict[str, Callable[..., str]] = {
     # The rows a reader at committed batch :batch sees (backend.catalog's visible_through).
-    "visible": lambda table=None: (
-        f":batch BETWEEN {_prefix(table)}commit_id AND {_prefix(table)}visible_through"
-    ),
+    "visible": visible,
     "in_window": _in_window,
-    "window_rows": _window_rows,
-    "ops_rows": _ops_rows,
-    "raw_part": _raw_part,
-    "hour_part": _hour_part,
-    "day_part": _day_part,
+    "window_rows": window_rows,
+    "ops_rows": ops_rows,
+    "raw_part": raw_part,
+    "hour_part": hour_part,
+    "day_part": day_part,
     # Every average: Σ values / Σ readings over partial sums, never an average of averages.
     "ratio": lambda total, count: f"sum({total}) / NULLIF(sum({count}), 0)",
     # A trend bucket: :unit ('minute' | 'hour' | 'day') with a :step of minutes in the hour.

@@ -11,7 +11,7 @@ answers a range [since, until) from
 
 Sums of sums are the sums, so every KPI equals the minute-level answer, while a month reads
 some thirty day rows per key instead of forty thousand minute rows. The SQL side is one
-macro (``{{window_rows(table)}}`` in ``backend.queries``): the union of the three, each
+macro (``{{window_rows(table)}}`` in ``backend.range_sql``): the union of the three, each
 with the partitions of its own part of the range, so the engine reads nothing outside it.
 A trend bucket caps the grain: a chart by the hour may take hours, never days.
 """
