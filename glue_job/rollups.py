@@ -259,6 +259,8 @@ class OpsRollupPlan:
         """What the batch reads and writes to seal its periods; None when it seals no hour
         that a batch may have started in. ``current(table)`` maps a table's partitions to
         their latest compaction (-1 for none)."""
+        if not self.seals_hours:  # most batches: no listing of the plan's partitions
+            return None
         sources = {name: self.hour_reads(current(name)) for name in BATCH_ROLLUPS}
         if not sources["ops"]:
             return None
