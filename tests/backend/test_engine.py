@@ -18,6 +18,7 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
+from helpers import EveryFileEngine
 from moto import mock_aws
 from pyathena.connection import Connection
 from pyathena.pandas.cursor import PandasCursor
@@ -284,13 +285,6 @@ def test_a_range_lists_only_the_files_of_its_partitions(csv_lake) -> None:
     assert engine._files_in(rollup, whole_day.hours) == sorted(
         glob(rollup.file_glob(str(csv_lake)).replace("event_date=*", day_dir.name))
     )
-
-
-class EveryFileEngine(DuckDBEngine):
-    """DuckDB reading every file of each table, as if no query had a ``Scope``."""
-
-    def run(self, sql, params=(), *, scope=None):
-        return super().run(sql, params)
 
 
 def test_windowed_queries_read_the_same_rows_from_their_partitions(csv_lake, csv_batch) -> None:

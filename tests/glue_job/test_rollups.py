@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import event, raw_rows
+from helpers import EveryFileEngine, event, raw_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -102,13 +102,6 @@ def lake(spark, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def engine(lake) -> DuckDBEngine:
     return DuckDBEngine(lake)
-
-
-class EveryFileEngine(DuckDBEngine):
-    """DuckDB reading every file of each table, as if no query had a ``Scope``."""
-
-    def run(self, sql, params=(), *, scope=None):
-        return super().run(sql, params)
 
 
 @pytest.fixture(scope="module")
