@@ -21,11 +21,19 @@ lays it out as the stream job and its compaction leave a lake after ``--days`` d
 - ``_ops``'s and quarantine's hour and day rollups over the same hours and days, folded by
   the job's functions from the commit rows and quarantine.
 
-Days before the template day repeat it, shifted by whole days: how many gold rows a day
-holds depends on the traffic's shape, not on its date. Silver and bronze are not written
-(the dashboard never reads them). The history ends at the current minute, so the
-"last 15 min" window holds data. Each ``--also`` size is a hard-linked copy with the
-older dates removed.
+Days before the template day repeat it, shifted by whole days (``repeated``): how many gold
+rows a day holds depends on the traffic's shape, not on its date.
+
+With ``--detail-days N`` the history is in *rollup form* before its last N days: those older
+days hold only the hour and day rollups (gold's, ``_ops``'s and quarantine's: ``_ops``'s and
+quarantine's repeat the first whole day of detail), no gold minutes, ``_ops`` commit rows or
+quarantine rows. A range preset within the last N days reads only them, and "all" composes
+whole days from the day rollups, so a page reads what it would in the same history kept in
+full (issue 12's 365 days "in rollup form", labelled as such in bench/results.md).
+
+Silver and bronze are not written (the dashboard never reads them). The history ends at the
+current minute, so the "last 15 min" window holds data. Each ``--also`` size is a
+hard-linked copy with the older dates removed.
 
 Every file goes through the job's writer (``glue_job.lake.ParquetLake``): table paths,
 partition directories and ``commit=N`` directories are ``glue_job.tables``'; partitions and
@@ -51,7 +59,7 @@ from pathlib import Path
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType
+from pyspark.sql.types import DateType, LongType, TimestampType
 
 from backend.synthetic import (
     OUTAGE_SECONDS,
@@ -98,6 +106,7 @@ PRECISION_QUANTILES = 256
 QUARANTINE_POOL = 600
 TRIGGER_SECONDS = int(DEFAULT_TRIGGER_SECONDS)  # one batch every 2 s, as the job runs
 DAY_SECONDS = 86_400
+BATCHES_A_DAY = DAY_SECONDS // TRIGGER_SECONDS
 
 
 def device_table(spark: SparkSession) -> tuple[DataFrame, int, int]:
@@ -340,35 +349,38 @@ class Layout:
 
 
 def write_rollups(
-    lake: ParquetLake, layout: Layout, minute: Table, history: DataFrame
+    lake: ParquetLake, layout: Layout, minute: Table, template: DataFrame, days: int
 ) -> dict[str, int]:
-    """The hour and day rollups of ``minute``'s compacted ``history``, as the job leaves them
-    (``glue_job.rollups``): every hour before ``layout.hours_until`` and every day before its
-    day, folded with the job's ``fold_rows``. Each row is in the commit that compacted its
-    partition (``Layout.first_commit``), so the compaction rows written below keep it current.
-    Returns the rows written per grain."""
+    """The hour and day rollups of ``days`` of ``minute``'s history, each day a copy of the
+    ``template`` day's minutes, as the job leaves them (``glue_job.rollups``): every hour
+    before ``layout.hours_until`` and every day before its day, folded with the job's
+    ``fold_rows``. The template folds to hours once and is repeated (``repeated``) and
+    folded again, which merges the hour each copy shares with the next. Each row is in the
+    commit that compacted its partition (``Layout.first_commit``), so the compaction rows
+    written below keep it current. Returns the rows written per grain."""
     grains = ROLLUPS[minute.name]
     hours = grains["hour"]
-    minutes = history.where(F.col("minute") < F.lit(layout.hours_until))
-    hour_rows = fold_rows(
+    one_day = fold_rows(
         hours,
-        minutes.withColumns(
+        template.withColumns(
             {
                 "hour": F.date_trunc("hour", "minute"),
                 "minute_min": F.col("minute"),
                 "minute_max": F.col("minute"),
             }
         ),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    days = grains["day"]
+    )
+    every_day = repeated(one_day, range(days)).where(F.col("hour") < F.lit(layout.hours_until))
+    hour_rows = fold_rows(hours, every_day).persist(StorageLevel.MEMORY_AND_DISK)
+    days_table = grains["day"]
     day_rows = fold_rows(
-        days,
+        days_table,
         hour_rows.where(F.col("hour") < F.lit(floor_day(layout.hours_until))).withColumns(
             {"day": F.date_trunc("day", "hour"), "event_month": F.trunc("event_date", "month")}
         ),
     )
     written = {}
-    for grain, table, rows in (("hour", hours, hour_rows), ("day", days, day_rows)):
+    for grain, table, rows in (("hour", hours, hour_rows), ("day", days_table, day_rows)):
         # Every period is below the hour mark, so before the open batches: its partition's.
         commit = layout.commit_of(table, layout.batch_of(F.col(grain)))
         written[grain] = lake.write_committed(table.name, rows.withColumn("commit_id", commit))
@@ -377,21 +389,39 @@ def write_rollups(
 
 
 def write_ops_rollups(
-    lake: ParquetLake, layout: Layout, ops: DataFrame, quarantined: DataFrame
+    lake: ParquetLake,
+    layout: Layout,
+    ops: DataFrame,
+    quarantined: DataFrame,
+    detail_start: datetime,
 ) -> dict[str, int]:
     """``_ops``'s and quarantine's hour and day rollups of the history, as the job leaves
     them (``glue_job.rollups``): every hour of batch start before ``layout.hours_until``
     (the open batches' ``ops_hours_until``) and every day before its day, folded by the
-    job's own functions, each row in its partition's compaction commit. Returns the rows
-    written per rollup table."""
+    job's own functions, each row in its partition's compaction commit. ``ops`` and
+    ``quarantined`` hold the batches from ``detail_start`` (a whole hour) on; the hours
+    before it, back to the history's first whole hour, repeat the rollup of its first day
+    (``repeated``: the rollup form of a long history). Returns the rows written per rollup
+    table."""
     until = F.lit(layout.hours_until)
+    first_hour = floor_hour(layout.start)
+    first_hour += timedelta(hours=1) if first_hour < layout.start else timedelta(0)
+    copies = math.ceil((detail_start - first_hour) / timedelta(days=1))
     bad = quarantined.where(F.col("ingest_time") < until)
     folds = {
         "ops": (ops_hour_rows(ops.where(F.col("batch_start") < until), bad), ops_day_rows),
         "quarantine": (quarantine_hour_rows(bad), quarantine_day_rows),
     }
     written = {}
-    for source, (folded, fold_days) in folds.items():
+    for source, (detail, fold_days) in folds.items():
+        folded = detail
+        if copies > 0:
+            hour = F.col("hour")
+            first_day = detail.where(
+                (hour >= F.lit(detail_start)) & (hour < F.lit(detail_start + timedelta(days=1)))
+            )
+            older = repeated(first_day, range(1, copies + 1)).where(hour >= F.lit(first_hour))
+            folded = detail.unionByName(older)
         hour_rows = folded.persist(StorageLevel.MEMORY_AND_DISK)
         whole_days = hour_rows.where(F.col("hour") < F.lit(floor_day(layout.hours_until)))
         for grain, rows in (("hour", hour_rows), ("day", fold_days(whole_days))):
@@ -420,14 +450,22 @@ def partition_end(table: Table) -> Column:
     return F.timestamp_seconds(start + (F.col(hours[0]) + 1) * 3600)
 
 
-def shifted(frame: DataFrame, table: Table, days: int) -> DataFrame:
-    """Rows of gold ``table`` ``days`` earlier: the minute and the date partition move, the
-    hour stays (whole days, in UTC)."""
-    moved = frame.withColumn("minute", F.col("minute") - F.expr(f"INTERVAL {days} DAYS"))
-    for name, kind in table.partition_types:
-        if kind == "date":
-            moved = moved.withColumn(name, F.date_sub(F.col(name), days))
-    return moved
+def repeated(frame: DataFrame, days_back: range) -> DataFrame:
+    """``frame`` once for each ``k`` in ``days_back``, ``k`` whole days earlier: every
+    timestamp and date column moves back k days and every batch id (``batch_id*``) k days
+    of batches; keys, hours of the day and figures stay (whole days, in UTC)."""
+    k = F.col("days_back")
+    moved = {}
+    for field in frame.schema.fields:
+        name = F.col(field.name)
+        if isinstance(field.dataType, TimestampType):
+            moved[field.name] = name - F.expr("INTERVAL 1 DAY") * k
+        elif isinstance(field.dataType, DateType):
+            moved[field.name] = F.date_sub(name, k.cast("int"))
+        elif field.name.startswith("batch_id"):
+            moved[field.name] = name - k * BATCHES_A_DAY
+    copies = frame.sparkSession.range(days_back.start, days_back.stop).toDF("days_back")
+    return frame.crossJoin(F.broadcast(copies)).withColumns(moved).drop("days_back")
 
 
 def conform(table: str, frame: DataFrame) -> DataFrame:
@@ -447,6 +485,7 @@ def write_history(
     lake_root: Path,
     *,
     days: int,
+    detail_days: int | None = None,
     rate: int,
     open_batches: int,
     invalid_rate: float,
@@ -454,10 +493,20 @@ def write_history(
     end: datetime,
     log=print,
 ) -> dict:
-    """Write ``days`` of history ending at ``end``, laid out as the module docstring says."""
+    """Write ``days`` of history ending at ``end``, laid out as the module docstring says:
+    the last ``detail_days`` (all of them by default) in full, the older ones in rollup
+    form."""
     started = time.perf_counter()
     lake = ParquetLake(spark, str(lake_root))
     layout = Layout(end - timedelta(days=days), end, open_batches)
+    detail_days = days if detail_days is None else detail_days
+    if detail_days != days and not 2 <= detail_days < days:
+        raise ValueError(f"detail_days must be from 2 to days ({days}), not {detail_days}")
+    # Where _ops and quarantine rows start: the history's start, or in rollup form the whole
+    # hour the detail days start in (their rollups' older copies repeat whole hours).
+    detail_start = (
+        layout.start if detail_days == days else floor_hour(end - timedelta(days=detail_days))
+    )
     log(
         f"writing {days} days at {rate} events/s ending {end:%Y-%m-%d %H:%M} UTC to {lake_root}: "
         f"{layout.batches:,} batches of {TRIGGER_SECONDS} s, the last {open_batches} uncompacted"
@@ -472,7 +521,11 @@ def write_history(
         rate=rate,
         seed=seed,
     ).persist(StorageLevel.MEMORY_AND_DISK)
-    summary: dict = {"batches": layout.batches, "events": rate * DAY_SECONDS * days}
+    summary: dict = {
+        "batches": layout.batches,
+        "events": rate * DAY_SECONDS * days,
+        "detail_days": detail_days,
+    }
 
     # The open batches first, refined and written batch by batch as the job does: the first
     # of them also holds today's compacted rows, which are appended to it below.
@@ -510,10 +563,10 @@ def write_history(
     for table, transform in refiners.items():
         tick = time.perf_counter()
         template = transform(silver).persist(StorageLevel.MEMORY_AND_DISK)
-        history = template.where(F.col("minute") < open_start)
-        for k in range(1, days):
-            history = history.unionByName(shifted(template, TABLES[table], k))
-        history = history.where(F.col("minute") >= F.lit(layout.start))
+        history = repeated(template, range(detail_days)).where(
+            (F.col("minute") >= F.lit(end - timedelta(days=detail_days)))
+            & (F.col("minute") < open_start)
+        )
         rows = lake.write_committed(
             table,
             history.withColumn(
@@ -523,7 +576,7 @@ def write_history(
         summary[f"{table}_compacted_rows"] = rows
         log(f"  {table}: {rows:,} compacted rows in {time.perf_counter() - tick:.0f} s")
         tick = time.perf_counter()
-        for grain, rolled in write_rollups(lake, layout, TABLES[table], history).items():
+        for grain, rolled in write_rollups(lake, layout, TABLES[table], template, days).items():
             summary[f"{ROLLUPS[table][grain].name}_rows"] = rolled
             log(f"  {ROLLUPS[table][grain].name}: {rolled:,} rows")
         log(f"  rolled up in {time.perf_counter() - tick:.0f} s")
@@ -532,10 +585,11 @@ def write_history(
 
     # Quarantine: every bad record of the history, through the job's validation, in its batch.
     tick = time.perf_counter()
-    invalid = round(rate * DAY_SECONDS * days * invalid_rate)
+    detail_seconds = round((end - detail_start).total_seconds())
+    invalid = round(rate * detail_seconds * invalid_rate)
     pool = quarantine_pool(spark, seed)
     quarantined = synthetic_quarantine(
-        spark, pool, start=layout.start, seconds=DAY_SECONDS * days, count=invalid
+        spark, pool, start=detail_start, seconds=detail_seconds, count=invalid
     ).withColumn("batch_id", layout.batch_of("ingest_time"))
     quarantined = quarantined.withColumn(
         "commit_id", layout.commit_of(TABLES["quarantine"], F.col("batch_id"))
@@ -554,7 +608,8 @@ def write_history(
     bad = F.coalesce(F.col("bad"), F.lit(0)).cast(LongType())
     batch_start = F.timestamp_seconds(F.lit(layout.start.timestamp()) + batch * TRIGGER_SECONDS)
     duration = F.round(0.6 + F.rand(seed + 7), 3)
-    batches = spark.range(layout.batches).join(
+    first_batch = round((detail_start - layout.start).total_seconds()) // TRIGGER_SECONDS
+    batches = spark.range(first_batch, layout.batches).join(
         bad_per_batch.withColumnRenamed("batch_id", "id"), "id", "left"
     )
     ops = batches.select(
@@ -598,9 +653,9 @@ def write_history(
     ops = ops.withColumn("commit_id", layout.commit_of(TABLES["ops"], F.col("batch_id")))
     ops = ops.persist(StorageLevel.MEMORY_AND_DISK)
     lake.write_committed("ops", conform("ops", ops))
-    log(f"  _ops: {layout.batches:,} rows in {time.perf_counter() - tick:.0f} s")
+    log(f"  _ops: {layout.batches - first_batch:,} rows in {time.perf_counter() - tick:.0f} s")
     tick = time.perf_counter()
-    for table, rolled in write_ops_rollups(lake, layout, ops, quarantined).items():
+    for table, rolled in write_ops_rollups(lake, layout, ops, quarantined, detail_start).items():
         summary[f"{table}_rows"] = rolled
         log(f"  {table}: {rolled:,} rows")
     log(f"  rolled up in {time.perf_counter() - tick:.0f} s")
@@ -667,12 +722,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--also", type=int, action="append", default=[], help="smaller histories (days) too"
     )
+    parser.add_argument(
+        "--detail-days",
+        type=int,
+        default=None,
+        help="keep only the last N days in full and the older ones as rollups (N >= 2)",
+    )
     parser.add_argument("--rate", type=int, default=200, help="events per second")
     parser.add_argument("--open-batches", type=int, default=DEFAULT_COMPACT_AFTER)
     parser.add_argument("--invalid-rate", type=float, default=0.002)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--force", action="store_true", help="wipe --home even without marker")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.detail_days is not None and not 2 <= args.detail_days <= args.days:
+        parser.error(f"--detail-days must be from 2 to --days ({args.days}): {args.detail_days}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -689,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
             spark,
             lake,
             days=args.days,
+            detail_days=args.detail_days,
             rate=args.rate,
             open_batches=args.open_batches,
             invalid_rate=args.invalid_rate,

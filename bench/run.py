@@ -4,8 +4,8 @@ Phases, each a module of its own that can also run alone:
 
 1. stream (``stream_bench``): producer send rate, the job draining a queued backlog, and
    live runs at 200, 1,000, 5,000 and 10,000 events/s with produce-to-`kpi` freshness;
-2. history (``history``): 30 days of gold laid out as the compacting job leaves it, plus
-   7- and 1-day copies;
+2. history (``history``): 365 days of gold laid out as the compacting job leaves it, the
+   last 30 in full and the older ones in rollup form, plus 30-, 7- and 1-day copies;
 3. pages (``pages_bench``): every page's server-side run, each query, and the gold bytes a
    refresh reads, over each history;
 4. baseline (``baseline_bench``): the naive designs against ours on the same events;
@@ -54,6 +54,7 @@ TARGETS = {
     "startup_s": 8.0,  # `telcopulse stream` launched to its first batch committed
     "drain": 20_000,  # events/s draining a backlog on DRAIN_SHARDS shards
     "page_ms": 300.0,  # server-side p95 at every range preset, 30 days of gold
+    "page_ms_year": 500.0,  # the same with 365 days of history
     "refresh_mb": 5.0,  # gold read per refresh at every range preset
     "stack_gb": 2.5,
 }
@@ -62,7 +63,10 @@ DRAIN_SHARDS = 2
 # than the slowest (10 gave a page's single 312 ms outlier among nine runs under 190 ms).
 PAGE_RUNS = 20
 LIVE_RATES = (200, 1_000, 5_000, 10_000)
-HISTORY_DAYS = (1, 7, 30)
+HISTORY_DAYS = (1, 7, 30, 365)
+# Days of the largest history kept in full; older ones hold only their hour and day rollups,
+# which is all a page reads of them ("rollup form", bench.history --detail-days).
+HISTORY_DETAIL_DAYS = 30
 # How long after a history's end its pages may still be timed (the "1 h" preset ends now).
 HISTORY_FRESH = timedelta(minutes=15)
 
@@ -147,7 +151,7 @@ def run_stream(quick: bool) -> dict:
 def run_history(quick: bool) -> dict:
     from bench.lakes import MARKER, gold_files, history_homes, lake_of
 
-    days = 2 if quick else max(HISTORY_DAYS)
+    days, detail = (3, 2) if quick else (max(HISTORY_DAYS), HISTORY_DETAIL_DAYS)
     command = [
         sys.executable,
         "-m",
@@ -156,6 +160,8 @@ def run_history(quick: bool) -> dict:
         str(HISTORY_HOME),
         "--days",
         str(days),
+        "--detail-days",
+        str(detail),
         "--force",
         *[arg for d in HISTORY_DAYS if d < days for arg in ("--also", str(d))],
     ]
@@ -477,41 +483,38 @@ def stream_targets(stream: dict) -> list[tuple[str, str, str]]:
 
 
 def page_targets(pages: dict) -> list[tuple[str, str, str]]:
-    """Issue 12's page targets over every range preset of the 30-day history, and the
-    Map's own line; a history this run did not build is said to be unmeasured."""
+    """Issue 12's page targets over every range preset of the 30-day history (≤ 300 ms) and
+    of the 365-day one (≤ 500 ms), each with the Map's own line; a history this run did not
+    build is said to be unmeasured."""
     rows = []
-    month = [r for r in pages["pages"] if r["days"] == 30]
-    if not month:
-        return [("every page at every range, 30 days of gold", "not measured", "—")]
-    checks = [("every page", month), ("the Map page", [r for r in month if "Map" in r["page"]])]
-    for who, found in checks:
-        slow = max(found, key=lambda r: p(r["refresh_ms"], 0.95))
-        value = p(slow["refresh_ms"], 0.95)
-        rows.append(
-            (
-                f"{who} ≤ 300 ms p95 server-side at every range preset, 30 days of gold",
-                f"slowest: {_page_name(slow)} at {slow['preset']}, p95 {value:.0f} ms",
-                verdict(
-                    value <= TARGETS["page_ms"], slow["problem"] or f"{value - 300:.0f} ms over"
-                ),
+    for days, limit, label in (
+        (30, TARGETS["page_ms"], "30 days of gold"),
+        (365, TARGETS["page_ms_year"], "365 days of history (rollup form before the last 30)"),
+    ):
+        history = [r for r in pages["pages"] if r["days"] == days]
+        if not history:
+            rows.append((f"every page at every range, {label}", "not measured", "—"))
+            continue
+        map_page = [r for r in history if "Map" in r["page"]]
+        for who, found in (("every page", history), ("the Map page", map_page)):
+            slow = max(found, key=lambda r: p(r["refresh_ms"], 0.95))
+            value = p(slow["refresh_ms"], 0.95)
+            rows.append(
+                (
+                    f"{who} ≤ {limit:.0f} ms p95 server-side at every range preset, {label}",
+                    f"slowest: {_page_name(slow)} at {slow['preset']}, p95 {value:.0f} ms",
+                    verdict(value <= limit, slow["problem"] or f"{value - limit:.0f} ms over"),
+                )
             )
-        )
-        heavy = max(found, key=lambda r: median(r["gold_bytes"]))
-        gold = median(heavy["gold_bytes"])
-        rows.append(
-            (
-                f"{who}: a refresh reads ≤ 5 MB of gold at every range preset, 30 days",
-                f"most: {_page_name(heavy)} at {heavy['preset']}, {mb(gold)}",
-                verdict(gold <= TARGETS["refresh_mb"] * 1e6, f"{mb(gold - 5e6)} over"),
+            heavy = max(found, key=lambda r: median(r["gold_bytes"]))
+            gold = median(heavy["gold_bytes"])
+            rows.append(
+                (
+                    f"{who}: a refresh reads ≤ 5 MB of gold at every range preset, {label}",
+                    f"most: {_page_name(heavy)} at {heavy['preset']}, {mb(gold)}",
+                    verdict(gold <= TARGETS["refresh_mb"] * 1e6, f"{mb(gold - 5e6)} over"),
+                )
             )
-        )
-    rows.append(
-        (
-            "the same with 365 days of history (≤ 500 ms, ≤ 5 MB)",
-            "not measured: this run built no 365-day history",
-            "—",
-        )
-    )
     return rows
 
 
@@ -577,13 +580,19 @@ def pages_section(history: dict | None, pages: dict | None, measured: dict) -> l
     if history:
         out.append(f"History written by `bench.history` in {history['seconds']} s:")
         out.append("")
-        out.append("| history | events | gold files | gold on disk |")
-        out.append("|---|---:|---:|---:|")
+        out.append("| history | events | held | gold files | gold on disk |")
+        out.append("|---|---:|---|---:|---:|")
         for days, info in sorted(history["lakes"].items(), key=lambda kv: int(kv[0])):
             # Smaller histories are copies of the largest with the older days removed.
             events = int(days) * 86_400 * info["rate"]
+            detail = info.get("detail_days") or int(days)
+            held = (
+                "in full"
+                if detail >= int(days)
+                else f"last {detail} d in full, older days as hour and day rollups only"
+            )
             out.append(
-                f"| {days} d | {events:,} at {info['rate']}/s "
+                f"| {days} d | {events:,} at {info['rate']}/s | {held} "
                 f"| {info['gold_files']:,} | {mb(info['gold_bytes_on_disk'])} |"
             )
         out.append("")

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import EveryFileEngine, event
+from helpers import event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend import health_data as health
-from backend.engine import DuckDBEngine
 from backend.queries import BEGINNING, END_OF_TIME, Window
 from backend.ranges import Snapshot, compose
 from glue_job.batch import BatchProcessor
@@ -135,16 +134,6 @@ def lake(spark, tmp_path_factory) -> Path:
         processor.process_batch(frame, n)
     assert next(ticks, None) is None
     return root
-
-
-@pytest.fixture(scope="module")
-def engine(lake) -> DuckDBEngine:
-    return DuckDBEngine(lake)
-
-
-@pytest.fixture(scope="module")
-def every_file_engine(lake) -> DuckDBEngine:
-    return EveryFileEngine(lake)
 
 
 @pytest.fixture(scope="module")

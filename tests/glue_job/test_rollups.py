@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import EveryFileEngine, event, raw_rows
+from helpers import event, raw_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.engine import DuckDBEngine
 from backend.queries import BEGINNING, END_OF_TIME, Filters, Window, run_query
 from backend.ranges import Snapshot, compose
 from glue_job.batch import BatchProcessor
@@ -97,16 +96,6 @@ def lake(spark, tmp_path_factory) -> Path:
         if batch_id == 2:  # a replayed batch id is skipped: it committed
             assert processor.process_batch(frame, batch_id) is None
     return root
-
-
-@pytest.fixture(scope="module")
-def engine(lake) -> DuckDBEngine:
-    return DuckDBEngine(lake)
-
-
-@pytest.fixture(scope="module")
-def every_file_engine(lake) -> DuckDBEngine:
-    return EveryFileEngine(lake)
 
 
 @pytest.fixture(scope="module")
