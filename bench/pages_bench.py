@@ -55,6 +55,15 @@ class PageResult:
     problem: str | None = None
 
 
+# What ``backend.queries.bind`` makes of a list parameter: one placeholder per item.
+_LIST = re.compile(r"concat\((?:CAST\(\? AS VARCHAR\)(?:, CAST\(\? AS VARCHAR\))*)?\)")
+
+
+def shape(sql: str) -> str:
+    """``sql`` as ``bind`` leaves it, with each list parameter back to a single ``?``."""
+    return _LIST.sub("?", sql)
+
+
 @dataclass
 class Call:
     name: str
@@ -70,11 +79,12 @@ class QueryTimer:
     def __init__(self) -> None:
         from backend.queries import bind, load_sql, parameter_names, query_names
 
-        # The engine sees each query as ``bind`` leaves it (``?`` in place of the names).
+        # The engine sees each query as ``bind`` leaves it (``?`` in place of the names, a
+        # list as one ``?`` per item): a query is known by that text with lists as one ``?``.
         self.names = {}
         for name in query_names():
             sql = load_sql(name)
-            self.names[bind(sql, dict.fromkeys(parameter_names(sql), 0))[0]] = name
+            self.names[shape(bind(sql, dict.fromkeys(parameter_names(sql), 0))[0])] = name
         self.calls: list[Call] = []
         self.by_query: dict[tuple[str, str, int], list[Call]] = defaultdict(list)
 
@@ -92,7 +102,7 @@ class QueryTimer:
             finally:
                 timer.calls.append(
                     Call(
-                        timer.names.get(sql, "(unnamed)"),
+                        timer.names.get(shape(sql), "(unnamed)"),
                         time.perf_counter() - started,
                         engine.last_bytes_read or 0,
                         bool(GOLD_TABLES.search(sql)),
