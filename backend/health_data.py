@@ -9,7 +9,7 @@ they wrote, so ops and quarantine counts cover the very same batches.
 No streamlit here: every query runs the same in tests and the CLI. The stream probe lives
 with the other Kinesis code (``backend.kinesis``).
 
-Why one module of about 420 lines: it is everything the Pipeline Health page decides, from
+Why one module of about 460 lines: it is everything the Pipeline Health page decides, from
 the two tables it reads (freshness, reconciliation, batch trend, quarantine reasons and
 samples), next to the domain rules that interpret them, so the page itself stays drawing only.
 """

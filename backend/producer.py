@@ -10,12 +10,15 @@ at-least-once and never silently lossy:
 - a record over Kinesis's 1 MiB limit is still attempted, on its own so it cannot
   sink a batch; if the API rejects it, one stderr line names it and it is counted
   in ``SendStats.rejected`` (retrying could never succeed);
-- Ctrl-C stops reading the source, flushes what was already taken, and returns.
+- Ctrl-C stops reading the source, flushes what was already taken, and returns. It
+  waits for a request in flight (``_requests_finish``): interrupted inside one, the
+  producer could not know whether Kinesis had applied it, and would send it again.
 
 A request that times out may have been applied, so a record can land twice; the
-stream job deduplicates on ``event_id``.
+stream job deduplicates on ``event_id`` (a quarantined record is kept as often as it
+arrives).
 
-Why one module of about 480 lines: the sources, the rate limiter, the progress line and the
+Why one module of about 520 lines: the sources, the rate limiter, the progress line and the
 sender are one delivery loop whose guarantees (order, retries, the 1 MiB rule, Ctrl-C) are
 stated above and tested together in ``tests/backend/test_producer.py``; split, each piece
 would be a thin file that makes sense only beside the others.
@@ -25,9 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
@@ -87,6 +93,38 @@ JSONL_SUFFIXES = frozenset({".jsonl", ".json"})
 
 class ProducerError(ValueError):
     """Bad producer input or an unusable stream; the message says what to do."""
+
+
+# The signals that stop a producer (Ctrl-C, and `kill` through the CLI's SIGTERM handler).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _requests_finish() -> Iterator[None]:
+    """Hold a stop signal that arrives in the block until the block ends, then deliver it
+    to the handler it would have reached.
+
+    Python runs a signal's handler between any two bytecodes, so a KeyboardInterrupt could
+    surface inside ``put_records`` after Kinesis applied the records, or between counting
+    them and dropping them from the batch: the flush that Ctrl-C runs would then send them
+    again (a quarantined record lands twice) or count them twice. Only the main thread
+    receives signals, and only it can set handlers, so elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    # (None: a handler not set from Python, which Python cannot put back; left alone.)
+    previous = {sig: h for sig in STOP_SIGNALS if (h := signal.getsignal(sig)) is not None}
+    for sig in previous:
+        signal.signal(sig, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in held:
+            signal.raise_signal(signum)
 
 
 @dataclass
@@ -401,48 +439,49 @@ class _Sender:
         """Send the batch until every entry is acknowledged."""
         attempt = 0
         while self.batch:
-            try:
-                response = self.client.put_records(
-                    StreamName=self.stream_name,
-                    Records=[{"Data": data, "PartitionKey": key} for data, key in self.batch],
-                )
-            except CONNECTION_ERRORS as exc:
-                self.stats.connection_retries += 1
-                self._note_outage(type(exc).__name__)
-                self._back_off(attempt)
-                attempt += 1
-                continue
-            except ClientError as exc:
-                code = _error_code(exc)
-                if code == "ResourceNotFoundException":
-                    raise ProducerError(
-                        f"stream {self.stream_name} no longer exists ({len(self.batch)} records "
-                        "unsent); was the emulator restarted without persistence? "
-                        "Run produce again to recreate it"
-                    ) from None
-                if code not in RETRYABLE_ERROR_CODES:
-                    raise
-                self.stats.connection_retries += 1
-                self._note_outage(code)
-                self._back_off(attempt)
-                attempt += 1
-                continue
-            self._end_outage()
-            results = response["Records"]
-            failed = [
-                entry
-                for entry, result in zip(self.batch, results, strict=True)
-                if result.get("ErrorCode")
-            ]
-            self.stats.sent += len(self.batch) - len(failed)
-            self.batch = failed
-            if failed:
-                self.stats.failed_retries += len(failed)
-                codes = sorted({r["ErrorCode"] for r in results if r.get("ErrorCode")})
-                self._note(f"{len(failed)} records failed ({', '.join(codes)}); re-sending")
+            with _requests_finish():
+                again = self._put_batch()
+            if again:
                 self._back_off(attempt)
                 attempt += 1
         self.batch_bytes = 0
+
+    def _put_batch(self) -> bool:
+        """One PutRecords of the batch, counted; True when what is left of the batch goes
+        again after a back-off (failed entries, an outage, throttling)."""
+        try:
+            response = self.client.put_records(
+                StreamName=self.stream_name,
+                Records=[{"Data": data, "PartitionKey": key} for data, key in self.batch],
+            )
+        except CONNECTION_ERRORS as exc:
+            self.stats.connection_retries += 1
+            self._note_outage(type(exc).__name__)
+            return True
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code == "ResourceNotFoundException":
+                raise ProducerError(
+                    f"stream {self.stream_name} no longer exists ({len(self.batch)} records "
+                    "unsent); was the emulator restarted without persistence? "
+                    "Run produce again to recreate it"
+                ) from None
+            if code not in RETRYABLE_ERROR_CODES:
+                raise
+            self.stats.connection_retries += 1
+            self._note_outage(code)
+            return True
+        self._end_outage()
+        results = response["Records"]
+        outcome = zip(self.batch, results, strict=True)
+        failed = [entry for entry, result in outcome if result.get("ErrorCode")]
+        self.stats.sent += len(self.batch) - len(failed)
+        self.batch = failed
+        if failed:
+            self.stats.failed_retries += len(failed)
+            codes = sorted({r["ErrorCode"] for r in results if r.get("ErrorCode")})
+            self._note(f"{len(failed)} records failed ({', '.join(codes)}); re-sending")
+        return bool(failed)
 
     def _back_off(self, attempt: int) -> None:
         # Full jitter: spreads retries of many producers instead of synchronising them.

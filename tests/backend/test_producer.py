@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import socket
 import time
 from datetime import date
@@ -254,6 +256,34 @@ def test_ctrl_c_flushes_what_was_taken_and_returns():
     assert stats.interrupted
     assert stats.sent == 700
     assert client.accepted == numbered(700)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_during_a_request_neither_sends_it_again_nor_counts_it_twice(stop):
+    # Ctrl-C (or `kill`, which the CLI turns into the same KeyboardInterrupt) lands while
+    # Kinesis is applying the second request. Raised there, it left the producer unsure
+    # whether the request was applied, and its closing flush sent it again: each of its
+    # quarantined records landed twice (2026-12-07's test_up counted one record too many).
+    class StoppedMidRequest(FakeKinesis):
+        def put_records(self, **request):
+            response = super().put_records(**request)
+            if len(self.calls) == 2:
+                os.kill(os.getpid(), stop)  # its handler runs before this call returns
+            return response
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)  # as `telcopulse produce` sets it
+    try:
+        client = StoppedMidRequest()
+        stats = quiet_send(client, iter(numbered(5_000)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stats.interrupted
+    assert client.accepted == numbered(len(client.accepted))  # in order, none twice
+    assert stats.sent == len(client.accepted) == 2 * MAX_BATCH_RECORDS
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_progress_rewrites_one_line_on_a_terminal_and_appends_in_a_log():
