@@ -32,8 +32,9 @@ whole days from the day rollups, so a page reads what it would in the same histo
 full (issue 12's 365 days "in rollup form", labelled as such in bench/results.md).
 
 Silver and bronze are not written (the dashboard never reads them). The history ends at the
-current minute, so the "last 15 min" window holds data. Each ``--also`` size is a
-hard-linked copy with the older dates removed.
+current minute, or ``--end-in`` minutes later: a history that takes half an hour to write
+then ends about when its pages are timed, and the "1 h" window holds a whole hour. Each
+``--also`` size is a hard-linked copy with the older dates removed.
 
 Every file goes through the job's writer (``glue_job.lake.ParquetLake``): table paths,
 partition directories and ``commit=N`` directories are ``glue_job.tables``'; partitions and
@@ -728,12 +729,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="keep only the last N days in full and the older ones as rollups (N >= 2)",
     )
+    parser.add_argument(
+        "--end-in",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="end the history this many minutes from now (about as long as writing it takes), "
+        "so it ends near the time its pages are timed",
+    )
     parser.add_argument("--rate", type=int, default=200, help="events per second")
     parser.add_argument("--open-batches", type=int, default=DEFAULT_COMPACT_AFTER)
     parser.add_argument("--invalid-rate", type=float, default=0.002)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--force", action="store_true", help="wipe --home even without marker")
     args = parser.parse_args(argv)
+    if args.end_in < 0:
+        parser.error(f"--end-in must be 0 or more minutes: {args.end_in}")
     if args.detail_days is not None and not 2 <= args.detail_days <= args.days:
         parser.error(f"--detail-days must be from 2 to --days ({args.days}): {args.detail_days}")
     return args
@@ -745,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir(parents=True, exist_ok=True)
     largest = history_home(home, args.days)
     lake = prepare_home(largest, args.force)
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    end = (datetime.now(UTC) + timedelta(minutes=args.end_in)).replace(second=0, microsecond=0)
     # History is one big batch job, not a stream: it gets a heap to match.
     spark = build_spark("telcopulse-bench-history", **{"spark.driver.memory": "6g"})
     try:
