@@ -363,7 +363,9 @@ def report(figures: dict) -> str:
         f"{m['spark']}, DuckDB {m['duckdb']}, Streamlit {m['streamlit']}, {m['java']}. "
         "Everything runs on this one machine at once: the Kinesis emulator, the producers, "
         "the stream job and the dashboard share its cores. Rerun with `make bench` "
-        "(about 35 minutes); each phase can also run alone (see `bench/run.py`).",
+        "(about 75 minutes on this machine on 2026-12-07, viewers aside: the 365-day history "
+        "takes about 19 and its pages about 33); each phase can also run alone (see "
+        "`bench/run.py`).",
         "",
     ]
     earlier = earlier_phases(figures)
