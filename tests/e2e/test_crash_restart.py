@@ -304,10 +304,19 @@ def test_emulator_restart_while_producing_loses_and_doubles_nothing(crash_stack,
     stack = crash_stack
     feed = write_feed(tmp_path / "feed.jsonl", 6_000, seed=22)
     running = job(stack, "--trigger", "1")
-    sender = producer(stack, tmp_path / "feed.jsonl", rate=600)
+    sender = None
     emulator = None
     try:
-        time.sleep(4)
+        # The outage is for a running job: one still starting checks the stream first and
+        # exits, rightly, when it cannot reach it (a slow machine's CI run, 2026-12-07).
+        wait_until_running(running)
+        # 15 s of sending; the outage starts once its first status line (after 5 s) says
+        # records went out.
+        sender = producer(stack, tmp_path / "feed.jsonl", rate=400)
+        before = []
+        while not (line := sender.stdout.readline()).startswith("sent "):
+            assert line, "".join(before) + f"the producer exited with {sender.wait()}"
+            before.append(line)
         # The fixture's emulator goes away for a few seconds (its data stays on disk)...
         stop_emulator(stack.emulator)
         time.sleep(5)
@@ -328,7 +337,7 @@ def test_emulator_restart_while_producing_loses_and_doubles_nothing(crash_stack,
         figures = measure_layers(stack, feed)
     finally:
         for process in (sender, running):
-            if process.poll() is None:
+            if process is not None and process.poll() is None:
                 process.kill()
         if emulator is not None:
             stop_emulator(emulator)
