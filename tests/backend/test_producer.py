@@ -274,16 +274,21 @@ def test_a_stop_during_a_request_neither_sends_it_again_nor_counts_it_twice(stop
     def interrupt(_signum, _frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)  # as `telcopulse produce` sets it
+    # Ctrl-C as a terminal's Python has it (a background shell job inherits SIGINT ignored,
+    # as the CI's may), and `kill` as `telcopulse produce` sets it.
+    handlers = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: interrupt}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         client = StoppedMidRequest()
         stats = quiet_send(client, iter(numbered(5_000)))
+        after = {sig: signal.getsignal(sig) for sig in handlers}
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     assert stats.interrupted
     assert client.accepted == numbered(len(client.accepted))  # in order, none twice
     assert stats.sent == len(client.accepted) == 2 * MAX_BATCH_RECORDS
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert after == handlers  # the producer put them back
 
 
 def test_progress_rewrites_one_line_on_a_terminal_and_appends_in_a_log():

@@ -231,7 +231,9 @@ def crash_stack(tmp_path):
 def test_sigkill_at_random_moments_neither_loses_nor_double_counts(crash_stack, tmp_path):
     stack = crash_stack
     feed = write_feed(tmp_path / "feed.jsonl", VALID_EVENTS, seed=21)
-    sender = producer(stack, tmp_path / "feed.jsonl", rate=200)
+    # About 135 s of sending: room for a few runs that commit batches even when each takes
+    # half a minute to start (a slow machine's CI run, 2026-12-07, committed 2 in 11 runs).
+    sender = producer(stack, tmp_path / "feed.jsonl", rate=150)
     chance = random.Random(os.getpid())
     seen: list[int] = []
     kills = 0
@@ -242,12 +244,13 @@ def test_sigkill_at_random_moments_neither_loses_nor_double_counts(crash_stack, 
         while sender.poll() is None or kills < 3 or (kills < MAX_KILLS and not compactions(stack)):
             wait_until_running(running)
             if kills % 2 and sender.poll() is None:
-                # A few batches in, then within the next batch: the kill lands mid-batch,
-                # mid-compaction or mid-garbage-collection.
+                # A few batches in (and past the first compaction, until there is one), then
+                # within the next batch: the kill lands mid-batch, mid-compaction or
+                # mid-garbage-collection.
                 target = newest_commit(stack.settings.lake) + chance.randint(1, 3)
                 deadline = time.monotonic() + 180
                 while (
-                    newest_commit(stack.settings.lake) < target
+                    (newest_commit(stack.settings.lake) < target or not compactions(stack))
                     and running.poll() is None
                     and sender.poll() is None
                 ):
