@@ -481,6 +481,16 @@ def conform(table: str, frame: DataFrame) -> DataFrame:
     return frame.select(*columns, *(c for c in ("batch_id", "commit_id") if c in have))
 
 
+def checked_detail_days(days: int, detail_days: int | None) -> int:
+    """How many of ``days`` are held in full: all of them by default, else from 2 (the
+    rollup form repeats a whole day of ``_ops`` detail) up to ``days``."""
+    if detail_days is None:
+        return days
+    if not 2 <= detail_days <= days:
+        raise ValueError(f"--detail-days must be from 2 to --days ({days}): {detail_days}")
+    return detail_days
+
+
 def write_history(
     spark: SparkSession,
     lake_root: Path,
@@ -500,9 +510,7 @@ def write_history(
     started = time.perf_counter()
     lake = ParquetLake(spark, str(lake_root))
     layout = Layout(end - timedelta(days=days), end, open_batches)
-    detail_days = days if detail_days is None else detail_days
-    if detail_days != days and not 2 <= detail_days < days:
-        raise ValueError(f"detail_days must be from 2 to days ({days}), not {detail_days}")
+    detail_days = checked_detail_days(days, detail_days)
     # Where _ops and quarantine rows start: the history's start, or in rollup form the whole
     # hour the detail days start in (their rollups' older copies repeat whole hours).
     detail_start = (
@@ -745,8 +753,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.end_in < 0:
         parser.error(f"--end-in must be 0 or more minutes: {args.end_in}")
-    if args.detail_days is not None and not 2 <= args.detail_days <= args.days:
-        parser.error(f"--detail-days must be from 2 to --days ({args.days}): {args.detail_days}")
+    try:
+        checked_detail_days(args.days, args.detail_days)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 

@@ -9,6 +9,7 @@ histories and their gold files here rather than by paths of their own.
 from __future__ import annotations
 
 import glob
+import json
 from pathlib import Path
 
 from backend.settings import Settings
@@ -20,6 +21,12 @@ GOLD = tuple(table for name, table in TABLES.items() if name.startswith("gold_")
 
 def history_home(home: Path, days: int) -> Path:
     return home / f"{days}d"
+
+
+def described(home: Path) -> dict:
+    """What ``bench.history`` wrote in data directory ``home``'s marker; {} without one."""
+    marker = home / MARKER
+    return json.loads(marker.read_text()) if marker.exists() else {}
 
 
 def history_homes(home: Path) -> dict[int, Path]:

@@ -192,24 +192,20 @@ def run_history(quick: bool) -> dict:
 def writing_minutes(home: Path, days: int) -> float:
     """How long the last run took to write a ``days`` history under ``home`` (its marker's
     seconds), else ``HISTORY_WRITE_MINUTES``."""
-    from bench.lakes import MARKER, history_home
+    from bench.lakes import described, history_home
 
-    marker = history_home(home, days) / MARKER
-    if marker.exists():
-        seconds = json.loads(marker.read_text()).get("seconds")
-        if seconds:
-            return seconds / 60
-    return HISTORY_WRITE_MINUTES
+    seconds = described(history_home(home, days)).get("seconds")
+    return seconds / 60 if seconds else HISTORY_WRITE_MINUTES
 
 
 def stale_histories(homes: dict[int, Path], now: datetime) -> list[str]:
     """Histories that ended more than HISTORY_FRESH before ``now``, as "<days> d
     ended <time>": the range presets end now, so "1 h" would time a mostly empty window."""
-    from bench.lakes import MARKER
+    from bench.lakes import described
 
     stale = []
     for days, home in sorted(homes.items()):
-        end = json.loads((home / MARKER).read_text()).get("end")
+        end = described(home).get("end")
         if end is None or now - parse_utc_minute(end) > HISTORY_FRESH:
             stale.append(f"{days} d ended {end or 'at an unknown time'}")
     return stale
@@ -217,12 +213,12 @@ def stale_histories(homes: dict[int, Path], now: datetime) -> list[str]:
 
 def run_pages(quick: bool) -> dict:
     from bench import pages_bench
-    from bench.lakes import MARKER, history_homes
+    from bench.lakes import described, history_homes
 
     homes = history_homes(HISTORY_HOME)
     # A history written faster than it was told ends in the future: wait for its end, so
-    # no window holds minutes that have not happened yet.
-    ends = [parse_utc_minute(json.loads((h / MARKER).read_text())["end"]) for h in homes.values()]
+    # no window holds minutes that have not happened yet (one without an end is stale).
+    ends = [parse_utc_minute(end) for h in homes.values() if (end := described(h).get("end"))]
     if ends and (wait := (max(ends) - datetime.now(UTC)).total_seconds()) > 0:
         log(f"waiting {wait:.0f} s for the histories' end")
         time.sleep(wait)
