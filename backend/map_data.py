@@ -21,6 +21,7 @@ from backend.engine import QueryEngine
 from backend.frames import as_float, as_int, as_utc, numeric, ratio
 from backend.kpis import trend_bucket
 from backend.queries import Window, run_query
+from backend.windows import pick_bucket
 from glue_job.contract import H3_RESOLUTIONS, STATUS_LABELS
 from glue_job.tables import STATUS_COLUMNS
 
@@ -36,8 +37,8 @@ POINT_COLUMNS: tuple[str, ...] = (
     "out_of_service_events",
     "out_of_service_share",
     "positions",
-    "first_minute",
-    "last_minute",
+    "periods_from",
+    "periods_until",
 )
 
 
@@ -102,13 +103,19 @@ def query_postal_map(engine: QueryEngine, batch: int, window: Window) -> PostalM
     )
 
 
-def postal_span(points: pd.DataFrame, code: str) -> tuple[datetime, datetime] | None:
-    """The first and last minute of ``code``'s events among ``points`` (what its breakdown,
-    ``query_postal_detail``, finds too), or None when the code is not among them."""
+def likely_bucket(points: pd.DataFrame, code: str) -> str | None:
+    """The trend bucket that ``code``'s breakdown (``query_postal_detail``) almost always
+    picks, guessed from the periods holding its events among ``points`` so that the page
+    can load the trend alongside the breakdown; None when the code is not among them.
+
+    Those periods (minutes, hours, days) start at most a day before the code's first event
+    and end at most a day after its last, so the guess is the exact span's bucket or, near
+    a bucket's limit, a coarser one; the page then loads the trend again at the breakdown's.
+    """
     row = points[points["postal_code"] == code]
-    if row.empty or row["first_minute"].isna().iloc[0] or row["last_minute"].isna().iloc[0]:
+    if row.empty or row["periods_from"].isna().iloc[0] or row["periods_until"].isna().iloc[0]:
         return None
-    return as_utc(row["first_minute"].iloc[0]), as_utc(row["last_minute"].iloc[0])
+    return pick_bucket(as_utc(row["periods_from"].iloc[0]), as_utc(row["periods_until"].iloc[0]))
 
 
 def busiest_postal_code(points: pd.DataFrame) -> str:

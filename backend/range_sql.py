@@ -60,23 +60,27 @@ def window_rows(table: str, prefix: str = "") -> str:
     """The rows of a minute gold ``table`` in the window, read from its day rollups, hour
     rollups and minute partials (``backend.ranges``), each part with its own partitions.
     Every row has the minute table's columns, ``minute`` being the period's start, plus
-    the first and last minute it holds (``minute_min``, ``minute_max``), ``commit_id`` and
-    ``visible_through``. Parameters (``range_params``) take ``prefix`` when one query
-    reads two windows."""
+    the first and last minute it holds (``minute_min``, ``minute_max``), the last minute
+    of its period (``period_end``: computed from the period, so it reads no column),
+    ``commit_id`` and ``visible_through``. Parameters (``range_params``) take ``prefix``
+    when one query reads two windows."""
     p = prefix
     values = [n for n, _ in TABLES[table].columns if n not in ("minute", "commit_id")]
     kept = ", ".join([*values, "commit_id", "visible_through"])
     hour, day = ROLLUPS[table]["hour"].name, ROLLUPS[table]["day"].name
     return f"""(
-    SELECT minute, minute AS minute_min, minute AS minute_max, event_date, {kept}
+    SELECT minute, minute AS minute_min, minute AS minute_max, minute AS period_end,
+        event_date, {kept}
     FROM {table}
     WHERE {raw_part("minute", "event_date", p)}
     UNION ALL
-    SELECT hour AS minute, minute_min, minute_max, event_date, {kept}
+    SELECT hour AS minute, minute_min, minute_max, hour + INTERVAL '59' MINUTE AS period_end,
+        event_date, {kept}
     FROM {hour}
     WHERE {hour_part("hour", "event_date", p)}
     UNION ALL
-    SELECT day AS minute, minute_min, minute_max, CAST(day AS DATE) AS event_date, {kept}
+    SELECT day AS minute, minute_min, minute_max, day + INTERVAL '1439' MINUTE AS period_end,
+        CAST(day AS DATE) AS event_date, {kept}
     FROM {day}
     WHERE {day_part("day", "event_month", p)}
 )"""

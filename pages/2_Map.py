@@ -4,7 +4,6 @@ signal or outage share; a click shows one cell's or postal code's breakdown."""
 import streamlit as st
 
 from backend import map_data
-from backend.windows import pick_bucket
 from dashboard import map as map_ui
 from dashboard import map_colors, panels
 from dashboard.map_detail import show_area
@@ -102,13 +101,13 @@ if chosen_cell is not None:
     show_area(page, detail, noun="this cell", trend=map_data.query_cell_trend)
 else:
     code = chosen or map_data.busiest_postal_code(postal.points)
-    # Its breakdown and its trend at once: the map already knows the span that picks the
-    # trend's bucket (show_area picks the same from the breakdown).
-    span = map_data.postal_span(postal.points, code)
-    if span is not None:
+    # Its breakdown and its trend at once, the trend at the bucket the map's periods
+    # suggest (show_area picks it from the breakdown's exact span: nearly always the same).
+    bucket = map_data.likely_bucket(postal.points, code)
+    if bucket is not None:
         page.warm(
             (map_data.query_postal_detail, code),
-            (map_data.query_postal_trend, code, pick_bucket(*span)),
+            (map_data.query_postal_trend, code, bucket),
         )
     if chosen is None:
         st.subheader(

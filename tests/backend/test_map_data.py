@@ -357,3 +357,25 @@ def test_cli_prints_the_coverage_cells(monkeypatch, capsys, csv_lake, placed_sil
     with pytest.raises(SystemExit):
         cli.main(["kpi", "cells", "--resolution", "7"])
     assert "invalid choice: 7" in capsys.readouterr().err
+
+
+def test_the_likely_bucket_comes_from_the_periods_that_hold_a_codes_events():
+    # 10:01-12:59 exactly ("minute", under 3 h); hour periods 10:00-12:59 guess the same.
+    # 10:01-13:00 exactly (2 h 59 min); hour periods 10:00-13:59 guess one coarser, which
+    # the page then corrects from the breakdown's exact span.
+    day = datetime(2026, 3, 2, tzinfo=UTC)
+    points = pd.DataFrame(
+        {
+            "postal_code": ["28001", "28002", "28003"],
+            "periods_from": [day.replace(hour=10)] * 2 + [pd.NaT],
+            "periods_until": [
+                day.replace(hour=12, minute=59),
+                day.replace(hour=13, minute=59),
+                pd.NaT,
+            ],
+        }
+    )
+    assert map_data.likely_bucket(points, "28001") == "minute"
+    assert map_data.likely_bucket(points, "28002") == "5 min"
+    assert map_data.likely_bucket(points, "28003") is None
+    assert map_data.likely_bucket(points, "99999") is None

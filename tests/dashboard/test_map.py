@@ -388,16 +388,21 @@ def test_a_refresh_runs_each_query_once_the_independent_ones_at_once(monkeypatch
     )
 
 
-def test_the_span_of_a_postal_code_is_its_breakdowns(csv_lake):
-    from backend.map_data import postal_span, query_postal_detail, query_postal_map
+def test_a_postal_codes_periods_cover_its_breakdowns_span_and_guess_its_bucket(csv_lake):
+    from backend.frames import as_utc
+    from backend.map_data import likely_bucket, query_postal_detail, query_postal_map
     from backend.queries import committed_batch
-    from backend.windows import window_for_preset
+    from backend.windows import pick_bucket, window_for_preset
 
     engine = DuckDBEngine(csv_lake)
     batch = committed_batch(engine)
     window = window_for_preset("all")
     points = query_postal_map(engine, batch, window).points
-    for code in points["postal_code"].head(5):
-        detail = query_postal_detail(engine, batch, window, code)
-        assert postal_span(points, code) == (detail.first_minute, detail.last_minute)
-    assert postal_span(points, "no such code") is None
+    for _, row in points.head(5).iterrows():
+        detail = query_postal_detail(engine, batch, window, row["postal_code"])
+        assert as_utc(row["periods_from"]) <= detail.first_minute
+        assert detail.last_minute <= as_utc(row["periods_until"])
+        assert likely_bucket(points, row["postal_code"]) == pick_bucket(
+            detail.first_minute, detail.last_minute
+        )
+    assert likely_bucket(points, "no such code") is None
