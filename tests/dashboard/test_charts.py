@@ -13,13 +13,14 @@ MIN5 = pd.Timedelta(minutes=5)
 def test_a_line_breaks_over_missing_buckets():
     rows = pd.DataFrame({"bucket": [T0, T0 + MIN5, T0 + 8 * MIN5], "v": [1.0, 2.0, 3.0]})
     x, y = with_gaps(rows, "v", MIN5)
-    assert x == [T0, T0 + MIN5, T0 + 2 * MIN5, T0 + 8 * MIN5]
+    assert list(x) == [T0, T0 + MIN5, T0 + 2 * MIN5, T0 + 8 * MIN5]
     assert y == [1.0, 2.0, None, 3.0]
 
 
 def test_contiguous_buckets_are_unchanged():
     rows = pd.DataFrame({"bucket": [T0 + MIN5, T0], "v": [2.0, 1.0]})
-    assert with_gaps(rows, "v", MIN5) == ([T0, T0 + MIN5], [1.0, 2.0])
+    x, y = with_gaps(rows, "v", MIN5)
+    assert (list(x), y) == ([T0, T0 + MIN5], [1.0, 2.0])
     assert bucket_step(pd.Series([T0, T0 + 3 * MIN5, T0 + MIN5])) == MIN5
     assert bucket_step(pd.Series([T0])) is None
 
