@@ -359,8 +359,8 @@ def report(figures: dict) -> str:
         f"{m['spark']}, DuckDB {m['duckdb']}, Streamlit {m['streamlit']}, {m['java']}. "
         "Everything runs on this one machine at once: the Kinesis emulator, the producers, "
         "the stream job and the dashboard share its cores. Rerun with `make bench` "
-        "(about 75 minutes on this machine on 2026-12-07, viewers aside: the 365-day history "
-        "takes about 19 and its pages about 33); each phase can also run alone (see "
+        "(70 minutes on this machine on 2026-12-07: the stream phase 10, the 365-day "
+        "history 18, its pages 22, the viewers 12); each phase can also run alone (see "
         "`bench/run.py`).",
         "",
     ]

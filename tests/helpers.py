@@ -14,7 +14,10 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from hypothesis import strategies as st
+
 from backend.engine import DuckDBEngine
+from backend.queries import BEGINNING, END_OF_TIME, Window
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MOBILE_LOGS = PROJECT_ROOT / "backend" / "data" / "mobile-logs.csv"
@@ -156,3 +159,24 @@ class EveryFileEngine(DuckDBEngine):
 
     def run(self, sql, params=(), *, scope=None):
         return super().run(sql, params)
+
+
+def windows_within(start: datetime, end: datetime) -> st.SearchStrategy[Window]:
+    """Hypothesis: windows between ``start`` and ``end``, on whole minutes or both a
+    number of seconds into them, now and then open at either end (``BEGINNING``,
+    ``END_OF_TIME``): the ranges the rollup property tests compose."""
+    minutes = int((end - start).total_seconds() // 60)
+
+    @st.composite
+    def windows(draw) -> Window:
+        seconds = st.integers(0, 59) if draw(st.booleans()) else st.just(0)
+        a = start + timedelta(minutes=draw(st.integers(0, minutes)), seconds=draw(seconds))
+        b = start + timedelta(minutes=draw(st.integers(0, minutes)), seconds=draw(seconds))
+        since, until = min(a, b), max(a, b)
+        if draw(st.integers(0, 9)) == 0:
+            since = BEGINNING
+        if draw(st.integers(0, 9)) == 0:
+            until = END_OF_TIME
+        return Window(since=since, until=until)
+
+    return windows()

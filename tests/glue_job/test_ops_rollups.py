@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import event
+from helpers import event, windows_within
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend import health_data as health
-from backend.queries import BEGINNING, END_OF_TIME, Window
 from backend.ranges import Snapshot, compose
 from glue_job.batch import BatchProcessor
 from glue_job.lake import ParquetLake
@@ -193,20 +192,7 @@ def test_rollups_hold_every_sealed_batch_once(engine, snapshots) -> None:
 
 
 SPAN_START, SPAN_END = DAY0 - timedelta(hours=2), DAY2 + timedelta(hours=6)
-MINUTES = int((SPAN_END - SPAN_START).total_seconds() // 60)
-
-
-@st.composite
-def windows(draw) -> Window:
-    seconds = st.integers(0, 59) if draw(st.booleans()) else st.just(0)
-    a = SPAN_START + timedelta(minutes=draw(st.integers(0, MINUTES)), seconds=draw(seconds))
-    b = SPAN_START + timedelta(minutes=draw(st.integers(0, MINUTES)), seconds=draw(seconds))
-    since, until = min(a, b), max(a, b)
-    if draw(st.integers(0, 9)) == 0:
-        since = BEGINNING
-    if draw(st.integers(0, 9)) == 0:
-        until = END_OF_TIME
-    return Window(since=since, until=until)
+WINDOWS = windows_within(SPAN_START, SPAN_END)
 
 
 @settings(
@@ -214,7 +200,7 @@ def windows(draw) -> Window:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(window=windows(), unit=st.sampled_from(["minute", "hour", "day"]))
+@given(window=WINDOWS, unit=st.sampled_from(["minute", "hour", "day"]))
 def test_health_is_the_same_from_rollups_as_from_commit_rows(
     engine, every_file_engine, snapshots, window, unit
 ) -> None:

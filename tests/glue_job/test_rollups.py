@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import event, raw_rows
+from helpers import event, raw_rows, windows_within
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.queries import BEGINNING, END_OF_TIME, Filters, Window, run_query
+from backend.queries import Filters, Window, run_query
 from backend.ranges import Snapshot, compose
 from glue_job.batch import BatchProcessor
 from glue_job.lake import ParquetLake
@@ -176,20 +176,7 @@ def test_late_events_and_replays_were_rolled_up(engine, snapshots) -> None:
 # --- every KPI the same from rollups as from minutes -----------------------------------
 
 SPAN_START, SPAN_END = DAY0 - timedelta(hours=2), DAY0 + timedelta(days=3, hours=2)
-MINUTES = int((SPAN_END - SPAN_START).total_seconds() // 60)
-
-
-@st.composite
-def windows(draw) -> Window:
-    seconds = st.integers(0, 59) if draw(st.booleans()) else st.just(0)
-    a = SPAN_START + timedelta(minutes=draw(st.integers(0, MINUTES)), seconds=draw(seconds))
-    b = SPAN_START + timedelta(minutes=draw(st.integers(0, MINUTES)), seconds=draw(seconds))
-    since, until = min(a, b), max(a, b)
-    if draw(st.integers(0, 9)) == 0:
-        since = BEGINNING
-    if draw(st.integers(0, 9)) == 0:
-        until = END_OF_TIME
-    return Window(since=since, until=until)
+WINDOWS = windows_within(SPAN_START, SPAN_END)
 
 
 def answers(engine, batch: int, window: Window, unit: str, step: int) -> dict[str, pd.DataFrame]:
@@ -234,7 +221,7 @@ def answers(engine, batch: int, window: Window, unit: str, step: int) -> dict[st
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    window=windows(),
+    window=WINDOWS,
     bucket=st.sampled_from([("minute", 1), ("minute", 5), ("hour", 1), ("day", 1)]),
 )
 def test_every_kpi_is_the_same_from_rollups_as_from_minutes(
