@@ -385,6 +385,8 @@ def report(figures: dict) -> str:
 def viewers_section(viewers: dict | None, when: str | None) -> list[str]:
     if not viewers:
         return []
+    from bench.viewers_bench import seconds_text
+
     s = viewers["summary"]
     return [
         "## Many viewers",
@@ -392,9 +394,9 @@ def viewers_section(viewers: dict | None, when: str | None) -> list[str]:
         f"Measured {when}: {viewers['viewers']} headless Chromium sessions on `telcopulse up "
         f"--rate {viewers['rate']:g}`, each auto-refreshing every {viewers['refresh_seconds']} "
         f"s for {viewers['minutes']:g} minutes: {s['answered']['runs']:,} refreshes answered "
-        f"by the dashboard in p50 {s['answered']['p50']:.2f} s, p95 "
-        f"{s['answered']['p95']:.2f} s (drawn in this machine's browser: p95 "
-        f"{s['drawn']['p95']:.2f} s), {len(s['errors'])} errors. Per page and in full: "
+        f"by the dashboard in p50 {seconds_text(s['answered']['p50'])}, p95 "
+        f"{seconds_text(s['answered']['p95'])} (drawn in this machine's browser: p95 "
+        f"{seconds_text(s['drawn']['p95'])}), {len(s['errors'])} errors. Per page and in full: "
         "[docs/reliability.md](../docs/reliability.md).",
         "",
     ]

@@ -38,10 +38,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -392,6 +394,18 @@ def summary(figures: dict) -> dict:
     return result
 
 
+def seconds_text(value: float, digits: int = 2) -> str:
+    """A time for the report: "none" when nothing was timed (the summary's infinity)."""
+    return "none" if math.isinf(value) else f"{value:.{digits}f} s"
+
+
+def errors_text(errors: list[str], shown: int = 10) -> str:
+    """Distinct errors, the most frequent first, each with its count when it repeats."""
+    counted = Counter(errors).most_common()
+    text = "; ".join(f"{n} × {error}" if n > 1 else error for error, n in counted[:shown])
+    return text + (f"; and {len(counted) - shown} other kinds" if len(counted) > shown else "")
+
+
 def report(figures: dict) -> str:
     """The many-viewers section of docs/reliability.md."""
     s = summary(figures)
@@ -434,24 +448,26 @@ def report(figures: dict) -> str:
         "| page | refreshes | answered p50 | answered p95 | drawn p95 |",
         "|---|---:|---:|---:|---:|",
         *[
-            f"| {page} | {t['runs']:,} | {t['p50']:.2f} s | {t['p95']:.2f} s | "
-            f"{drawn['per_page'].get(page, {}).get('p95', float('inf')):.2f} s |"
+            f"| {page} | {t['runs']:,} | {seconds_text(t['p50'])} | {seconds_text(t['p95'])} | "
+            f"{seconds_text(drawn['per_page'].get(page, {}).get('p95', math.inf))} |"
             for page, t in answered["per_page"].items()
         ],
-        f"| **all** | **{answered['runs']:,}** | **{answered['p50']:.2f} s** | "
-        f"**{answered['p95']:.2f} s** | **{drawn['p95']:.2f} s** |",
+        f"| **all** | **{answered['runs']:,}** | **{seconds_text(answered['p50'])}** | "
+        f"**{seconds_text(answered['p95'])}** | **{seconds_text(drawn['p95'])}** |",
         "",
-        f"- Answered: p50 {answered['p50']:.2f} s, p95 {answered['p95']:.2f} s, worst "
-        f"{answered['max']:.2f} s (target: p95 ≤ {TARGET_P95_SECONDS:g} s). "
+        f"- Answered: p50 {seconds_text(answered['p50'])}, p95 "
+        f"{seconds_text(answered['p95'])}, worst {seconds_text(answered['max'])} "
+        f"(target: p95 ≤ {TARGET_P95_SECONDS:g} s). "
         f"{answered['runs']:,} refreshes against the {s['expected_runs']:,} a "
         f"{figures['refresh_seconds']} s interval asks for.",
-        f"- Drawn in this machine's browser: p50 {drawn['p50']:.2f} s, p95 {drawn['p95']:.2f} s, "
-        f"worst {drawn['max']:.2f} s.",
+        f"- Drawn in this machine's browser: p50 {seconds_text(drawn['p50'])}, p95 "
+        f"{seconds_text(drawn['p95'])}, worst {seconds_text(drawn['max'])}.",
         cpu_line,
-        f"- First load of a page (navigation to drawn): p95 {s['first_load_p95']:.1f} s.",
+        f"- First load of a page (navigation to drawn): p95 "
+        f"{seconds_text(s['first_load_p95'], 1)}.",
         f"- Errors: {len(s['errors'])}"
         + (
-            ": " + "; ".join(s["errors"][:10])
+            ": " + errors_text(s["errors"])
             if s["errors"]
             else " (no exception box, script "
             "error, console error or lost connection in any session)."

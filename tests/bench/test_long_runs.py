@@ -228,6 +228,23 @@ def test_the_viewers_pass_on_a_fast_answer_p95_without_errors_only():
     assert not summary(viewers(session("Home", [])))["passed"]  # nothing ran at all
 
 
+def test_a_viewers_report_says_none_for_what_never_ran_and_counts_repeated_errors():
+    timeout = "session failed: Page.wait_for_selector: Timeout 120000ms exceeded."
+    starved = viewers(
+        session("Home", [1800, 2700], drawn_ms=[]),
+        *[session("Map", [], [timeout]) for _ in range(3)],
+        session("KPIs", [], ["KPIs: connection PINGING_SERVER"]),
+    )
+    for session_figures in starved["sessions"][1:]:
+        del session_figures["first_load_seconds"]
+    text = report(starved)
+    assert "| Home | 2 | 2.25 s | 2.66 s | none |" in text
+    assert "| **all** | **2** | **2.25 s** | **2.66 s** | **none** |" in text
+    assert "Drawn in this machine's browser: p50 none, p95 none, worst none." in text
+    assert f"Errors: 4: 3 × {timeout}; KPIs: connection PINGING_SERVER" in text
+    assert "inf" not in text
+
+
 def test_only_the_processes_that_draw_are_the_ones_slowed_down():
     from bench.viewers_bench import _draws
 
