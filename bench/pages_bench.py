@@ -18,7 +18,6 @@ what one refresh reads of gold, the stand-in for Athena's bytes scanned. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import socket
@@ -29,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.lakes import GOLD, MARKER, gold_files, history_home, lake_of
+from bench.lakes import GOLD, MARKER, history_home
 
 # Pages run outside a Streamlit server here, which Streamlit warns about on every run.
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
@@ -202,15 +201,6 @@ def point_app_at(home: Path) -> None:
     # health page's stream probe fails fast instead of reaching another process's emulator.
     os.environ["TELCOPULSE_REFRESH_SECONDS"] = "600"
     os.environ["TELCOPULSE_EMULATOR_PORT"] = str(free_port())
-
-
-def lake_facts(home: Path) -> dict:
-    """What bench.history wrote there, and what the gold files hold on disk."""
-    info = json.loads((home / MARKER).read_text())
-    gold = gold_files(lake_of(home))
-    info["gold_files"] = len(gold)
-    info["gold_bytes"] = sum(p.stat().st_size for p in gold)
-    return info
 
 
 def measure_pages(
