@@ -254,16 +254,7 @@ def query_postal_trend(
 
     ``bucket`` is a ``windows.TREND_BUCKETS`` key, as on the other pages.
     """
-    unit, step = trend_bucket(bucket)
-    frame = run_query(
-        engine,
-        "map_postal_trend",
-        batch=batch,
-        unit=unit,
-        step=step,
-        postal_code=str(postal_code),
-        **window.rows_params(batch, unit),
-    )
+    frame = _trend_rows(engine, "map_postal_trend", batch, window, bucket, postal_code=postal_code)
     frame = numeric(frame, ["signal_sum"], ["events", "signal_samples"])
     if frame.empty:
         return pd.DataFrame(columns=TREND_COLUMNS)
@@ -284,16 +275,7 @@ def query_cell_trend(
     engine: QueryEngine, batch: int, window: Window, cell: str, bucket: str
 ) -> pd.DataFrame:
     """A coverage cell's trend, in the columns of ``query_postal_trend``."""
-    unit, step = trend_bucket(bucket)
-    frame = run_query(
-        engine,
-        "map_cell_trend",
-        batch=batch,
-        unit=unit,
-        step=step,
-        cell=str(cell),
-        **window.rows_params(batch, unit),
-    )
+    frame = _trend_rows(engine, "map_cell_trend", batch, window, bucket, cell=cell)
     counts = ["events", "signal_samples", *STATUS_COLUMNS.values()]
     frame = numeric(frame, ["signal_sum"], counts)
     if frame.empty:
@@ -303,6 +285,23 @@ def query_cell_trend(
     per_status = frame[list(STATUS_COLUMNS.values())].astype("int64")
     per_status.columns = [STATUS_LABELS[code] for code in STATUS_COLUMNS]
     return _trend(per_status, frame[["events", "signal_sum", "signal_samples"]])
+
+
+def _trend_rows(
+    engine: QueryEngine, name: str, batch: int, window: Window, bucket: str, **area: str
+) -> pd.DataFrame:
+    """Query ``name``'s rows per ``bucket`` (a ``windows.TREND_BUCKETS`` key) for one area
+    (``postal_code=`` or ``cell=``), its rollup grains capped by the bucket's unit."""
+    unit, step = trend_bucket(bucket)
+    return run_query(
+        engine,
+        name,
+        batch=batch,
+        unit=unit,
+        step=step,
+        **{key: str(value) for key, value in area.items()},
+        **window.rows_params(batch, unit),
+    )
 
 
 TREND_COLUMNS = ["bucket", "events", *STATUS_LABELS.values(), "avg_signal_dbm", "signal_samples"]

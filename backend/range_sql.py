@@ -28,24 +28,33 @@ def _days(day: str, first: str, last: str) -> str:
     return f"{day} BETWEEN CAST(:{first} AS DATE) AND CAST(:{last} AS DATE)"
 
 
+def _ring(moment: str, day: str, outer: tuple[str, str], inner: tuple[str, str]) -> str:
+    """``moment`` in the span ``outer`` (the names of its since and until parameters) but
+    not in the span ``inner`` it encloses, and ``day`` (its date partition) in the days of
+    the two edges left: from the outer span's first day (parameter ``<since>_day``) to the
+    inner's, and from the inner's last to the outer's. So it reads only those days."""
+    o_since, o_until = outer
+    i_since, i_until = inner
+    return f"""{_between(moment, o_since, o_until)}
+      AND NOT ({_between(moment, i_since, i_until)})
+      AND ({_days(day, o_since + "_day", i_since + "_day")}
+        OR {_days(day, i_until + "_day", o_until + "_day")})"""
+
+
 def raw_part(moment: str, day: str, prefix: str = "") -> str:
     """``moment`` (a row's own time, ``day`` its date partition) in the parts of the window
     that ``{{window_rows}}`` and ``{{ops_rows}}`` read raw: outside the rolled-up hours."""
     p = prefix
-    return f"""{_between(moment, p + "since", p + "until")}
-      AND NOT ({_between(moment, p + "rolled_since", p + "rolled_until")})
-      AND ({_days(day, p + "since_day", p + "rolled_since_day")}
-        OR {_days(day, p + "rolled_until_day", p + "until_day")})"""
+    return _ring(moment, day, (p + "since", p + "until"), (p + "rolled_since", p + "rolled_until"))
 
 
 def hour_part(moment: str, day: str, prefix: str = "") -> str:
     """An hour rollup's ``moment`` (its hour; ``day`` its date partition) in the window's
     hours read from hour rollups (``backend.ranges.compose``)."""
     p = prefix
-    return f"""{_between(moment, p + "rolled_since", p + "rolled_until")}
-      AND NOT ({_between(moment, p + "days_since", p + "days_until")})
-      AND ({_days(day, p + "rolled_since_day", p + "days_since_day")}
-        OR {_days(day, p + "days_until_day", p + "rolled_until_day")})"""
+    return _ring(
+        moment, day, (p + "rolled_since", p + "rolled_until"), (p + "days_since", p + "days_until")
+    )
 
 
 def day_part(moment: str, month: str, prefix: str = "") -> str:

@@ -14,7 +14,7 @@ import streamlit as st
 from backend import health_data as health
 from backend.kinesis import StreamStatus, check_stream, stream_client
 from backend.settings import Settings
-from dashboard import health_charts, panels
+from dashboard import columns, health_charts, panels
 from dashboard.cache import Loaded, timed
 from dashboard.page import Page
 
@@ -215,9 +215,7 @@ def show_trend(trend, resolution: str) -> None:
             mismatched[["time", "first_batch_id", "last_batch_id", "mismatched_batches"]],
             hide_index=True,
             column_config={
-                "time": st.column_config.DatetimeColumn(
-                    "Batch start (UTC)", format="YYYY-MM-DD HH:mm:ss"
-                ),
+                "time": columns.utc_time("Batch start (UTC)"),
                 "first_batch_id": "First batch",
                 "last_batch_id": "Last batch",
                 "mismatched_batches": "Mismatched batches",
@@ -249,12 +247,9 @@ def show_quarantine(page: Page, totals: health.WindowTotals) -> None:
             width="stretch",
             column_config={
                 "reason": "Reason",
-                "records": st.column_config.NumberColumn("Records", format="localized"),
-                "share": st.column_config.ProgressColumn(
+                "records": columns.count("Records"),
+                "share": columns.share(
                     "Share of quarantined",
-                    format="percent",
-                    min_value=0.0,
-                    max_value=1.0,
                     help="Part of the window's quarantined records that carry this reason.",
                 ),
             },
@@ -297,14 +292,12 @@ def show_samples(samples) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "ingest_time": st.column_config.DatetimeColumn(
-                "Ingested (UTC)", format="YYYY-MM-DD HH:mm:ss"
-            ),
+            "ingest_time": columns.utc_time("Ingested (UTC)"),
             "batch_id": "Batch",
             "reasons": "Reasons",
             "encoding": "Shown as",
             "preview": st.column_config.TextColumn("Payload (start)", width="large"),
-            "payload_chars": st.column_config.NumberColumn("Characters", format="localized"),
+            "payload_chars": columns.count("Characters"),
             "shard_id": "Shard",
             "sequence_number": "Sequence number",
         },

@@ -12,7 +12,7 @@ import streamlit as st
 
 from backend import map_data
 from backend.windows import pick_bucket
-from dashboard import charts, panels
+from dashboard import charts, columns, panels
 from dashboard import map as map_ui
 from dashboard.page import Page
 
@@ -64,10 +64,8 @@ def show_area(
             width="stretch",
             column_config={
                 "status_label": "Status",
-                "events": st.column_config.NumberColumn("Events", format="localized"),
-                "share": st.column_config.ProgressColumn(
-                    "Share", format="percent", min_value=0.0, max_value=1.0
-                ),
+                "events": columns.count("Events"),
+                "share": columns.share("Share"),
             },
         )
     with operator_col:
@@ -81,12 +79,10 @@ def show_area(
             width="stretch",
             column_config={
                 "operator": "Operator",
-                "events": st.column_config.NumberColumn("Events", format="localized"),
-                "avg_signal_dbm": st.column_config.NumberColumn("Avg signal", format="%.1f dBm"),
-                "signal_samples": st.column_config.NumberColumn("Readings", format="localized"),
-                "out_of_service_share": st.column_config.ProgressColumn(
-                    "Out of service", format="percent", min_value=0.0, max_value=1.0
-                ),
+                "events": columns.count("Events"),
+                "avg_signal_dbm": columns.measure("Avg signal", "dBm"),
+                "signal_samples": columns.count("Readings"),
+                "out_of_service_share": columns.share("Out of service"),
             },
         )
 

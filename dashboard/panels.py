@@ -20,6 +20,7 @@ from backend.home import AlertRules, Alerts, Freshness, Headline, HeadlineChange
 from backend.queries import BEGINNING, END_OF_TIME, Filters, Window
 from backend.settings import Settings
 from backend.windows import CUSTOM
+from dashboard import columns
 from glue_job.contract import BOUNDS, SIGNAL_BANDS
 
 SIGNAL_RANGE_DBM: tuple[float, float] = BOUNDS["signal_dbm"]
@@ -404,7 +405,7 @@ def query_times(times: pd.DataFrame, engine: str) -> None:
             hide_index=True,
             column_config={
                 "query": "Query",
-                "took_ms": st.column_config.NumberColumn("Took", format="%.1f ms"),
+                "took_ms": columns.measure("Took", "ms"),
                 "loaded": "Loaded",
             },
         )

@@ -6,13 +6,12 @@ import streamlit as st
 from backend import kpis
 from backend.home import query_headline
 from backend.windows import pick_bucket
-from dashboard import charts, controls, panels
+from dashboard import charts, columns, controls, panels
 from dashboard.page import current_page
 from dashboard.panels import ChartTable
 from glue_job.contract import STATUS_LABELS
 
-COUNT = {"format": "localized"}
-READINGS = st.column_config.NumberColumn("Readings", **COUNT)
+READINGS = columns.count("Readings")
 # The per-operator blocks, top to bottom: each a chart beside its downloadable table.
 PER_OPERATOR = (
     ChartTable(
@@ -22,7 +21,7 @@ PER_OPERATOR = (
         help=panels.signal_help(),
         columns={
             "operator": "Operator",
-            "avg_signal_dbm": st.column_config.NumberColumn("Avg signal", format="%.1f dBm"),
+            "avg_signal_dbm": columns.measure("Avg signal", "dBm"),
             "signal_samples": READINGS,
         },
         empty="No signal readings in this window.",
@@ -35,10 +34,7 @@ PER_OPERATOR = (
         "to −90, fair −90 to −100, poor below −100. Best operators on top.",
         columns={
             "operator": "Operator",
-            **{
-                band: st.column_config.NumberColumn(band.capitalize(), **COUNT)
-                for band in kpis.BANDS
-            },
+            **{band: columns.count(band.capitalize()) for band in kpis.BANDS},
             "signal_samples": READINGS,
         },
         empty="No signal readings in this window.",
@@ -52,7 +48,7 @@ PER_OPERATOR = (
         "the reported position with 68 % confidence. Smaller is more precise.",
         columns={
             "operator": "Operator",
-            "avg_precision_m": st.column_config.NumberColumn("Avg precision", format="%.1f m"),
+            "avg_precision_m": columns.measure("Avg precision", "m"),
             "precision_samples": READINGS,
         },
         empty="No GPS precision readings in this window.",
@@ -174,18 +170,12 @@ if status is not None:
             column_config={
                 "postal_code": "Postal code",
                 **{
-                    label: st.column_config.NumberColumn(
-                        label.replace("_", " ").capitalize(), **COUNT
-                    )
+                    label: columns.count(label.replace("_", " ").capitalize())
                     for label in STATUS_LABELS.values()
                 },
-                "events": st.column_config.NumberColumn("Events", **COUNT),
-                "in_service_share": st.column_config.ProgressColumn(
-                    "In service", format="percent", min_value=0.0, max_value=1.0
-                ),
-                "out_of_service_share": st.column_config.ProgressColumn(
-                    "Out of service", format="percent", min_value=0.0, max_value=1.0
-                ),
+                "events": columns.count("Events"),
+                "in_service_share": columns.share("In service"),
+                "out_of_service_share": columns.share("Out of service"),
             },
         )
 page.show_query_times()
