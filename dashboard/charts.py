@@ -4,6 +4,10 @@ Colours come from a fixed, medium-lightness palette that reads on Streamlit's
 light and dark themes. Operators in the alias table get palette slots in sorted
 order (distinct and stable whatever data is on screen); any other name is hashed
 into the palette, so it too keeps its colour across reruns, pages and sessions.
+
+Why one module of about 380 lines: every figure the KPI and Map pages draw is here, and
+they share the palette, the bucket handling of the trends and the layout defaults; split
+up, each part would import most of the others.
 """
 
 from __future__ import annotations

@@ -60,6 +60,8 @@ def warm_python_workers(spark: SparkSession) -> set[int]:
     (docs/reliability.md). Forked here, the workers are the job's memory from its first
     minute, and are reused from then on. A barrier stage starts its tasks together, and
     its barrier holds each task until all have validated: so each has a worker of its own.
+    Done while the stream starts, it also takes the workers' start-up (a fork, and
+    validation's imports) off the first batch.
     """
     slots = spark.sparkContext.defaultParallelism
     now = datetime.now(UTC)
@@ -148,13 +150,16 @@ def run_stream(
     def warm() -> None:
         try:
             warm_python_workers(spark)
-        except Exception as exc:  # noqa: BLE001 - memory planning, not correctness
+        except Exception as exc:  # noqa: BLE001 - memory planning and speed, not correctness
             log(f"Python workers not forked ahead: {root_cause(str(exc))}")
 
     state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-state")
     processor = _Starting(state.submit(prepare))
-    if not until_idle:  # a long run's memory; a drain ends before it would matter
-        state.submit(warm)  # after the lake's state, beside the first batches
+    # After the lake's state, while the source starts: the first batch then finds its
+    # Python workers forked and validation imported. A drain of 2,000 queued events
+    # committed its first batch 0.2-3.2 s sooner so in three alternating pairs
+    # (2026-12-07; its validation step 1.3-1.7 s instead of 3.0-3.9 s).
+    state.submit(warm)
     state.shutdown(wait=False)
     spark.dataSource.register(KinesisDataSource)
 
