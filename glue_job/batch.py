@@ -542,7 +542,7 @@ class BatchProcessor:
         """Write bronze, quarantine, silver and gold, counting rows into the _ops stats."""
         stats = verdicts.stats
         # Each write is one Spark task; bronze runs beside quarantine, silver and gold,
-        # so both cores write. The pool's second thread then takes two of the gold writes.
+        # so both cores write. The pool's threads then take two of the three gold writes.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="writer") as pool:
             bronze = pool.submit(self.lake.write, "bronze", to_bronze(raw, started), batch_id)
             if stats["quarantine_rows"]:

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -147,18 +148,21 @@ def run_stream(
             log=log,
         )
 
+    stopping = threading.Event()  # set before Spark stops: a warm-up it cuts short is no news
+
     def warm() -> None:
         try:
             warm_python_workers(spark)
         except Exception as exc:  # noqa: BLE001 - memory planning and speed, not correctness
-            log(f"Python workers not forked ahead: {root_cause(str(exc))}")
+            if not stopping.is_set():
+                log(f"Python workers not forked ahead: {root_cause(str(exc))}")
 
     state = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-state")
     processor = _Starting(state.submit(prepare))
     # After the lake's state, while the source starts: the first batch then finds its
     # Python workers forked and validation imported. A drain of 2,000 queued events
-    # committed its first batch 0.2-3.2 s sooner so in three alternating pairs
-    # (2026-12-07; its validation step 1.3-1.7 s instead of 3.0-3.9 s).
+    # ended its first batch 0.2-3.2 s sooner in three alternating pairs (2026-12-07; its
+    # validation step 1.3-1.7 s instead of 3.0-3.9 s).
     state.submit(warm)
     state.shutdown(wait=False)
     spark.dataSource.register(KinesisDataSource)
@@ -190,6 +194,7 @@ def run_stream(
     try:
         checked.result()  # the checkpoint is mended (or refused) before Spark reads it
     except BaseException:
+        stopping.set()
         spark.stop()
         raise
     query = writer.start()
@@ -223,6 +228,7 @@ def run_stream(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        stopping.set()
         spark.stop()
     return 0
 
