@@ -98,13 +98,16 @@ up: install check-java
 	$(BIN)/telcopulse up
 
 # The infrastructure scanners' venv too, so the checkov test runs rather than skips. Both suites
-# run even when the first fails, and make fails when either does. Tests of what only Glue does
+# run even when the first fails, and make fails when either does. Each test's time goes to
+# build/junit/ (JUnit XML), to see where the suite's minutes go. Tests of what only Glue does
 # (marked glue_only: its in-place batch retries) run in the second, on the runtime that does it.
 test: install $(TOOLS_STAMP) $(GLUE_STAMP) check-java chromium
 	@status=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) -m "not glue_only" || status=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) -m "not glue_only" \
+	  --junitxml=build/junit/main.xml || status=$$?; \
 	echo "== the Glue path again, on AWS Glue 5.0's runtime ($(GLUE))"; \
-	$(GLUE)/bin/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) -m glue -p no:cacheprovider || status=$$?; \
+	$(GLUE)/bin/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) -m glue -p no:cacheprovider \
+	  --junitxml=build/junit/glue.xml || status=$$?; \
 	exit $$status
 
 # Only the Glue path, on Glue 5.0's runtime.
