@@ -18,10 +18,10 @@ from pathlib import Path
 DEFAULT = (Path("build/junit/main.xml"), Path("build/junit/glue.xml"))
 
 
-def module_seconds(report: Path) -> Counter[str]:
-    """Seconds per test module (``tests/e2e/test_up.py``) in one JUnit XML report."""
+def module_seconds(report: ET.ElementTree) -> Counter[str]:
+    """Seconds per test module (``tests/e2e/test_up.py``) in one parsed JUnit XML report."""
     seconds: Counter[str] = Counter()
-    for case in ET.parse(report).iter("testcase"):
+    for case in report.iter("testcase"):
         module = case.get("classname", "").split(".")
         while module and module[-1][:1].isupper():  # a test class's name, not the module's
             module.pop()
@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     for report in args.reports:
         if not report.is_file():
             parser.error(f"no such report: {report} (run make test first)")
-        seconds = module_seconds(report)
+        tree = ET.parse(report)
+        seconds = module_seconds(tree)
         total = sum(seconds.values())
-        wall = sum(float(s.get("time") or 0) for s in ET.parse(report).iter("testsuite"))
+        wall = sum(float(s.get("time") or 0) for s in tree.iter("testsuite"))
         print(f"{report}: {wall:,.0f} s, {total:,.0f} worker-seconds in {len(seconds)} modules")
         for module, spent in seconds.most_common(args.top):
             print(f"  {spent:8.1f} s  {spent / total:6.1%}  {module}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
 from bench import suite_times
@@ -19,7 +21,7 @@ REPORT = """<?xml version="1.0" encoding="utf-8"?>
 def test_seconds_add_up_per_module_with_test_classes_folded_in(tmp_path, capsys) -> None:
     report = tmp_path / "main.xml"
     report.write_text(REPORT, encoding="utf-8")
-    assert suite_times.module_seconds(report) == {
+    assert suite_times.module_seconds(ET.parse(report)) == {
         "tests/e2e/test_up.py": 8.75,
         "tests/backend/test_kpis.py": 2.25,
     }
