@@ -150,6 +150,10 @@ def run_stream(
 
     stopping = threading.Event()  # set before Spark stops: a warm-up it cuts short is no news
 
+    def stop_spark() -> None:
+        stopping.set()
+        spark.stop()
+
     def warm() -> None:
         try:
             warm_python_workers(spark)
@@ -195,8 +199,7 @@ def run_stream(
     try:
         checked.result()  # the checkpoint is mended (or refused) before Spark reads it
     except BaseException:
-        stopping.set()
-        spark.stop()
+        stop_spark()
         raise
     query = writer.start()
     stop_requested = []
@@ -229,8 +232,7 @@ def run_stream(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        stopping.set()
-        spark.stop()
+        stop_spark()
     return 0
 
 
