@@ -23,6 +23,8 @@ from backend.settings import Settings
 from glue_job.spark_conf import NATIVE_MEMORY_ENV
 
 STOP_TIMEOUT = 60.0
+# Once a child has stopped, the processes it started have this long to go too.
+GROUP_GRACE = 10.0
 # A stream job that dies (killed, out of memory) is started again: it resumes from its
 # checkpoint, exactly once. One that dies this often this fast is broken: stop instead.
 STREAM_RESTARTS = 3
@@ -106,17 +108,33 @@ def _wait(predicate, timeout: float, children: list[Child]) -> bool:
 
 
 def _stop(child: Child, sig: int = signal.SIGTERM) -> None:
+    """Ask the child itself to stop, then clear what is left of its process group.
+
+    Only the child hears ``sig``: each command stops what it started (the stream job stops
+    its query between batches and then Spark, whose JVM exits with it; the emulator command
+    stops kinesalite). Signalling the whole group took the stream job's JVM down under its
+    driver, which then failed its own clean stop with "Connection refused".
+    """
     # SIGTERM, not SIGINT: a shell may start us with SIGINT ignored, and children inherit that.
-    if child.process.poll() is not None:
-        return
+    if child.process.poll() is None:
+        child.process.send_signal(sig)
+        with suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=STOP_TIMEOUT)
+    _clear_group(child.process)
+
+
+def _clear_group(leader: subprocess.Popen) -> None:
+    """Kill whatever is left in ``leader``'s process group: the leader itself at once if it
+    is still running, a process it started once ``GROUP_GRACE`` has not seen it go."""
+    deadline = time.monotonic() + (GROUP_GRACE if leader.poll() is not None else 0)
     try:
-        os.killpg(child.process.pid, sig)
-        child.process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.process.pid, signal.SIGKILL)
-        child.process.wait()
+        while time.monotonic() < deadline:
+            os.killpg(leader.pid, 0)  # signal 0: only asks whether the group has a process left
+            time.sleep(0.1)
+        os.killpg(leader.pid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        return
+    leader.wait()
 
 
 def _interrupt(_signum, _frame) -> None:

@@ -1,5 +1,6 @@
 """`telcopulse up` as a user runs it: the stack comes up, KPIs move, and a stream job killed
-by hand is started again without losing or double-counting an event."""
+by hand is started again without losing or double-counting an event, and Ctrl-C stops
+every component cleanly."""
 
 from __future__ import annotations
 
@@ -80,6 +81,11 @@ def test_up_survives_a_stream_job_killed_by_hand(tmp_path):
         code = up.wait(timeout=180)
     assert code == 0, out.read_text()
     assert "all stopped" in out.read_text()
+    # The restarted job heard the stop itself and stopped Spark: its JVM was not killed
+    # under it (which had ended the log with "Connection refused").
+    stream_log = (home / "logs" / "stream.log").read_text()
+    assert "stream job stopped cleanly" in stream_log, stream_log[-3000:]
+    assert "error" not in stream_log.lower(), stream_log[-3000:]
 
     # Everything the producer sent, once: drain what the stack left on the stream (the
     # emulator went down with the stack; its data stayed on disk).
