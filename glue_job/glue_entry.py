@@ -45,7 +45,7 @@ from glue_job.errors import JobError
 from glue_job.lake import ParquetLake
 from glue_job.metrics import BatchMetrics
 from glue_job.schemas import RAW_SCHEMA
-from glue_job.spark_conf import GLUE_SPARK_CONF, import_py4j_names
+from glue_job.spark_conf import GLUE_SPARK_CONF, tune_py4j
 
 # Job arguments: DefaultArguments in infra/telcopulse.yaml, named like the TELCOPULSE_*
 # settings they carry; checkpoint_location, stream_arn, starting_position, kinesis_endpoint_url
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     glue_context = GlueContext(sc)
     spark = glue_context.spark_session
     apply_spark_conf(spark)
-    import_py4j_names(spark)
+    tune_py4j(spark)
     job = Job(glue_context)
     job.init(args["JOB_NAME"], args)
 

@@ -138,12 +138,17 @@ PY4J_SINGLE_IMPORTS = (
 )
 
 
-def import_py4j_names(spark) -> None:
-    """Add ``PY4J_SINGLE_IMPORTS`` to the session's py4j view (both runtimes, Glue's too)."""
+def tune_py4j(spark) -> None:
+    """Both runtimes (Glue's too): add ``PY4J_SINGLE_IMPORTS`` to the session's py4j view,
+    then have it look each name up once (``glue_job.py4j_lookups``)."""
     from py4j.java_gateway import java_import
 
+    from glue_job.py4j_lookups import remember_lookups
+
+    jvm = spark.sparkContext._jvm
     for name in PY4J_SINGLE_IMPORTS:
-        java_import(spark.sparkContext._jvm, name)
+        java_import(jvm, name)
+    remember_lookups(jvm)
 
 
 def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: str):
@@ -170,5 +175,5 @@ def build_spark(app_name: str = "telcopulse", master: str = "local[2]", **conf: 
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    import_py4j_names(spark)
+    tune_py4j(spark)
     return spark
