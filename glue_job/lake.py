@@ -14,7 +14,6 @@ lake's history is.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable
 
@@ -48,14 +47,10 @@ class ParquetLake:
     def path(self, table: str) -> str:
         return f"{self.root}/{TABLES[table].path}"
 
-    @functools.cached_property
-    def _hadoop_path(self):
-        """Hadoop's Path class, looked up once: py4j resolves ``jvm.org.apache...`` one
-        package at a time, a failed class lookup each (glue_job.spark_conf, PY4J_SINGLE_IMPORTS)."""
-        return self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path
-
     def _fs(self, path: str):
-        hpath = self._hadoop_path(path)
+        # Hadoop's Path class: the session's py4j view walks the package path once
+        # (glue_job.py4j_lookups, installed by glue_job.spark_conf.tune_py4j).
+        hpath = self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
         return hpath, hpath.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
 
     def _glob(self, pattern: str) -> list:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,14 @@ def newest_commit_dir(table: Path) -> Path:
         return tuple(int(v) if v.isdigit() else v for _, _, v in (p.partition("=") for p in parts))
 
     return max((p for p in table.rglob("commit=*") if p.is_dir()), key=key)
+
+
+def wait_for(check, timeout: float, what: str, poll: float = 0.5) -> None:
+    """Poll ``check`` until it is true; fail saying ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} within {timeout:g} s"
+        time.sleep(poll)
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ import textwrap
 import time
 
 import pytest
+from helpers import wait_for
 
 from backend import stack
 from backend.settings import load_settings
@@ -102,10 +103,7 @@ def _started(tmp_path, name: str, script: str) -> tuple[stack.Child, int]:
         load_settings(home=tmp_path),
         tmp_path,
     )
-    deadline = time.monotonic() + 30
-    while "helper" not in child.log.read_text():
-        assert time.monotonic() < deadline, child.log.read_text()
-        time.sleep(0.05)
+    wait_for(lambda: "helper" in child.log.read_text(), 30, f"{name} started its helper", 0.05)
     return child, int(child.log.read_text().split()[1])
 
 
@@ -134,10 +132,7 @@ def test_a_child_deaf_to_sigterm_is_killed_with_all_it_started(tmp_path, monkeyp
     _stop(child)
     assert child.process.returncode == -signal.SIGKILL
     assert time.monotonic() - began < 10
-    deadline = time.monotonic() + 10
-    while not _gone(helper):
-        assert time.monotonic() < deadline, "the helper outlived its child"
-        time.sleep(0.05)
+    wait_for(lambda: _gone(helper), 10, "the helper went with its child", 0.05)
 
 
 def test_a_process_left_behind_by_a_child_that_stopped_is_killed(tmp_path, monkeypatch):
@@ -147,7 +142,4 @@ def test_a_process_left_behind_by_a_child_that_stopped_is_killed(tmp_path, monke
     child, helper = _started(tmp_path, "leaves", script)
     _stop(child)
     assert child.process.returncode == -signal.SIGTERM
-    deadline = time.monotonic() + 10
-    while not _gone(helper):
-        assert time.monotonic() < deadline, "the helper outlived its child"
-        time.sleep(0.05)
+    wait_for(lambda: _gone(helper), 10, "the helper went with its child", 0.05)

@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import PROJECT_ROOT, free_port
+from helpers import PROJECT_ROOT, free_port, wait_for
 from stack_helpers import newest_commit
 
 from backend.emulator import start_emulator, stop_emulator, wait_until_ready
@@ -39,13 +38,6 @@ def children_of(pid: int) -> dict[int, str]:
 
 def stream_pid(up: subprocess.Popen) -> int:
     return next(pid for pid, cmd in children_of(up.pid).items() if "backend.cli stream" in cmd)
-
-
-def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {timeout:g} s"
-        time.sleep(0.5)
 
 
 def test_up_survives_a_stream_job_killed_by_hand(tmp_path):

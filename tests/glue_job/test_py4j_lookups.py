@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from py4j.java_gateway import JVMView
 from py4j.protocol import MEMORY_COMMAND_NAME, Py4JError
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from glue_job.py4j_lookups import RememberingClass, RememberingView, remember_lookups
@@ -81,12 +82,6 @@ def test_a_name_that_fails_is_asked_again(spark, calls):
 
 def test_pyspark_builds_the_same_columns(spark):
     frame = spark.range(3).select(
-        F.col("id").alias("i"), F.sum(F.lit(2)).over(_everything()).alias("twice")
+        F.col("id").alias("i"), F.sum(F.lit(2)).over(Window.partitionBy()).alias("twice")
     )
     assert [tuple(r) for r in frame.orderBy("i").collect()] == [(0, 6), (1, 6), (2, 6)]
-
-
-def _everything():
-    from pyspark.sql import Window
-
-    return Window.partitionBy()
